@@ -1,0 +1,249 @@
+//! Niantic SPZ (versions 1–3): a gzip stream of a 16-byte header and attribute arrays stored
+//! column by column (positions, alphas, colours, scales, rotations, SH).
+//!
+//! SPZ keeps data in the RUB axis convention; we convert to the RDF convention of Inria PLY files
+//! (flip y and z, with the matching quaternion and SH sign changes) so every reader agrees.
+
+use std::io::Read;
+
+use glam::{Quat, Vec3};
+
+use super::FormatError;
+use super::bytes::Cursor;
+use crate::gaussian::{GaussianFrame, MAX_SH_DEGREE, logit, sh_rest_count};
+
+const MAGIC: u32 = 0x5053_474e;
+const HEADER: usize = 16;
+/// SPZ stores DC colour scaled by this instead of SH_C0, to leave headroom.
+const COLOR_SCALE: f32 = 0.15;
+/// Deflate cannot expand data by more than this factor, which bounds a believable point count.
+const MAX_DEFLATE_RATIO: usize = 1032;
+
+/// Sign flips of the SH coefficients (degrees 1–3, in SPZ's order) when y and z change sign.
+const SH_FLIP_RUB_TO_RDF: [f32; 15] = [
+    -1.0, -1.0, 1.0, // degree 1: y, z, x
+    -1.0, 1.0, 1.0, -1.0, 1.0, // degree 2: xy, yz, 3z²-1, xz, x²-y²
+    -1.0, 1.0, -1.0, -1.0, 1.0, -1.0, 1.0, // degree 3
+];
+
+struct Header {
+    version: u32,
+    count: usize,
+    sh_degree: u8,
+    fractional_bits: u8,
+}
+
+impl Header {
+    fn record_size(&self) -> usize {
+        let position = if self.version == 1 { 6 } else { 9 };
+        let rotation = if self.version >= 3 { 4 } else { 3 };
+        position + 1 + 3 + 3 + rotation + 3 * sh_rest_count(self.sh_degree)
+    }
+}
+
+/// Parses an SPZ file.
+pub fn read(bytes: &[u8]) -> Result<GaussianFrame, FormatError> {
+    let mut gz = flate2::read::GzDecoder::new(bytes);
+    let mut head = [0u8; HEADER];
+    gz.read_exact(&mut head)
+        .map_err(|e| FormatError::Invalid(format!("not a gzip SPZ stream ({e})")))?;
+    let mut c = Cursor::new(&head);
+    if c.u32("magic")? != MAGIC {
+        return Err(FormatError::Invalid("bad SPZ magic".into()));
+    }
+    let header = Header {
+        version: c.u32("version")?,
+        count: c.u32("count")? as usize,
+        sh_degree: c.u8("degree")?,
+        fractional_bits: c.u8("fractional bits")?,
+    };
+    if !(1..=3).contains(&header.version) {
+        return Err(FormatError::Unsupported(format!(
+            "SPZ version {}",
+            header.version
+        )));
+    }
+    if header.sh_degree > MAX_SH_DEGREE {
+        return Err(FormatError::Unsupported(format!(
+            "SH degree {}",
+            header.sh_degree
+        )));
+    }
+    let size = header
+        .count
+        .checked_mul(header.record_size())
+        .filter(|&s| s <= bytes.len().saturating_mul(MAX_DEFLATE_RATIO))
+        .ok_or_else(|| {
+            FormatError::Truncated(format!(
+                "header declares {} Gaussians, more than {} compressed bytes can hold",
+                header.count,
+                bytes.len()
+            ))
+        })?;
+    let mut body = Vec::with_capacity(size);
+    gz.take(size as u64)
+        .read_to_end(&mut body)
+        .map_err(|e| FormatError::Invalid(format!("corrupt SPZ stream ({e})")))?;
+    if body.len() < size {
+        return Err(FormatError::Truncated(format!(
+            "{} of {size} data bytes present",
+            body.len()
+        )));
+    }
+    decode(&header, &body)
+}
+
+fn decode(h: &Header, body: &[u8]) -> Result<GaussianFrame, FormatError> {
+    let n = h.count;
+    let k = sh_rest_count(h.sh_degree);
+    let mut c = Cursor::new(body);
+    let positions = c.take(n * if h.version == 1 { 6 } else { 9 }, "positions")?;
+    let alphas = c.take(n, "alphas")?;
+    let colors = c.take(3 * n, "colours")?;
+    let scales = c.take(3 * n, "scales")?;
+    let rotations = c.take(n * if h.version >= 3 { 4 } else { 3 }, "rotations")?;
+    let sh = c.take(3 * k * n, "SH")?;
+
+    let mut frame = GaussianFrame::with_capacity(n, h.sh_degree);
+    let flip = Vec3::new(1.0, -1.0, -1.0);
+    let fixed_scale = 1.0 / (1u32 << h.fractional_bits.min(24)) as f32;
+    for i in 0..n {
+        let p = if h.version == 1 {
+            let b = &positions[6 * i..6 * i + 6];
+            Vec3::new(
+                f16_to_f32(u16::from_le_bytes([b[0], b[1]])),
+                f16_to_f32(u16::from_le_bytes([b[2], b[3]])),
+                f16_to_f32(u16::from_le_bytes([b[4], b[5]])),
+            )
+        } else {
+            let b = &positions[9 * i..9 * i + 9];
+            let fixed = |j: usize| {
+                let v = b[j] as i32 | (b[j + 1] as i32) << 8 | (b[j + 2] as i32) << 16;
+                ((v << 8) >> 8) as f32 * fixed_scale
+            };
+            Vec3::new(fixed(0), fixed(3), fixed(6))
+        };
+        frame.positions.push(p * flip);
+        frame.opacity_logits.push(logit(alphas[i] as f32 / 255.0));
+        let col = |j: usize| (colors[3 * i + j] as f32 / 255.0 - 0.5) / COLOR_SCALE;
+        frame.sh_dc.push(Vec3::new(col(0), col(1), col(2)));
+        let sc = |j: usize| scales[3 * i + j] as f32 / 16.0 - 10.0;
+        frame.log_scales.push(Vec3::new(sc(0), sc(1), sc(2)));
+        let q = if h.version >= 3 {
+            smallest_three(&rotations[4 * i..4 * i + 4])
+        } else {
+            let r = &rotations[3 * i..3 * i + 3];
+            let xyz = Vec3::new(r[0] as f32, r[1] as f32, r[2] as f32) / 127.5 - Vec3::ONE;
+            Quat::from_xyzw(
+                xyz.x,
+                xyz.y,
+                xyz.z,
+                (1.0 - xyz.length_squared()).max(0.0).sqrt(),
+            )
+        };
+        frame.rotations.push(Quat::from_xyzw(q.x, -q.y, -q.z, q.w));
+        for coeff in 0..k {
+            let s = |j: usize| (sh[3 * (k * i + coeff) + j] as f32 - 128.0) / 128.0;
+            frame
+                .sh_rest
+                .push(Vec3::new(s(0), s(1), s(2)) * SH_FLIP_RUB_TO_RDF[coeff]);
+        }
+    }
+    Ok(frame)
+}
+
+/// SPZ v3 rotation: 2 bits naming the largest component, then three 10-bit sign+magnitude values.
+fn smallest_three(b: &[u8]) -> Quat {
+    let mut comp = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let largest = (comp >> 30) as usize;
+    let mask = (1u32 << 9) - 1;
+    let mut q = [0.0f32; 4];
+    let mut sum = 0.0;
+    for i in (0..4).rev() {
+        if i == largest {
+            continue;
+        }
+        let mag = comp & mask;
+        let negative = (comp >> 9) & 1 == 1;
+        comp >>= 10;
+        let v = std::f32::consts::FRAC_1_SQRT_2 * mag as f32 / mask as f32;
+        q[i] = if negative { -v } else { v };
+        sum += v * v;
+    }
+    q[largest] = (1.0 - sum).max(0.0).sqrt();
+    Quat::from_xyzw(q[0], q[1], q[2], q[3])
+}
+
+/// IEEE half to single precision (SPZ v1 positions).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let exp = ((h >> 10) & 0x1f) as i32;
+    let frac = (h & 0x3ff) as f32;
+    sign * match exp {
+        0 => frac * 2f32.powi(-24),
+        31 if frac == 0.0 => f32::INFINITY,
+        31 => f32::NAN,
+        e => (1.0 + frac / 1024.0) * 2f32.powi(e - 15),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn decodes_v3_record_into_rdf() {
+        let mut raw = Vec::new();
+        for v in [MAGIC, 3, 1] {
+            raw.extend(v.to_le_bytes());
+        }
+        raw.extend([1u8, 12, 0, 0]);
+        let fixed = |v: f32| ((v * 4096.0).round() as i32).to_le_bytes()[..3].to_vec();
+        for v in [1.5f32, -2.0, 0.25] {
+            raw.extend(fixed(v));
+        }
+        raw.push(255); // alpha
+        raw.extend([128, 128, 128]); // colour ≈ 0
+        raw.extend([160, 144, 128]); // scales: 0, -1, -2
+        // Identity rotation: largest = w (index 3), others zero.
+        raw.extend((3u32 << 30).to_le_bytes());
+        raw.extend([128 + 64, 128, 128, 128, 128, 128, 128, 128, 128]); // SH degree 1
+        let f = read(&gzip(&raw)).unwrap();
+        assert_eq!(f.positions[0], Vec3::new(1.5, 2.0, -0.25));
+        assert_eq!(f.log_scales[0], Vec3::new(0.0, -1.0, -2.0));
+        assert!((f.rotations[0].w - 1.0).abs() < 1e-6);
+        assert_eq!(f.sh_degree, 1);
+        // First degree-1 coefficient flips sign going to RDF.
+        assert!((f.sh_rest[0].x + 0.5).abs() < 1e-6);
+        // A header that claims more points than the data holds.
+        let mut lying = raw.clone();
+        lying[8..12].copy_from_slice(&2u32.to_le_bytes());
+        assert!(matches!(
+            read(&gzip(&lying)),
+            Err(FormatError::Truncated(_))
+        ));
+    }
+
+    #[test]
+    fn smallest_three_roundtrips_a_rotation() {
+        let q = Quat::from_xyzw(0.1, -0.7, 0.2, 0.5).normalize();
+        let mut comp = 1u32; // largest is y
+        for (i, v) in [q.x, q.y, q.z, q.w].into_iter().enumerate() {
+            if i != 1 {
+                let neg = ((v < 0.0) ^ (q.y < 0.0)) as u32;
+                let mag = (511.0 * v.abs() / std::f32::consts::FRAC_1_SQRT_2 + 0.5) as u32;
+                comp = (comp << 10) | (neg << 9) | mag;
+            }
+        }
+        let r = smallest_three(&comp.to_le_bytes());
+        assert!(r.dot(q).abs() > 0.999, "{r:?} vs {q:?}");
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+    }
+}

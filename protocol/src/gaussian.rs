@@ -1,0 +1,251 @@
+//! The Gaussian frame model: one frame of N 3D Gaussians as structure-of-arrays.
+//!
+//! Values are stored in the parameterisation trainers optimise (log-scale, opacity logit, SH
+//! coefficients), which is also what the Inria PLY layout stores, so readers and writers convert
+//! only at their own boundaries.
+
+use glam::{Quat, Vec3};
+
+/// Zeroth-order spherical-harmonic basis constant: colour = 0.5 + SH_C0 * f_dc.
+pub const SH_C0: f32 = 0.282_094_8;
+
+/// Highest spherical-harmonic degree any format here carries.
+pub const MAX_SH_DEGREE: u8 = 3;
+
+/// Number of non-DC SH coefficients per colour channel for a degree (0, 3, 8 or 15).
+pub const fn sh_rest_count(degree: u8) -> usize {
+    let d = degree as usize;
+    (d + 1) * (d + 1) - 1
+}
+
+/// SH degree whose rest-coefficient count per channel is `count`, if any.
+pub fn sh_degree_for_rest(count: usize) -> Option<u8> {
+    (0..=MAX_SH_DEGREE).find(|&d| sh_rest_count(d) == count)
+}
+
+/// One frame of 3D Gaussians.
+///
+/// Every per-Gaussian vector has the same length; `sh_rest` holds `sh_rest_count(sh_degree)`
+/// RGB coefficients per Gaussian, coefficient-major (`sh_rest[i * K + k]`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GaussianFrame {
+    /// Centres in world units.
+    pub positions: Vec<Vec3>,
+    /// Orientations (not necessarily normalised, as trainers write them).
+    pub rotations: Vec<Quat>,
+    /// Natural log of the per-axis standard deviations.
+    pub log_scales: Vec<Vec3>,
+    /// Opacity before the sigmoid.
+    pub opacity_logits: Vec<f32>,
+    /// DC spherical-harmonic coefficient per colour channel.
+    pub sh_dc: Vec<Vec3>,
+    /// Higher-order SH coefficients, `sh_rest_count(sh_degree)` per Gaussian.
+    pub sh_rest: Vec<Vec3>,
+    /// Spherical-harmonic degree, 0 to 3.
+    pub sh_degree: u8,
+}
+
+/// Why a frame is not a valid set of Gaussians.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum FrameError {
+    /// Attribute vectors disagree in length.
+    #[error("attribute arrays disagree in length ({0})")]
+    Inconsistent(&'static str),
+    /// A value is NaN or infinite.
+    #[error("Gaussian {index} has a non-finite {attribute}")]
+    NonFinite {
+        /// Which Gaussian.
+        index: usize,
+        /// Which attribute.
+        attribute: &'static str,
+    },
+    /// The SH degree is outside 0..=3.
+    #[error("SH degree {0} is not supported (0 to 3)")]
+    ShDegree(u8),
+}
+
+impl GaussianFrame {
+    /// An empty frame with room for `n` Gaussians of the given SH degree.
+    pub fn with_capacity(n: usize, sh_degree: u8) -> Self {
+        Self {
+            positions: Vec::with_capacity(n),
+            rotations: Vec::with_capacity(n),
+            log_scales: Vec::with_capacity(n),
+            opacity_logits: Vec::with_capacity(n),
+            sh_dc: Vec::with_capacity(n),
+            sh_rest: Vec::with_capacity(n * sh_rest_count(sh_degree)),
+            sh_degree,
+        }
+    }
+
+    /// Number of Gaussians.
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// True when the frame holds no Gaussian.
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// Rest coefficients per Gaussian for this frame's degree.
+    pub fn rest_per_gaussian(&self) -> usize {
+        sh_rest_count(self.sh_degree)
+    }
+
+    /// Checks lengths, SH degree and that every value is finite.
+    pub fn validate(&self) -> Result<(), FrameError> {
+        if self.sh_degree > MAX_SH_DEGREE {
+            return Err(FrameError::ShDegree(self.sh_degree));
+        }
+        let n = self.len();
+        let lens = [
+            (self.rotations.len(), "rotations"),
+            (self.log_scales.len(), "scales"),
+            (self.opacity_logits.len(), "opacities"),
+            (self.sh_dc.len(), "sh_dc"),
+        ];
+        for (len, what) in lens {
+            if len != n {
+                return Err(FrameError::Inconsistent(what));
+            }
+        }
+        if self.sh_rest.len() != n * self.rest_per_gaussian() {
+            return Err(FrameError::Inconsistent("sh_rest"));
+        }
+        let k = self.rest_per_gaussian();
+        for i in 0..n {
+            let checks = [
+                (self.positions[i].is_finite(), "position"),
+                (self.rotations[i].is_finite(), "rotation"),
+                (self.log_scales[i].is_finite(), "scale"),
+                (self.opacity_logits[i].is_finite(), "opacity"),
+                (self.sh_dc[i].is_finite(), "colour"),
+                (
+                    self.sh_rest[i * k..(i + 1) * k]
+                        .iter()
+                        .all(|c| c.is_finite()),
+                    "SH coefficient",
+                ),
+            ];
+            if let Some((_, attribute)) = checks.iter().find(|(ok, _)| !ok) {
+                return Err(FrameError::NonFinite {
+                    index: i,
+                    attribute,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends Gaussian `i` of `other` (same SH degree) to this frame.
+    pub fn push_from(&mut self, other: &GaussianFrame, i: usize) {
+        let k = other.rest_per_gaussian();
+        self.positions.push(other.positions[i]);
+        self.rotations.push(other.rotations[i]);
+        self.log_scales.push(other.log_scales[i]);
+        self.opacity_logits.push(other.opacity_logits[i]);
+        self.sh_dc.push(other.sh_dc[i]);
+        self.sh_rest
+            .extend_from_slice(&other.sh_rest[i * k..(i + 1) * k]);
+    }
+
+    /// The frame with Gaussians taken in the order `order` (indices into `self`).
+    pub fn permuted(&self, order: &[usize]) -> GaussianFrame {
+        let mut out = GaussianFrame::with_capacity(order.len(), self.sh_degree);
+        for &i in order {
+            out.push_from(self, i);
+        }
+        out
+    }
+
+    /// Axis-aligned bounds of the centres, or `None` for an empty frame.
+    pub fn bounds(&self) -> Option<(Vec3, Vec3)> {
+        let first = *self.positions.first()?;
+        Some(
+            self.positions
+                .iter()
+                .fold((first, first), |(lo, hi), p| (lo.min(*p), hi.max(*p))),
+        )
+    }
+
+    /// Largest side of the bounding box (1 for an empty or single-point frame), the unit in
+    /// which position errors are reported.
+    pub fn extent(&self) -> f32 {
+        match self.bounds() {
+            Some((lo, hi)) if (hi - lo).max_element() > 0.0 => (hi - lo).max_element(),
+            _ => 1.0,
+        }
+    }
+}
+
+/// Logistic sigmoid, mapping an opacity logit to [0, 1].
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Inverse of [`sigmoid`], clamped so 0 and 1 stay finite.
+pub fn logit(p: f32) -> f32 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
+}
+
+/// Normalised quaternion with w ≥ 0 (q and -q are the same rotation); identity if degenerate.
+pub fn canonical_rotation(q: Quat) -> Quat {
+    let len = q.length();
+    if !len.is_finite() || len < 1e-12 {
+        return Quat::IDENTITY;
+    }
+    let q = q / len;
+    if q.w < 0.0 { -q } else { q }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> GaussianFrame {
+        let mut f = GaussianFrame::with_capacity(2, 1);
+        for i in 0..2 {
+            f.positions.push(Vec3::splat(i as f32));
+            f.rotations.push(Quat::IDENTITY);
+            f.log_scales.push(Vec3::splat(-2.0));
+            f.opacity_logits.push(0.5);
+            f.sh_dc.push(Vec3::ONE);
+            f.sh_rest.extend([Vec3::ZERO; 3]);
+        }
+        f
+    }
+
+    #[test]
+    fn validate_catches_nan_and_lengths() {
+        let mut f = tiny();
+        assert_eq!(f.validate(), Ok(()));
+        f.log_scales[1].y = f32::NAN;
+        assert_eq!(
+            f.validate(),
+            Err(FrameError::NonFinite {
+                index: 1,
+                attribute: "scale"
+            })
+        );
+        let mut g = tiny();
+        g.sh_rest.pop();
+        assert_eq!(g.validate(), Err(FrameError::Inconsistent("sh_rest")));
+    }
+
+    #[test]
+    fn sh_counts_and_logit_roundtrip() {
+        assert_eq!(
+            (0..=3).map(sh_rest_count).collect::<Vec<_>>(),
+            vec![0, 3, 8, 15]
+        );
+        assert_eq!(sh_degree_for_rest(15), Some(3));
+        assert_eq!(sh_degree_for_rest(4), None);
+        for x in [-5.0f32, -0.3, 0.0, 2.0] {
+            assert!((logit(sigmoid(x)) - x).abs() < 1e-4);
+        }
+        let q = canonical_rotation(Quat::from_xyzw(0.0, 0.0, 0.0, -2.0));
+        assert_eq!(q, Quat::IDENTITY);
+    }
+}

@@ -1,0 +1,9 @@
+//! Splatcast's protocol crate: the Gaussian frame model, splat file formats, the plane layout
+//! and quantisation, the AV1 plane codec adapters and the fragmented-MP4 container.
+//!
+//! Nothing here touches a GPU; the encoder and the player both build on it.
+
+pub mod formats;
+pub mod gaussian;
+
+pub use gaussian::GaussianFrame;
