@@ -1,5 +1,6 @@
-//! Niantic SPZ (versions 1–3): a gzip stream of a 16-byte header and attribute arrays stored
-//! column by column (positions, alphas, colours, scales, rotations, SH).
+//! Niantic SPZ: attribute arrays stored column by column (positions, alphas, colours, scales,
+//! rotations, SH). Versions 1–3 gzip a 16-byte header and the arrays together; version 4 keeps a
+//! plain 32-byte header and a table of contents, then zstd-compresses each array on its own.
 //!
 //! SPZ keeps data in the RUB axis convention; we convert to the RDF convention of Inria PLY files
 //! (flip y and z, with the matching quaternion and SH sign changes) so every reader agrees.
@@ -41,45 +42,21 @@ impl Header {
     }
 }
 
-/// Parses an SPZ file.
+/// Parses an SPZ file of any version 1 to 4.
 pub fn read(bytes: &[u8]) -> Result<GaussianFrame, FormatError> {
+    if bytes.starts_with(&MAGIC.to_le_bytes()) {
+        return read_v4(bytes);
+    }
     let mut gz = flate2::read::GzDecoder::new(bytes);
     let mut head = [0u8; HEADER];
     gz.read_exact(&mut head)
         .map_err(|e| FormatError::Invalid(format!("not a gzip SPZ stream ({e})")))?;
-    let mut c = Cursor::new(&head);
-    if c.u32("magic")? != MAGIC {
-        return Err(FormatError::Invalid("bad SPZ magic".into()));
-    }
-    let header = Header {
-        version: c.u32("version")?,
-        count: c.u32("count")? as usize,
-        sh_degree: c.u8("degree")?,
-        fractional_bits: c.u8("fractional bits")?,
-    };
-    if !(1..=3).contains(&header.version) {
-        return Err(FormatError::Unsupported(format!(
-            "SPZ version {}",
-            header.version
-        )));
-    }
-    if header.sh_degree > MAX_SH_DEGREE {
-        return Err(FormatError::Unsupported(format!(
-            "SH degree {}",
-            header.sh_degree
-        )));
-    }
+    let header = parse_header(&head, 1..=3)?;
     let size = header
         .count
         .checked_mul(header.record_size())
         .filter(|&s| s <= bytes.len().saturating_mul(MAX_DEFLATE_RATIO))
-        .ok_or_else(|| {
-            FormatError::Truncated(format!(
-                "header declares {} Gaussians, more than {} compressed bytes can hold",
-                header.count,
-                bytes.len()
-            ))
-        })?;
+        .ok_or_else(|| too_many(&header, bytes.len()))?;
     let mut body = Vec::with_capacity(size);
     gz.take(size as u64)
         .read_to_end(&mut body)
@@ -89,6 +66,79 @@ pub fn read(bytes: &[u8]) -> Result<GaussianFrame, FormatError> {
             "{} of {size} data bytes present",
             body.len()
         )));
+    }
+    decode(&header, &body)
+}
+
+fn too_many(header: &Header, compressed: usize) -> FormatError {
+    FormatError::Truncated(format!(
+        "header declares {} Gaussians, more than {compressed} compressed bytes can hold",
+        header.count
+    ))
+}
+
+fn parse_header(head: &[u8], versions: std::ops::RangeInclusive<u32>) -> Result<Header, FormatError> {
+    let mut c = Cursor::new(head);
+    if c.u32("magic")? != MAGIC {
+        return Err(FormatError::Invalid("bad SPZ magic".into()));
+    }
+    let header = Header {
+        version: c.u32("version")?,
+        count: c.u32("count")? as usize,
+        sh_degree: c.u8("degree")?,
+        fractional_bits: c.u8("fractional bits")?,
+    };
+    if !versions.contains(&header.version) {
+        return Err(FormatError::Unsupported(format!("SPZ version {}", header.version)));
+    }
+    if header.sh_degree > MAX_SH_DEGREE {
+        return Err(FormatError::Unsupported(format!("SH degree {}", header.sh_degree)));
+    }
+    Ok(header)
+}
+
+/// Version 4: header, then `streams` (compressed, uncompressed) u64 size pairs at `toc`, then the
+/// zstd frames back to back in attribute order.
+fn read_v4(bytes: &[u8]) -> Result<GaussianFrame, FormatError> {
+    let header = parse_header(bytes, 4..=4)?;
+    let mut c = Cursor::new(bytes);
+    c.take(15, "header")?;
+    let streams = c.u8("stream count")? as usize;
+    let toc = c.u32("table offset")? as usize;
+    let mut c = Cursor::new(bytes.get(toc..).ok_or_else(|| {
+        FormatError::Truncated("SPZ table of contents lies past the end".into())
+    })?);
+    let mut sizes = Vec::with_capacity(streams.min(16));
+    for _ in 0..streams {
+        let compressed = c.take(8, "table of contents")?;
+        let raw = c.take(8, "table of contents")?;
+        let as_usize = |b: &[u8]| {
+            usize::try_from(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .map_err(|_| FormatError::Invalid("stream size overflows".into()))
+        };
+        sizes.push((as_usize(compressed)?, as_usize(raw)?));
+    }
+    let expected = header
+        .count
+        .checked_mul(header.record_size())
+        .filter(|&s| s <= bytes.len().saturating_mul(MAX_DEFLATE_RATIO))
+        .ok_or_else(|| too_many(&header, bytes.len()))?;
+    if sizes.iter().map(|s| s.1).sum::<usize>() != expected {
+        return Err(FormatError::Invalid(format!(
+            "SPZ streams hold {} bytes, {} Gaussians need {expected}",
+            sizes.iter().map(|s| s.1).sum::<usize>(),
+            header.count
+        )));
+    }
+    let mut body = Vec::with_capacity(expected);
+    for (compressed, raw) in sizes {
+        let frame = c.take(compressed, "SPZ stream")?;
+        let data = zstd::bulk::decompress(frame, raw)
+            .map_err(|e| FormatError::Invalid(format!("corrupt SPZ stream ({e})")))?;
+        if data.len() != raw {
+            return Err(FormatError::Truncated("SPZ stream shorter than its table entry".into()));
+        }
+        body.extend_from_slice(&data);
     }
     decode(&header, &body)
 }
