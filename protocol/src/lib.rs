@@ -7,3 +7,5 @@ pub mod formats;
 pub mod gaussian;
 
 pub use gaussian::GaussianFrame;
+pub mod layout;
+pub mod sequence;

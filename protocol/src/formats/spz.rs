@@ -77,7 +77,10 @@ fn too_many(header: &Header, compressed: usize) -> FormatError {
     ))
 }
 
-fn parse_header(head: &[u8], versions: std::ops::RangeInclusive<u32>) -> Result<Header, FormatError> {
+fn parse_header(
+    head: &[u8],
+    versions: std::ops::RangeInclusive<u32>,
+) -> Result<Header, FormatError> {
     let mut c = Cursor::new(head);
     if c.u32("magic")? != MAGIC {
         return Err(FormatError::Invalid("bad SPZ magic".into()));
@@ -89,10 +92,16 @@ fn parse_header(head: &[u8], versions: std::ops::RangeInclusive<u32>) -> Result<
         fractional_bits: c.u8("fractional bits")?,
     };
     if !versions.contains(&header.version) {
-        return Err(FormatError::Unsupported(format!("SPZ version {}", header.version)));
+        return Err(FormatError::Unsupported(format!(
+            "SPZ version {}",
+            header.version
+        )));
     }
     if header.sh_degree > MAX_SH_DEGREE {
-        return Err(FormatError::Unsupported(format!("SH degree {}", header.sh_degree)));
+        return Err(FormatError::Unsupported(format!(
+            "SH degree {}",
+            header.sh_degree
+        )));
     }
     Ok(header)
 }
@@ -105,9 +114,10 @@ fn read_v4(bytes: &[u8]) -> Result<GaussianFrame, FormatError> {
     c.take(15, "header")?;
     let streams = c.u8("stream count")? as usize;
     let toc = c.u32("table offset")? as usize;
-    let mut c = Cursor::new(bytes.get(toc..).ok_or_else(|| {
-        FormatError::Truncated("SPZ table of contents lies past the end".into())
-    })?);
+    let mut c =
+        Cursor::new(bytes.get(toc..).ok_or_else(|| {
+            FormatError::Truncated("SPZ table of contents lies past the end".into())
+        })?);
     let mut sizes = Vec::with_capacity(streams.min(16));
     for _ in 0..streams {
         let compressed = c.take(8, "table of contents")?;
@@ -136,7 +146,9 @@ fn read_v4(bytes: &[u8]) -> Result<GaussianFrame, FormatError> {
         let data = zstd::bulk::decompress(frame, raw)
             .map_err(|e| FormatError::Invalid(format!("corrupt SPZ stream ({e})")))?;
         if data.len() != raw {
-            return Err(FormatError::Truncated("SPZ stream shorter than its table entry".into()));
+            return Err(FormatError::Truncated(
+                "SPZ stream shorter than its table entry".into(),
+            ));
         }
         body.extend_from_slice(&data);
     }
