@@ -7,5 +7,6 @@ pub mod formats;
 pub mod gaussian;
 
 pub use gaussian::GaussianFrame;
+pub mod av1;
 pub mod layout;
 pub mod sequence;
