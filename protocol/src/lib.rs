@@ -9,5 +9,6 @@ pub mod gaussian;
 pub use gaussian::GaussianFrame;
 pub mod av1;
 pub mod container;
+pub mod gop;
 pub mod layout;
 pub mod sequence;

@@ -4,6 +4,8 @@
 //! before checking it against the bytes that are really there.
 
 mod bytes;
+
+pub(crate) use bytes::{Cursor as Reader, check_fits};
 pub mod ply;
 pub mod sog;
 pub mod splat;

@@ -11,7 +11,7 @@ const RECORD: usize = 32;
 
 /// Parses a `.splat` file.
 pub fn read(bytes: &[u8]) -> Result<GaussianFrame, FormatError> {
-    if bytes.len() % RECORD != 0 {
+    if !bytes.len().is_multiple_of(RECORD) {
         return Err(FormatError::Truncated(format!(
             "{} bytes is not a whole number of 32-byte splats",
             bytes.len()

@@ -84,7 +84,7 @@ mod tests {
         let g = Grid::for_count(4225);
         assert_eq!(g.pixels(), 4480, "{g:?}");
         assert!(g.width.max(g.height) <= 2 * g.width.min(g.height));
-        assert!(g.width % BLOCK == 0 && g.height % BLOCK == 0);
+        assert!(g.width.is_multiple_of(BLOCK) && g.height.is_multiple_of(BLOCK));
         let g = Grid::for_count(45_624);
         assert!(
             g.pixels() >= 45_624 && g.pixels() < 45_624 + 2 * 8 * 220,

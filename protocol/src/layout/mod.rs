@@ -54,11 +54,15 @@ impl Layout {
     }
 }
 
-/// Builds the layout of a keyframe: Morton order, laid along the grid's curve, then refined on
-/// `features` (row-major, `features.len() / positions.len()` values per Gaussian, already
-/// normalised so that one unit means the same everywhere).
-pub fn build(positions: &[Vec3], features: &[f32], refine_passes: usize) -> Layout {
-    let grid = Grid::for_count(positions.len());
+/// Builds the layout of a keyframe on `grid` (which must hold every Gaussian): Morton order,
+/// laid along the grid's curve, then refined on `features` (row-major,
+/// `features.len() / positions.len()` values per Gaussian, normalised so one unit means the same
+/// everywhere).
+pub fn build(positions: &[Vec3], features: &[f32], grid: Grid, refine_passes: usize) -> Layout {
+    assert!(
+        grid.pixels() >= positions.len(),
+        "grid too small for the GOP"
+    );
     let order = morton_order(positions);
     let curve = grid.curve();
     let mut slots = vec![None; grid.pixels()];
@@ -123,7 +127,7 @@ mod tests {
             .map(|i| Vec3::new((i % 10) as f32, (i / 10 % 10) as f32, (i / 100) as f32))
             .collect();
         let features: Vec<f32> = positions.iter().flat_map(|p| p.to_array()).collect();
-        let layout = build(&positions, &features, 2);
+        let layout = build(&positions, &features, Grid::for_count(1000), 2);
         let mut seen = layout.coded_order();
         assert_eq!(seen.len(), 1000);
         seen.sort_unstable();

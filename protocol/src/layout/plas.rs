@@ -224,8 +224,9 @@ mod tests {
             .iter()
             .flat_map(|p| [p.x, p.y, p.z, p.x * p.y + rng.below(100) as f32 / 500.0])
             .collect();
-        let morton_only = build(&positions, &features, 0);
-        let refined = build(&positions, &features, 4);
+        let grid = Grid::for_count(n);
+        let morton_only = build(&positions, &features, grid, 0);
+        let refined = build(&positions, &features, grid, 4);
         let (a, b) = (
             roughness(&morton_only, &features, 4),
             roughness(&refined, &features, 4),

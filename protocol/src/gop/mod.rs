@@ -1,0 +1,89 @@
+//! A group of pictures: Gaussian frames that share one pixel layout, turned into attribute
+//! planes plus side data, and back.
+//!
+//! Each attribute group is one monochrome AV1 track whose picture tiles its channels (the three
+//! position displacements side by side, and so on). Keyframe positions travel exactly (16 bits
+//! over the GOP box) in the side data; later frames add displacements from the planes.
+
+mod pack;
+mod quant;
+mod side;
+
+pub use pack::{PackedGop, PlaneSet, pack, unpack};
+pub use quant::Range;
+pub use side::{GopSide, GopStart, SideError, TrackRanges};
+
+use crate::gaussian::sh_rest_count;
+
+/// The attribute groups, one AV1 track each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Attribute {
+    /// Displacement from the keyframe position (x, y, z).
+    Position,
+    /// Normalised quaternion (x, y, z, w).
+    Rotation,
+    /// Log-scale per axis.
+    Scale,
+    /// DC colour (r, g, b) and opacity after the sigmoid.
+    ColorOpacity,
+    /// Higher-order SH coefficients, coefficient-major then r, g, b.
+    ShRest,
+}
+
+impl Attribute {
+    /// Every attribute, in track order.
+    pub const ALL: [Attribute; 5] = [
+        Attribute::Position,
+        Attribute::Rotation,
+        Attribute::Scale,
+        Attribute::ColorOpacity,
+        Attribute::ShRest,
+    ];
+
+    /// Scalar channels this attribute has at an SH degree.
+    pub fn channels(self, sh_degree: u8) -> usize {
+        match self {
+            Attribute::Position | Attribute::Scale => 3,
+            Attribute::Rotation | Attribute::ColorOpacity => 4,
+            Attribute::ShRest => 3 * sh_rest_count(sh_degree),
+        }
+    }
+
+    /// Track name, as ffprobe shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Attribute::Position => "position",
+            Attribute::Rotation => "rotation",
+            Attribute::Scale => "scale",
+            Attribute::ColorOpacity => "color_opacity",
+            Attribute::ShRest => "sh_rest",
+        }
+    }
+
+    /// Stable numeric code stored in side data.
+    pub fn code(self) -> u8 {
+        Attribute::ALL
+            .iter()
+            .position(|&a| a == self)
+            .expect("listed") as u8
+    }
+
+    /// Inverse of [`Attribute::code`].
+    pub fn from_code(code: u8) -> Option<Self> {
+        Attribute::ALL.get(code as usize).copied()
+    }
+
+    /// The attributes a frame of this SH degree needs.
+    pub fn for_degree(sh_degree: u8) -> Vec<Attribute> {
+        Attribute::ALL
+            .into_iter()
+            .filter(|a| a.channels(sh_degree) > 0)
+            .collect()
+    }
+}
+
+/// How channels tile one track's picture: `columns` tiles per row of `grid`-sized planes.
+pub fn tiling(channels: usize) -> (usize, usize) {
+    let columns = (channels as f64).sqrt().ceil().max(1.0) as usize;
+    (columns, channels.div_ceil(columns))
+}

@@ -1,0 +1,278 @@
+//! Per-GOP side data: what the decoder needs beside the planes (layout, ranges, exact keyframe
+//! positions), serialised little-endian and zstd-compressed into one metadata sample.
+
+use glam::Vec3;
+
+use super::{Attribute, Range};
+use crate::formats::FormatError;
+use crate::layout::Grid;
+
+const MAGIC: &[u8; 4] = b"SCGP";
+/// Side-data format version; readers refuse others.
+pub const VERSION: u8 = 1;
+/// Largest side data we inflate.
+const MAX_SIDE: usize = 1 << 30;
+
+/// Why a GOP starts where it does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GopStart {
+    /// The first frame of the sequence.
+    First,
+    /// The previous GOP reached the GOP length.
+    Length,
+    /// The Gaussian count changed.
+    CountChanged,
+    /// The frame could not be matched one-to-one with the previous one.
+    NoCorrespondence,
+}
+
+impl GopStart {
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(c: u8) -> Option<Self> {
+        [
+            Self::First,
+            Self::Length,
+            Self::CountChanged,
+            Self::NoCorrespondence,
+        ]
+        .get(c as usize)
+        .copied()
+    }
+
+    /// A short phrase for `info`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::First => "first GOP",
+            Self::Length => "GOP length reached",
+            Self::CountChanged => "Gaussian count changed",
+            Self::NoCorrespondence => "no one-to-one match with the previous frame",
+        }
+    }
+}
+
+/// Quantisation of one track.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackRanges {
+    /// Which attribute the track carries.
+    pub attribute: Attribute,
+    /// Bits per sample.
+    pub bit_depth: u8,
+    /// One range per channel.
+    pub ranges: Vec<Range>,
+}
+
+/// Everything about a GOP that is not in the planes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GopSide {
+    /// Frames in the GOP.
+    pub frame_count: u32,
+    /// Gaussians per frame.
+    pub gaussian_count: u32,
+    /// Plane size.
+    pub grid: Grid,
+    /// SH degree.
+    pub sh_degree: u8,
+    /// Why the GOP starts here.
+    pub start: GopStart,
+    /// Per frame, how many Gaussians had to be re-matched to keep identities (0 when the input
+    /// already kept its order).
+    pub rematched: Vec<u32>,
+    /// One bit per pixel, raster order, LSB first: which pixels hold Gaussians.
+    pub occupancy: Vec<u8>,
+    /// Box of the keyframe positions.
+    pub box_min: Vec3,
+    /// Box of the keyframe positions.
+    pub box_max: Vec3,
+    /// Keyframe positions quantised to 16 bits over the box, in coded order.
+    pub keyframe_positions: Vec<[u16; 3]>,
+    /// Quantisation of each AV1 track, in track order.
+    pub tracks: Vec<TrackRanges>,
+}
+
+/// Why side data could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SideError {
+    /// Not zstd, or too large.
+    #[error("side data: {0}")]
+    Compression(String),
+    /// Malformed contents.
+    #[error("side data: {0}")]
+    Format(#[from] FormatError),
+    /// A later format version.
+    #[error("side data version {0} is not supported (this build reads version {VERSION})")]
+    Version(u8),
+}
+
+impl GopSide {
+    /// Dequantised keyframe position of coded Gaussian `i`.
+    pub fn keyframe_position(&self, i: usize) -> Vec3 {
+        let q = self.keyframe_positions[i];
+        let t = Vec3::new(q[0] as f32, q[1] as f32, q[2] as f32) / 65535.0;
+        self.box_min + (self.box_max - self.box_min) * t
+    }
+
+    /// True when pixel `p` holds a Gaussian.
+    pub fn occupied(&self, p: usize) -> bool {
+        self.occupancy
+            .get(p / 8)
+            .is_some_and(|b| b >> (p % 8) & 1 == 1)
+    }
+
+    /// Serialises and compresses.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend_from_slice(MAGIC);
+        b.push(VERSION);
+        b.extend(self.frame_count.to_le_bytes());
+        b.extend(self.gaussian_count.to_le_bytes());
+        b.extend((self.grid.width as u32).to_le_bytes());
+        b.extend((self.grid.height as u32).to_le_bytes());
+        b.push(self.sh_degree);
+        b.push(self.start.code());
+        self.rematched
+            .iter()
+            .for_each(|r| b.extend(r.to_le_bytes()));
+        b.extend_from_slice(&self.occupancy);
+        for v in [self.box_min, self.box_max] {
+            v.to_array().iter().for_each(|f| b.extend(f.to_le_bytes()));
+        }
+        // Positions as per-axis deltas along the coded order (neighbours are close), high bytes
+        // then low bytes, which zstd compresses far better than raw interleaved values.
+        for axis in 0..3 {
+            let mut prev = 0u16;
+            let deltas: Vec<u16> = self
+                .keyframe_positions
+                .iter()
+                .map(|p| {
+                    let d = p[axis].wrapping_sub(prev);
+                    prev = p[axis];
+                    d
+                })
+                .collect();
+            b.extend(deltas.iter().map(|d| (d >> 8) as u8));
+            b.extend(deltas.iter().map(|d| *d as u8));
+        }
+        b.push(self.tracks.len() as u8);
+        for t in &self.tracks {
+            b.push(t.attribute.code());
+            b.push(t.bit_depth);
+            b.extend((t.ranges.len() as u16).to_le_bytes());
+            for r in &t.ranges {
+                b.extend(r.lo.to_le_bytes());
+                b.extend(r.hi.to_le_bytes());
+            }
+        }
+        zstd::bulk::compress(&b, 19).expect("in-memory zstd compression cannot fail")
+    }
+
+    /// Decompresses and parses, checking every count against the bytes present.
+    pub fn from_bytes(data: &[u8]) -> Result<Self, SideError> {
+        let limit = data.len().saturating_mul(64).clamp(1 << 16, MAX_SIDE);
+        let raw = zstd::bulk::decompress(data, limit)
+            .map_err(|e| SideError::Compression(e.to_string()))?;
+        let mut c = crate::formats::Reader::new(&raw);
+        if c.take(4, "magic")? != MAGIC {
+            return Err(FormatError::Invalid("bad side-data magic".into()).into());
+        }
+        let version = c.u8("version")?;
+        if version != VERSION {
+            return Err(SideError::Version(version));
+        }
+        let frame_count = c.u32("frame count")?;
+        let gaussian_count = c.u32("Gaussian count")?;
+        let grid = Grid {
+            width: c.u32("grid")? as usize,
+            height: c.u32("grid")? as usize,
+        };
+        let sh_degree = c.u8("degree")?;
+        let start = GopStart::from_code(c.u8("start")?)
+            .ok_or_else(|| FormatError::Invalid("unknown GOP start reason".into()))?;
+        let invalid = |m: &str| SideError::Format(FormatError::Invalid(m.into()));
+        if frame_count == 0 || sh_degree > 3 {
+            return Err(invalid("empty GOP or bad SH degree"));
+        }
+        let pixels = grid
+            .width
+            .checked_mul(grid.height)
+            .filter(|&p| p <= raw.len() * 8);
+        let pixels = pixels.ok_or_else(|| invalid("grid larger than its occupancy map"))?;
+        if gaussian_count as usize > pixels {
+            return Err(invalid("more Gaussians than pixels"));
+        }
+        crate::formats::check_fits(frame_count as usize, 4, c.remaining(), "frames")?;
+        let rematched = (0..frame_count)
+            .map(|_| c.u32("rematched"))
+            .collect::<Result<_, _>>()?;
+        let occupancy = c.take(pixels.div_ceil(8), "occupancy")?.to_vec();
+        if occupancy.iter().map(|b| b.count_ones()).sum::<u32>() != gaussian_count {
+            return Err(invalid("occupancy disagrees with the Gaussian count"));
+        }
+        let mut v3 = || -> Result<Vec3, FormatError> {
+            Ok(Vec3::new(c.f32("box")?, c.f32("box")?, c.f32("box")?))
+        };
+        let (box_min, box_max) = (v3()?, v3()?);
+        let n = gaussian_count as usize;
+        let mut keyframe_positions = vec![[0u16; 3]; n];
+        for axis in 0..3 {
+            let hi = c.take(n, "positions")?;
+            let lo = c.take(n, "positions")?;
+            let mut prev = 0u16;
+            for i in 0..n {
+                prev = prev.wrapping_add((hi[i] as u16) << 8 | lo[i] as u16);
+                keyframe_positions[i][axis] = prev;
+            }
+        }
+        let track_count = c.u8("tracks")?;
+        let mut tracks = Vec::with_capacity(track_count as usize);
+        for _ in 0..track_count {
+            let attribute = Attribute::from_code(c.u8("attribute")?)
+                .ok_or_else(|| invalid("unknown attribute"))?;
+            let bit_depth = c.u8("bit depth")?;
+            if !matches!(bit_depth, 8 | 10) {
+                return Err(invalid("bit depth must be 8 or 10"));
+            }
+            let channels = c.u16("channels")? as usize;
+            if channels != attribute.channels(sh_degree) {
+                return Err(invalid("channel count disagrees with the attribute"));
+            }
+            let ranges = (0..channels)
+                .map(|_| {
+                    Ok(Range {
+                        lo: c.f32("range")?,
+                        hi: c.f32("range")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, FormatError>>()?;
+            if ranges
+                .iter()
+                .any(|r| !r.lo.is_finite() || !r.hi.is_finite())
+            {
+                return Err(invalid("non-finite range"));
+            }
+            tracks.push(TrackRanges {
+                attribute,
+                bit_depth,
+                ranges,
+            });
+        }
+        if !box_min.is_finite() || !box_max.is_finite() {
+            return Err(invalid("non-finite box"));
+        }
+        Ok(Self {
+            frame_count,
+            gaussian_count,
+            grid,
+            sh_degree,
+            start,
+            rematched,
+            occupancy,
+            box_min,
+            box_max,
+            keyframe_positions,
+            tracks,
+        })
+    }
+}
