@@ -7,8 +7,10 @@ pub mod formats;
 pub mod gaussian;
 
 pub use gaussian::GaussianFrame;
+pub mod atomic;
 pub mod av1;
 pub mod container;
 pub mod gop;
 pub mod layout;
 pub mod sequence;
+pub mod stream;

@@ -220,9 +220,9 @@ impl GopSide {
             let hi = c.take(n, "positions")?;
             let lo = c.take(n, "positions")?;
             let mut prev = 0u16;
-            for i in 0..n {
-                prev = prev.wrapping_add((hi[i] as u16) << 8 | lo[i] as u16);
-                keyframe_positions[i][axis] = prev;
+            for ((position, &h), &l) in keyframe_positions.iter_mut().zip(hi).zip(lo) {
+                prev = prev.wrapping_add(((h as u16) << 8) | l as u16);
+                position[axis] = prev;
             }
         }
         let track_count = c.u8("tracks")?;

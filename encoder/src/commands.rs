@@ -1,0 +1,342 @@
+//! The CLI's commands: file handling, progress and reports around the encoder library.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+use indicatif::{ProgressBar, ProgressStyle};
+use splatcast_encoder::metrics::ErrorAccumulator;
+use splatcast_encoder::{EncodeOptions, GopReport, Quality, SequenceEncoder, demo, stream_layout};
+use splatcast_protocol::GaussianFrame;
+use splatcast_protocol::atomic::{AtomicFile, write_file};
+use splatcast_protocol::av1::Rav1dDecoder;
+use splatcast_protocol::container::TrackKind;
+use splatcast_protocol::formats::{self, ply};
+use splatcast_protocol::sequence::list_frames;
+use splatcast_protocol::stream::StreamReader;
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_owned());
+    pb
+}
+
+/// Parses "800k", "2M", "1500000" as bits per second.
+fn parse_bitrate(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (digits, scale) = match s.chars().last() {
+        Some('k' | 'K') => (&s[..s.len() - 1], 1e3),
+        Some('m' | 'M') => (&s[..s.len() - 1], 1e6),
+        _ => (s, 1.0),
+    };
+    let v: f64 = digits
+        .parse()
+        .with_context(|| format!("bad bitrate '{s}'"))?;
+    ensure!(v > 0.0 && v.is_finite(), "bitrate must be positive");
+    Ok((v * scale).round() as u64)
+}
+
+pub fn encode(
+    input: &Path,
+    output: &Path,
+    fps: f64,
+    gop: usize,
+    quality: Quality,
+    bitrate: Option<&str>,
+) -> Result<()> {
+    ensure!(fps > 0.0 && fps <= 1000.0, "--fps must be in (0, 1000]");
+    ensure!(gop >= 1, "--gop must be at least 1");
+    let options = EncodeOptions {
+        fps,
+        gop,
+        quality,
+        bitrate: bitrate.map(parse_bitrate).transpose()?,
+        ..EncodeOptions::default()
+    };
+    let paths = list_frames(input)?;
+    // First pass: validate every frame and size the planes for the largest one, so nothing is
+    // written for an input that would fail half-way.
+    let scan = bar(paths.len() as u64, "checking");
+    let (mut max_n, mut degree) = (0, None);
+    for path in &paths {
+        let frame = formats::load(path)?;
+        if let Some(d) = degree
+            && d != frame.sh_degree
+        {
+            bail!(
+                "{}: SH degree {} differs from the first frame's {d}",
+                path.display(),
+                frame.sh_degree
+            );
+        }
+        degree = Some(frame.sh_degree);
+        max_n = max_n.max(frame.len());
+        scan.inc(1);
+    }
+    scan.finish_and_clear();
+    let layout = stream_layout(&options, max_n, degree.unwrap_or(0));
+    let out = AtomicFile::create(output)
+        .with_context(|| format!("{}: cannot create", output.display()))?;
+    let mut encoder = SequenceEncoder::new(out, layout, options, false);
+    let pb = bar(paths.len() as u64, "encoding");
+    let start = Instant::now();
+    for path in &paths {
+        encoder
+            .push(formats::load(path)?)
+            .with_context(|| format!("{}", output.display()))?;
+        pb.inc(1);
+    }
+    let (out, reports, _) = encoder
+        .finish()
+        .with_context(|| format!("{}", output.display()))?;
+    out.commit()
+        .with_context(|| format!("{}: cannot write", output.display()))?;
+    pb.finish_and_clear();
+    let secs = start.elapsed().as_secs_f64();
+    print_reports(&reports);
+    let bytes = std::fs::metadata(output)?.len();
+    println!(
+        "wrote {} ({} bytes, {} frames, {:.1} frames/s)",
+        output.display(),
+        bytes,
+        paths.len(),
+        paths.len() as f64 / secs
+    );
+    Ok(())
+}
+
+fn open(path: &Path) -> Result<StreamReader<BufReader<File>>> {
+    let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
+    StreamReader::open(BufReader::new(file)).with_context(|| format!("{}", path.display()))
+}
+
+pub fn decode(path: &Path, out_dir: &Path) -> Result<()> {
+    let mut reader = open(path)?;
+    std::fs::create_dir_all(out_dir)
+        .with_context(|| format!("{}: cannot create", out_dir.display()))?;
+    let mut decoder = Rav1dDecoder::new(0);
+    let pb = bar(reader.gop_count() as u64, "decoding");
+    let mut written = 0;
+    for g in 0..reader.gop_count() {
+        let gop = reader
+            .read_gop(g, &mut decoder)
+            .with_context(|| format!("{}: GOP {g}", path.display()))?;
+        for (k, frame) in gop.frames.iter().enumerate() {
+            let name: PathBuf =
+                out_dir.join(format!("frame_{:05}.ply", gop.first_frame + k as u64));
+            write_file(&name, &ply::write(frame))
+                .with_context(|| format!("{}: cannot write", name.display()))?;
+            written += 1;
+        }
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    if reader.truncated() {
+        eprintln!(
+            "{}: file ends inside a fragment; decoded the complete GOPs before it",
+            path.display()
+        );
+    }
+    println!("wrote {written} frames to {}", out_dir.display());
+    Ok(())
+}
+
+fn print_reports(reports: &[GopReport]) {
+    println!(
+        "{:>5} {:>7} {:>7} {:>9}  {:<44} {:>9}",
+        "GOP", "frame", "frames", "Gaussians", "start", "rematched"
+    );
+    for (i, r) in reports.iter().enumerate() {
+        println!(
+            "{:>5} {:>7} {:>7} {:>9}  {:<44} {:>9}",
+            i,
+            r.first_frame,
+            r.frames,
+            r.gaussians,
+            r.start.describe(),
+            r.rematched.iter().sum::<u32>()
+        );
+    }
+}
+
+pub fn info(path: &Path) -> Result<()> {
+    let mut reader = open(path)?;
+    let file_bytes = std::fs::metadata(path)?.len();
+    println!(
+        "{}: {} bytes, {:.3} fps, {} GOPs",
+        path.display(),
+        file_bytes,
+        reader.fps(),
+        reader.gop_count()
+    );
+    if reader.truncated() {
+        println!("  (file ends inside a fragment: only complete GOPs are listed)");
+    }
+    println!("tracks:");
+    let movie = reader.movie().clone();
+    for t in &movie.tracks {
+        match &t.kind {
+            TrackKind::Av1 {
+                width,
+                height,
+                bit_depth,
+                ..
+            } => {
+                println!(
+                    "  {:>2} {:<28} av01 {width}x{height} {bit_depth}-bit 4:0:0",
+                    t.id, t.name
+                )
+            }
+            TrackKind::Metadata { mime } => println!("  {:>2} {:<28} mett {mime}", t.id, t.name),
+        }
+    }
+    let mut reports = Vec::new();
+    let mut per_track = vec![0usize; movie.tracks.len().saturating_sub(1)];
+    let (mut side_total, mut gaussian_frames, mut frames) = (0usize, 0u64, 0u64);
+    for g in 0..reader.gop_count() {
+        let s = reader
+            .gop_sizes(g)
+            .with_context(|| format!("{}: GOP {g}", path.display()))?;
+        per_track
+            .iter_mut()
+            .zip(&s.track_bytes)
+            .for_each(|(t, b)| *t += b);
+        side_total += s.side_bytes;
+        gaussian_frames += s.side.gaussian_count as u64 * s.side.frame_count as u64;
+        frames += s.side.frame_count as u64;
+        reports.push(GopReport {
+            first_frame: s.first_frame,
+            frames: s.side.frame_count as usize,
+            gaussians: s.side.gaussian_count as usize,
+            start: s.side.start,
+            rematched: s.side.rematched.clone(),
+            side_bytes: s.side_bytes,
+            track_bytes: Vec::new(),
+        });
+    }
+    print_reports(&reports);
+    println!("bytes per attribute:");
+    let gf = gaussian_frames.max(1) as f64;
+    for (t, bytes) in movie.tracks.iter().zip(&per_track) {
+        println!(
+            "  {:<28} {:>10}  {:.3} B/Gaussian/frame",
+            t.name,
+            bytes,
+            *bytes as f64 / gf
+        );
+    }
+    println!(
+        "  {:<28} {:>10}  {:.3} B/Gaussian/frame",
+        "side data",
+        side_total,
+        side_total as f64 / gf
+    );
+    println!(
+        "total {} frames, {} bytes, {:.3} bytes/Gaussian/frame",
+        frames,
+        file_bytes,
+        file_bytes as f64 / gf
+    );
+    Ok(())
+}
+
+pub fn demo(output: Option<&Path>) -> Result<()> {
+    let (n, frame_count, fps) = (20_000, 60, 30.0);
+    let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
+    let path = output
+        .map(Path::to_owned)
+        .unwrap_or_else(|| temp.path().join("galaxy.mp4"));
+    println!(
+        "Splatcast demo: a procedural galaxy, {n} Gaussians x {frame_count} frames (SH degree 1)"
+    );
+    let options = EncodeOptions {
+        fps,
+        gop: 30,
+        ..EncodeOptions::default()
+    };
+    let frames: Vec<GaussianFrame> = (0..frame_count)
+        .map(|t| demo::galaxy_frame(n, t, fps))
+        .collect();
+    let layout = stream_layout(&options, n, 1);
+    let out = AtomicFile::create(&path)?;
+    let mut encoder = SequenceEncoder::new(out, layout, options, true);
+    let pb = bar(frame_count as u64, "encoding");
+    let start = Instant::now();
+    for f in frames {
+        encoder.push(f)?;
+        pb.inc(1);
+    }
+    let (out, reports, reference) = encoder.finish()?;
+    out.commit()?;
+    pb.finish_and_clear();
+    let encode_secs = start.elapsed().as_secs_f64();
+    let reference = reference.expect("kept");
+
+    let mut reader = open(&path)?;
+    let mut decoder = Rav1dDecoder::new(0);
+    let start = Instant::now();
+    let mut errors = ErrorAccumulator::default();
+    let mut decoded = 0;
+    for g in 0..reader.gop_count() {
+        let gop = reader.read_gop(g, &mut decoder)?;
+        for (k, frame) in gop.frames.iter().enumerate() {
+            errors.add(&reference[gop.first_frame as usize + k], frame);
+            decoded += 1;
+        }
+    }
+    let decode_secs = start.elapsed().as_secs_f64();
+    ensure!(
+        decoded == frame_count,
+        "decoded {decoded} of {frame_count} frames"
+    );
+    let e = errors.finish();
+    let bytes = std::fs::metadata(&path)?.len();
+    let gf = (n * frame_count) as f64;
+    println!();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| file | {} bytes ({} GOPs) |", bytes, reports.len());
+    println!("| bytes / Gaussian / frame | {:.3} |", bytes as f64 / gf);
+    println!("| uncompressed PLY / Gaussian / frame | {} |", 4 * (17 + 9));
+    for (attribute, b) in reports[0].track_bytes.iter().map(|(a, _)| *a).zip(0..) {
+        let total: usize = reports.iter().map(|r| r.track_bytes[b].1).sum();
+        println!(
+            "| {} bytes / Gaussian / frame | {:.3} |",
+            attribute.name(),
+            total as f64 / gf
+        );
+    }
+    let side: usize = reports.iter().map(|r| r.side_bytes).sum();
+    println!(
+        "| side data bytes / Gaussian / frame | {:.3} |",
+        side as f64 / gf
+    );
+    println!(
+        "| position RMSE / extent | {:.2e} (max {:.2e}) |",
+        e.position_rel, e.position_max_rel
+    );
+    println!("| rotation RMSE | {:.2} deg |", e.rotation_deg);
+    println!("| log-scale RMSE | {:.4} |", e.log_scale);
+    println!("| opacity RMSE | {:.4} |", e.opacity);
+    println!("| colour RMSE | {:.4} |", e.color);
+    println!("| SH rest RMSE | {:.4} |", e.sh_rest);
+    println!(
+        "| encode | {:.1} frames/s |",
+        frame_count as f64 / encode_secs
+    );
+    println!(
+        "| decode | {:.1} frames/s |",
+        frame_count as f64 / decode_secs
+    );
+    if output.is_some() {
+        println!("kept {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Keeping Gaussian identities across frames: when a writer reorders Gaussians between frames
+//! (SOG sorts spatially every frame), match each Gaussian to the one it continues in the
+//! previous frame, so one pixel layout serves the whole GOP and AV1's inter prediction works.
+
+use glam::Vec3;
+use splatcast_protocol::GaussianFrame;
+
+/// Candidates considered per Gaussian before giving up on a one-to-one match.
+const CANDIDATES: usize = 8;
+
+/// How `next` lines up with `prev`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Correspondence {
+    /// Same Gaussians, same order.
+    Identity,
+    /// Same Gaussians after reordering: `order[i]` is the index in `next` of prev's Gaussian `i`;
+    /// `moved` counts those that are not at their own index.
+    Reordered {
+        /// Permutation into `next`.
+        order: Vec<usize>,
+        /// Gaussians whose index changed.
+        moved: u32,
+    },
+    /// No reliable one-to-one match (or the counts differ): start a new GOP.
+    None,
+}
+
+/// Uniform hash grid over points for nearest-neighbour queries.
+struct Cells {
+    origin: Vec3,
+    size: f32,
+    dims: [usize; 3],
+    start: Vec<u32>,
+    items: Vec<u32>,
+}
+
+impl Cells {
+    fn new(points: &[Vec3]) -> Self {
+        let (lo, hi) = points.iter().fold(
+            (Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)),
+            |(l, h), p| (l.min(*p), h.max(*p)),
+        );
+        let extent = (hi - lo).max(Vec3::splat(1e-9));
+        // About two points per cell on a surface-like cloud.
+        let size = (extent.x * extent.y * extent.z / points.len().max(1) as f32)
+            .cbrt()
+            .max(extent.max_element() / 256.0);
+        let dims = ((extent / size).floor() + Vec3::ONE)
+            .to_array()
+            .map(|d| (d as usize).clamp(1, 256));
+        let cell_count = dims[0] * dims[1] * dims[2];
+        let mut counts = vec![0u32; cell_count + 1];
+        let cells: Vec<usize> = points
+            .iter()
+            .map(|p| Self::index(lo, size, dims, *p))
+            .collect();
+        cells.iter().for_each(|&c| counts[c + 1] += 1);
+        for i in 1..counts.len() {
+            counts[i] += counts[i - 1];
+        }
+        let mut fill = counts.clone();
+        let mut items = vec![0u32; points.len()];
+        for (i, &c) in cells.iter().enumerate() {
+            items[fill[c] as usize] = i as u32;
+            fill[c] += 1;
+        }
+        Self {
+            origin: lo,
+            size,
+            dims,
+            start: counts,
+            items,
+        }
+    }
+
+    fn coords(origin: Vec3, size: f32, dims: [usize; 3], p: Vec3) -> [usize; 3] {
+        let c = ((p - origin) / size).floor();
+        [0, 1, 2].map(|a| (c[a].max(0.0) as usize).min(dims[a] - 1))
+    }
+
+    fn index(origin: Vec3, size: f32, dims: [usize; 3], p: Vec3) -> usize {
+        let c = Self::coords(origin, size, dims, p);
+        (c[2] * dims[1] + c[1]) * dims[0] + c[0]
+    }
+
+    /// The `k` nearest points to `q` among the 3×3×3 cells around it, nearest first.
+    fn nearest(&self, points: &[Vec3], q: Vec3, k: usize, out: &mut Vec<(f32, u32)>) {
+        out.clear();
+        let c = Self::coords(self.origin, self.size, self.dims, q);
+        for z in c[2].saturating_sub(1)..=(c[2] + 1).min(self.dims[2] - 1) {
+            for y in c[1].saturating_sub(1)..=(c[1] + 1).min(self.dims[1] - 1) {
+                for x in c[0].saturating_sub(1)..=(c[0] + 1).min(self.dims[0] - 1) {
+                    let cell = (z * self.dims[1] + y) * self.dims[0] + x;
+                    for &i in &self.items[self.start[cell] as usize..self.start[cell + 1] as usize]
+                    {
+                        out.push((points[i as usize].distance_squared(q), i));
+                    }
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        out.truncate(k);
+    }
+}
+
+/// Attribute differences that count as much as one spacing of position: colour (as displayed),
+/// log-scale and opacity. Gaussians are matched on all of them, not on position alone, so a
+/// fast-moving dense cloud is not rewired to whichever neighbour happens to be closest.
+const COLOR_UNIT: f32 = 0.05;
+const LOG_SCALE_UNIT: f32 = 0.3;
+const OPACITY_UNIT: f32 = 0.1;
+/// Matching replaces the input order only when it halves the total cost.
+const REORDER_GAIN: f32 = 0.5;
+/// A pairing is plausible when this share of its pairs costs less than `PLAUSIBLE_COST`.
+const PLAUSIBLE_SHARE: f32 = 0.9;
+const PLAUSIBLE_COST: f32 = 4.0;
+
+/// Matching cost of prev Gaussian `i` continuing as next Gaussian `j`.
+fn cost(prev: &GaussianFrame, next: &GaussianFrame, i: usize, j: usize, spacing: f32) -> f32 {
+    use splatcast_protocol::gaussian::{SH_C0, sigmoid};
+    let dp = prev.positions[i].distance_squared(next.positions[j]) / (spacing * spacing);
+    let dc = ((prev.sh_dc[i] - next.sh_dc[j]) * (SH_C0 / COLOR_UNIT)).length_squared();
+    let ds = ((prev.log_scales[i] - next.log_scales[j]) / LOG_SCALE_UNIT).length_squared();
+    let da = ((sigmoid(prev.opacity_logits[i]) - sigmoid(next.opacity_logits[j])) / OPACITY_UNIT)
+        .powi(2);
+    dp + dc + ds + da
+}
+
+fn plausible(costs: impl Iterator<Item = f32>, n: usize) -> bool {
+    costs.filter(|&c| c < PLAUSIBLE_COST).count() as f32 >= PLAUSIBLE_SHARE * n as f32
+}
+
+/// Median distance from a sample of Gaussians to their nearest other Gaussian.
+fn typical_spacing(frame: &GaussianFrame) -> f32 {
+    let cells = Cells::new(&frame.positions);
+    let step = (frame.len() / 2000).max(1);
+    let mut found = Vec::new();
+    let mut d: Vec<f32> = frame
+        .positions
+        .iter()
+        .step_by(step)
+        .filter_map(|p| {
+            cells.nearest(&frame.positions, *p, 2, &mut found);
+            found.get(1).map(|(d, _)| d.sqrt())
+        })
+        .collect();
+    d.sort_unstable_by(f32::total_cmp);
+    d.get(d.len() / 2)
+        .copied()
+        .unwrap_or(1.0)
+        .max(frame.extent() * 1e-4)
+}
+
+/// Lines `next` up with `prev`: keeps the input order when it is plausible, re-matches when a
+/// one-to-one matching on position and attributes is much cheaper, gives up otherwise.
+pub fn correspond(prev: &GaussianFrame, next: &GaussianFrame) -> Correspondence {
+    let n = prev.len();
+    if n != next.len() || n == 0 || prev.sh_degree != next.sh_degree {
+        return Correspondence::None;
+    }
+    let spacing = typical_spacing(prev);
+    let identity: Vec<f32> = (0..n).map(|i| cost(prev, next, i, i, spacing)).collect();
+    let identity_total: f32 = identity.iter().sum();
+    if identity_total == 0.0 {
+        return Correspondence::Identity;
+    }
+    let matched = greedy_match(prev, next, spacing);
+    let identity_ok = plausible(identity.iter().copied(), n);
+    match matched {
+        Some((order, total)) if total < REORDER_GAIN * identity_total || !identity_ok => {
+            let ok = plausible(
+                order
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &j)| cost(prev, next, i, j, spacing)),
+                n,
+            );
+            let moved = order.iter().enumerate().filter(|(i, j)| i != *j).count() as u32;
+            match (ok, moved) {
+                (false, _) => Correspondence::None,
+                (true, 0) => Correspondence::Identity,
+                (true, _) => Correspondence::Reordered { order, moved },
+            }
+        }
+        _ if identity_ok => Correspondence::Identity,
+        _ => Correspondence::None,
+    }
+}
+
+/// Cheapest-first one-to-one matching among each prev Gaussian's nearest candidates in `next`;
+/// `None` when some Gaussian finds no free candidate.
+fn greedy_match(
+    prev: &GaussianFrame,
+    next: &GaussianFrame,
+    spacing: f32,
+) -> Option<(Vec<usize>, f32)> {
+    let n = prev.len();
+    let cells = Cells::new(&next.positions);
+    let mut found = Vec::with_capacity(CANDIDATES);
+    let mut pairs: Vec<(f32, u32, u32)> = Vec::with_capacity(n * CANDIDATES);
+    for (i, p) in prev.positions.iter().enumerate() {
+        cells.nearest(&next.positions, *p, CANDIDATES, &mut found);
+        pairs.extend(
+            found
+                .iter()
+                .map(|&(_, j)| (cost(prev, next, i, j as usize, spacing), i as u32, j)),
+        );
+    }
+    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut order = vec![usize::MAX; n];
+    let mut taken = vec![false; n];
+    let mut total = 0.0;
+    for (c, i, j) in pairs {
+        let (i, j) = (i as usize, j as usize);
+        if order[i] == usize::MAX && !taken[j] {
+            order[i] = j;
+            taken[j] = true;
+            total += c;
+        }
+    }
+    (!order.contains(&usize::MAX)).then_some((order, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use glam::Quat;
+
+    fn cloud(n: usize, shift: f32) -> GaussianFrame {
+        let mut f = GaussianFrame::with_capacity(n, 0);
+        for i in 0..n {
+            let p = Vec3::new((i % 17) as f32, (i / 17 % 13) as f32, (i / 221) as f32) * 0.1;
+            f.positions.push(p + Vec3::splat(shift));
+            f.rotations.push(Quat::IDENTITY);
+            f.log_scales.push(Vec3::splat(-3.0));
+            f.opacity_logits.push(0.0);
+            f.sh_dc.push(Vec3::splat(i as f32));
+        }
+        f
+    }
+
+    #[test]
+    fn recovers_a_shuffle_and_rejects_a_jump() {
+        let prev = cloud(1000, 0.0);
+        let next = cloud(1000, 0.003);
+        assert_eq!(correspond(&prev, &next), Correspondence::Identity);
+        let perm: Vec<usize> = (0..1000).map(|i| (i * 7919) % 1000).collect();
+        let shuffled = next.permuted(&perm);
+        match correspond(&prev, &shuffled) {
+            Correspondence::Reordered { order, moved } => {
+                assert!(moved > 900);
+                assert_eq!(shuffled.permuted(&order), next);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Fast motion of a whole cloud keeps the input order: re-matching would not pay.
+        assert_eq!(
+            correspond(&prev, &cloud(1000, 0.06)),
+            Correspondence::Identity
+        );
+        // A different scene with the same count has no correspondence.
+        let mut other = cloud(1000, 0.0);
+        other.sh_dc.reverse();
+        other
+            .positions
+            .iter_mut()
+            .for_each(|p| *p = *p * 3.0 + Vec3::splat(5.0));
+        assert_eq!(correspond(&prev, &other), Correspondence::None);
+        assert_eq!(correspond(&prev, &cloud(999, 0.0)), Correspondence::None);
+    }
+}

@@ -1,0 +1,13 @@
+//! Splatcast encoder: turns sequences of Gaussian frames into Splatcast streams.
+//!
+//! The learned dynamic encoder (keyframe training, quantisation-aware residuals) builds on this
+//! crate; today it encodes sequences of already-trained frames.
+
+pub mod correspond;
+pub mod demo;
+pub mod encode;
+pub mod metrics;
+pub mod presets;
+
+pub use encode::{EncodeError, EncodeOptions, GopReport, SequenceEncoder, stream_layout};
+pub use presets::Quality;

@@ -1,0 +1,67 @@
+//! Quality presets: per-attribute bit depth and AV1 quantizer, and the rav1e speed.
+//!
+//! Positions get 10 bits and the finest quantizer because geometry errors show most; SH rest
+//! coefficients, which only tint views, get the coarsest.
+
+use clap::ValueEnum;
+use splatcast_protocol::gop::Attribute;
+
+/// A named trade-off between size and fidelity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Quality {
+    /// Smallest files.
+    Low,
+    /// The default balance.
+    Medium,
+    /// Larger files, closer to the input.
+    High,
+    /// Near the limit of 8/10-bit quantisation.
+    Max,
+}
+
+impl Quality {
+    /// Bit depth of an attribute's planes.
+    pub fn bit_depth(self, attribute: Attribute) -> u8 {
+        match (self, attribute) {
+            (_, Attribute::Position) | (Quality::Max, _) => 10,
+            _ => 8,
+        }
+    }
+
+    /// AV1 base quantizer index (0–255) for an attribute.
+    pub fn quantizer(self, attribute: Attribute) -> u8 {
+        let [low, medium, high, max] = match attribute {
+            Attribute::Position => [48, 24, 10, 2],
+            Attribute::Rotation => [140, 100, 60, 20],
+            Attribute::Scale => [120, 80, 45, 16],
+            Attribute::ColorOpacity => [110, 70, 40, 12],
+            Attribute::ShRest => [180, 140, 90, 40],
+        };
+        match self {
+            Quality::Low => low,
+            Quality::Medium => medium,
+            Quality::High => high,
+            Quality::Max => max,
+        }
+    }
+
+    /// rav1e speed preset.
+    pub fn speed(self) -> u8 {
+        match self {
+            Quality::Low | Quality::Medium => 9,
+            Quality::High => 8,
+            Quality::Max => 6,
+        }
+    }
+
+    /// Share of a total bitrate an attribute's track receives in bitrate mode.
+    pub fn bitrate_share(attribute: Attribute) -> f64 {
+        match attribute {
+            Attribute::Position => 0.4,
+            Attribute::Rotation => 0.15,
+            Attribute::Scale => 0.15,
+            Attribute::ColorOpacity => 0.2,
+            Attribute::ShRest => 0.1,
+        }
+    }
+}
