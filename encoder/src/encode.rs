@@ -45,7 +45,7 @@ impl Default for EncodeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
     /// Writing the output failed.
-    #[error("writing output: {0}")]
+    #[error("writing output")]
     Io(#[from] std::io::Error),
     /// AV1 encoding failed.
     #[error(transparent)]

@@ -10,12 +10,12 @@ use crate::formats::SplatFormat;
 #[derive(Debug, thiserror::Error)]
 pub enum SequenceError {
     /// The directory could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The directory.
         path: PathBuf,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Nothing matched.
     #[error("{0}: no splat files (.ply, .splat, .sog, .spz) found")]
@@ -40,9 +40,9 @@ pub fn list_frames(input: &Path) -> Result<Vec<PathBuf>, SequenceError> {
     } else {
         return Ok(vec![input.to_owned()]);
     };
-    let io = |source| SequenceError::Io {
+    let io = |error| SequenceError::Io {
         path: dir.clone(),
-        source,
+        error,
     };
     let mut frames = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(io)? {

@@ -242,12 +242,13 @@ impl<R: Read + Seek> StreamReader<R> {
         })
     }
 
-    /// Decodes GOP `index` with `decoder`.
-    pub fn read_gop(
+    /// Decodes the AV1 planes of GOP `index`: its side data and, per track in side-data
+    /// order, one picture per frame.
+    pub fn decode_planes(
         &mut self,
         index: usize,
         decoder: &mut dyn PlaneDecoder,
-    ) -> Result<DecodedGop, StreamError> {
+    ) -> Result<(u64, GopSide, Vec<Vec<Picture>>), StreamError> {
         let fragment = self.mp4.fragment(index)?;
         let side = self.side_of(&fragment)?;
         if side.tracks.len() != self.video_tracks.len() {
@@ -263,10 +264,20 @@ impl<R: Read + Seek> StreamReader<R> {
             let refs: Vec<&[u8]> = samples.iter().map(|s| s.data.as_slice()).collect();
             planes.push(decoder.decode_gop(&refs)?);
         }
+        Ok((fragment.base_time / FRAME_TICKS as u64, side, planes))
+    }
+
+    /// Decodes GOP `index` into Gaussian frames with `decoder`.
+    pub fn read_gop(
+        &mut self,
+        index: usize,
+        decoder: &mut dyn PlaneDecoder,
+    ) -> Result<DecodedGop, StreamError> {
+        let (first_frame, side, planes) = self.decode_planes(index, decoder)?;
         let frames =
             unpack(&side, &planes).map_err(|e| StreamError::Inconsistent(e.to_string()))?;
         Ok(DecodedGop {
-            first_frame: fragment.base_time / FRAME_TICKS as u64,
+            first_frame,
             side,
             frames,
         })

@@ -89,7 +89,7 @@ impl Fragment {
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
     /// Reading the file failed.
-    #[error("I/O: {0}")]
+    #[error("read failed")]
     Io(#[from] std::io::Error),
     /// A box is malformed.
     #[error("malformed MP4: {0}")]

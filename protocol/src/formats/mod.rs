@@ -37,20 +37,20 @@ pub enum FormatError {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file's contents are not valid Gaussians.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Format {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        source: FormatError,
+        error: FormatError,
     },
 }
 
@@ -111,13 +111,13 @@ pub fn parse(bytes: &[u8], format: SplatFormat) -> Result<GaussianFrame, FormatE
 
 /// Reads one frame from a file in any supported format; refuses empty frames.
 pub fn load(path: &Path) -> Result<GaussianFrame, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+    let bytes = std::fs::read(path).map_err(|error| LoadError::Io {
         path: path.to_owned(),
-        source,
+        error,
     })?;
-    let format_err = |source| LoadError::Format {
+    let format_err = |error| LoadError::Format {
         path: path.to_owned(),
-        source,
+        error,
     };
     let format = SplatFormat::detect(path, &bytes).ok_or_else(|| {
         format_err(FormatError::Unsupported(

@@ -99,7 +99,7 @@ pub enum SideError {
     #[error("side data: {0}")]
     Compression(String),
     /// Malformed contents.
-    #[error("side data: {0}")]
+    #[error("side data")]
     Format(#[from] FormatError),
     /// A later format version.
     #[error("side data version {0} is not supported (this build reads version {VERSION})")]

@@ -1,0 +1,185 @@
+//! The `splatcast` binary on real and broken inputs: round trips, one-line errors naming the
+//! file, non-zero exits, and no output left under its final name after a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data")
+        .join(rel)
+}
+
+fn splatcast(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splatcast"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
+    s.as_ref()
+}
+
+fn assert_fails_naming(out: &Output, name: &str) {
+    assert!(!out.status.success(), "should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {err}");
+    assert!(lines[0].contains(name), "names {name}: {err}");
+}
+
+fn encode(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        os("encode"),
+        input.as_os_str(),
+        os("-o"),
+        output.as_os_str(),
+    ];
+    args.extend(extra.iter().map(os));
+    splatcast(&args)
+}
+
+#[test]
+fn wave_roundtrip_through_encode_info_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = dir.path().join("in");
+    std::fs::create_dir(&frames).unwrap();
+    for i in 1..=6 {
+        let name = format!("wave_{i:04}.sog");
+        std::fs::copy(
+            data(&format!("seq_playcanvas_wave/{name}")),
+            frames.join(&name),
+        )
+        .unwrap();
+    }
+    let mp4 = dir.path().join("wave.mp4");
+    let out = encode(
+        &frames.join("wave_*.sog"),
+        &mp4,
+        &["--gop", "4", "--fps", "25"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let info = splatcast(&[os("info"), mp4.as_os_str()]);
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(info.status.success());
+    assert!(
+        text.contains("2 GOPs") && text.contains("25.000 fps"),
+        "{text}"
+    );
+    assert!(text.contains("GOP length reached"), "{text}");
+    assert!(text.contains("bytes/Gaussian/frame"), "{text}");
+
+    let decoded = dir.path().join("out");
+    let out = splatcast(&[os("decode"), mp4.as_os_str(), os("-o"), decoded.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut plys: Vec<_> = std::fs::read_dir(&decoded)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    plys.sort();
+    assert_eq!(plys.len(), 6);
+    let first = splatcast_protocol::formats::load(&plys[0]).unwrap();
+    let source = splatcast_protocol::formats::load(&frames.join("wave_0001.sog")).unwrap();
+    assert_eq!(first.len(), source.len());
+    let (lo, hi) = (first.bounds().unwrap(), source.bounds().unwrap());
+    assert!((lo.0 - hi.0).abs().max_element() < 1e-3 * source.extent());
+}
+
+#[test]
+fn frames_of_different_sizes_start_a_new_gop() {
+    let dir = tempfile::tempdir().unwrap();
+    let donut = splatcast_protocol::formats::load(&data("splat_donut_v3dg/fused.ply")).unwrap();
+    let small = donut.permuted(&(0..1000).collect::<Vec<_>>());
+    let large = donut.permuted(&(0..1500).collect::<Vec<_>>());
+    for (i, f) in [&small, &small, &large].iter().enumerate() {
+        let ply = splatcast_protocol::formats::ply::write(f);
+        std::fs::write(dir.path().join(format!("f{i}.ply")), ply).unwrap();
+    }
+    let mp4 = dir.path().join("mixed.mp4");
+    let out = encode(dir.path(), &mp4, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info =
+        String::from_utf8_lossy(&splatcast(&[os("info"), mp4.as_os_str()]).stdout).into_owned();
+    assert!(info.contains("Gaussian count changed"), "{info}");
+}
+
+#[test]
+fn broken_inputs_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(data("splat_donut_v3dg/fused.ply")).unwrap();
+    let header_end = good.windows(10).position(|w| w == b"end_header").unwrap() + 11;
+    let body = &good[header_end..];
+    let header = String::from_utf8_lossy(&good[..header_end]).into_owned();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated.ply", good[..good.len() / 3].to_vec()),
+        (
+            "lying.ply",
+            [header.replace("45624", "999999999").as_bytes(), body].concat(),
+        ),
+        ("empty.ply", header.replace("45624", "0").into_bytes()),
+        ("nan.ply", {
+            let mut b = good.clone();
+            b[header_end..header_end + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+            b
+        }),
+        (
+            "noopacity.ply",
+            [header.replace("opacity", "opacitx").as_bytes(), body].concat(),
+        ),
+        ("garbage.sog", b"PK\x03\x04 not really a zip".to_vec()),
+        ("garbage.spz", vec![0x1f, 0x8b, 8, 0, 1, 2, 3]),
+        ("odd.splat", vec![0u8; 33]),
+    ];
+    for (name, bytes) in cases {
+        let input = dir.path().join(name);
+        std::fs::write(&input, bytes).unwrap();
+        let output = dir.path().join(format!("{name}.mp4"));
+        let out = encode(&input, &output, &[]);
+        assert_fails_naming(&out, name);
+        assert!(!output.exists(), "{name}: no output under the final name");
+        assert!(!dir.path().join(format!("{name}.mp4.partial")).exists());
+    }
+
+    let unwritable = dir.path().join("no/such/dir/out.mp4");
+    let out = encode(
+        &data("splat_sh3_fixture_splatapult/test.ply"),
+        &unwritable,
+        &[],
+    );
+    assert_fails_naming(&out, "out.mp4");
+
+    // A valid file, then damaged copies of it.
+    let mp4 = dir.path().join("ok.mp4");
+    assert!(
+        encode(&data("splat_sh3_fixture_splatapult/test.ply"), &mp4, &[])
+            .status
+            .success()
+    );
+    let bytes = std::fs::read(&mp4).unwrap();
+    let corrupt = dir.path().join("corrupt.mp4");
+    std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).unwrap();
+    let out = splatcast(&[
+        os("decode"),
+        corrupt.as_os_str(),
+        os("-o"),
+        dir.path().join("d").as_os_str(),
+    ]);
+    assert!(!out.status.success() || String::from_utf8_lossy(&out.stderr).contains("corrupt.mp4"));
+    let noise = dir.path().join("noise.mp4");
+    std::fs::write(&noise, vec![7u8; 5000]).unwrap();
+    assert_fails_naming(&splatcast(&[os("info"), noise.as_os_str()]), "noise.mp4");
+}
