@@ -93,10 +93,13 @@ pub fn encode(
             .with_context(|| format!("{}", output.display()))?;
         pb.inc(1);
     }
-    let (out, reports, _) = encoder
+    let encoded = encoder
         .finish()
         .with_context(|| format!("{}", output.display()))?;
-    out.commit()
+    let reports = encoded.reports;
+    encoded
+        .output
+        .commit()
         .with_context(|| format!("{}: cannot write", output.display()))?;
     pb.finish_and_clear();
     let secs = start.elapsed().as_secs_f64();
@@ -273,11 +276,12 @@ pub fn demo(output: Option<&Path>) -> Result<()> {
         encoder.push(f)?;
         pb.inc(1);
     }
-    let (out, reports, reference) = encoder.finish()?;
-    out.commit()?;
+    let encoded = encoder.finish()?;
+    encoded.output.commit()?;
+    let reports = encoded.reports;
     pb.finish_and_clear();
     let encode_secs = start.elapsed().as_secs_f64();
-    let reference = reference.expect("kept");
+    let reference = encoded.reference.expect("kept");
 
     let mut reader = open(&path)?;
     let mut decoder = Rav1dDecoder::new(0);

@@ -92,6 +92,16 @@ pub fn stream_layout(options: &EncodeOptions, max_gaussians: usize, sh_degree: u
     }
 }
 
+/// What a finished encode hands back.
+pub struct Encoded<W> {
+    /// The output, complete with its fragment index.
+    pub output: W,
+    /// One report per GOP.
+    pub reports: Vec<GopReport>,
+    /// The coded-order input frames, when asked for.
+    pub reference: Option<Vec<GaussianFrame>>,
+}
+
 /// Encodes frames pushed one at a time into a fragmented MP4 written to `out`.
 pub struct SequenceEncoder<W: Write> {
     options: EncodeOptions,
@@ -277,9 +287,7 @@ impl<W: Write> SequenceEncoder<W> {
     }
 
     /// Codes the last GOP, writes the fragment index and returns the output.
-    pub fn finish(
-        mut self,
-    ) -> Result<(W, Vec<GopReport>, Option<Vec<GaussianFrame>>), EncodeError> {
+    pub fn finish(mut self) -> Result<Encoded<W>, EncodeError> {
         self.flush_gop(GopStart::Length)?;
         let Some(movie) = &self.movie else {
             return Err(EncodeError::Input {
@@ -290,6 +298,10 @@ impl<W: Write> SequenceEncoder<W> {
         let mfra = fragment_index(movie, &self.index);
         self.write(&mfra)?;
         self.out.flush()?;
-        Ok((self.out, self.reports, self.reference))
+        Ok(Encoded {
+            output: self.out,
+            reports: self.reports,
+            reference: self.reference,
+        })
     }
 }

@@ -9,5 +9,5 @@ pub mod encode;
 pub mod metrics;
 pub mod presets;
 
-pub use encode::{EncodeError, EncodeOptions, GopReport, SequenceEncoder, stream_layout};
+pub use encode::{EncodeError, EncodeOptions, Encoded, GopReport, SequenceEncoder, stream_layout};
 pub use presets::Quality;

@@ -20,7 +20,7 @@ fn encoded() -> Vec<u8> {
     for t in 0..7 {
         enc.push(demo::galaxy_frame(1500, t, 24.0)).unwrap();
     }
-    enc.finish().unwrap().0
+    enc.finish().unwrap().output
 }
 
 fn run(cmd: &mut Command) -> Vec<u8> {
@@ -69,7 +69,7 @@ fn ffprobe_lists_tracks_and_ffmpeg_decodes_bit_exactly() {
     assert_eq!(reader.gop_count(), 2);
     let mut dec = Rav1dDecoder::new(1);
     let mut ours: Vec<Vec<u16>> = vec![Vec::new(); 5];
-    let mut depths = vec![8u8; 5];
+    let mut depths = [8u8; 5];
     for g in 0..reader.gop_count() {
         let (_, _, planes) = reader.decode_planes(g, &mut dec).unwrap();
         for (t, pictures) in planes.iter().enumerate() {

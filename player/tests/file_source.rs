@@ -15,9 +15,9 @@ fn seeks_across_gops_and_rejects_frames_past_the_end() {
     for t in 0..7 {
         enc.push(demo::galaxy_frame(800, t, 30.0)).unwrap();
     }
-    let (bytes, reports, reference) = enc.finish().unwrap();
-    assert_eq!(reports.len(), 3);
-    let reference = reference.unwrap();
+    let encoded = enc.finish().unwrap();
+    assert_eq!(encoded.reports.len(), 3);
+    let (bytes, reference) = (encoded.output, encoded.reference.unwrap());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.mp4");
     std::fs::File::create(&path)

@@ -2,7 +2,7 @@
 //! `../shared/data`, plus encode and decode speed on this machine. Prints a markdown table;
 //! `--write BENCHMARKS.md` replaces the codec section of that file.
 //!
-//! `cargo run --release -p splatcast-encoder --bin codec-bench -- [--write BENCHMARKS.md]`
+//! `cargo run --release -p splatcast-encoder --bin codec-bench -- [--only wave] [--write BENCHMARKS.md]`
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -85,7 +85,8 @@ fn run(case: &Case) -> Result<Row> {
     for f in &case.frames {
         enc.push(f.clone())?;
     }
-    let (bytes, _, reference) = enc.finish()?;
+    let encoded = enc.finish()?;
+    let (bytes, reference) = (encoded.output, encoded.reference);
     let encode_secs = start.elapsed().as_secs_f64();
     let reference = reference.context("reference kept")?;
 
@@ -183,10 +184,9 @@ fn table(rows: &[Row]) -> String {
 }
 
 fn main() -> Result<()> {
-    let write = std::env::args()
-        .skip_while(|a| a != "--write")
-        .nth(1)
-        .map(PathBuf::from);
+    let arg = |flag: &str| std::env::args().skip_while(|a| a != flag).nth(1);
+    let write = arg("--write").map(PathBuf::from);
+    let only = arg("--only");
     let wave_paths = list_frames(&data("seq_playcanvas_wave/wave_*.sog"))?;
     let wave: Vec<GaussianFrame> = wave_paths
         .iter()
@@ -231,7 +231,10 @@ fn main() -> Result<()> {
         });
     }
     let mut rows = Vec::new();
-    for case in &cases {
+    for case in cases
+        .iter()
+        .filter(|c| only.as_ref().is_none_or(|o| c.name.contains(o.as_str())))
+    {
         eprintln!(
             "{} gop {} {:?} ...",
             case.name, case.options.gop, case.options.quality

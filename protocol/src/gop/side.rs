@@ -139,21 +139,17 @@ impl GopSide {
         for v in [self.box_min, self.box_max] {
             v.to_array().iter().for_each(|f| b.extend(f.to_le_bytes()));
         }
-        // Positions as per-axis deltas along the coded order (neighbours are close), high bytes
-        // then low bytes, which zstd compresses far better than raw interleaved values.
+        // Positions as per-axis residuals of the LOCO-I median predictor over the grid (left,
+        // up and up-left neighbours; the layout makes them close), high bytes then low bytes,
+        // which zstd compresses far better than raw values.
+        let neighbours = self.neighbours();
         for axis in 0..3 {
-            let mut prev = 0u16;
-            let deltas: Vec<u16> = self
-                .keyframe_positions
-                .iter()
-                .map(|p| {
-                    let d = p[axis].wrapping_sub(prev);
-                    prev = p[axis];
-                    d
-                })
+            let values: Vec<u16> = self.keyframe_positions.iter().map(|p| p[axis]).collect();
+            let residuals: Vec<u16> = (0..values.len())
+                .map(|i| values[i].wrapping_sub(predict(&values, neighbours[i], i)))
                 .collect();
-            b.extend(deltas.iter().map(|d| (d >> 8) as u8));
-            b.extend(deltas.iter().map(|d| *d as u8));
+            b.extend(residuals.iter().map(|d| (d >> 8) as u8));
+            b.extend(residuals.iter().map(|d| *d as u8));
         }
         b.push(self.tracks.len() as u8);
         for t in &self.tracks {
@@ -215,14 +211,30 @@ impl GopSide {
         };
         let (box_min, box_max) = (v3()?, v3()?);
         let n = gaussian_count as usize;
-        let mut keyframe_positions = vec![[0u16; 3]; n];
+        let mut side = Self {
+            frame_count,
+            gaussian_count,
+            grid,
+            sh_degree,
+            start,
+            rematched,
+            occupancy,
+            box_min,
+            box_max,
+            keyframe_positions: vec![[0u16; 3]; n],
+            tracks: Vec::new(),
+        };
+        let neighbours = side.neighbours();
         for axis in 0..3 {
             let hi = c.take(n, "positions")?;
             let lo = c.take(n, "positions")?;
-            let mut prev = 0u16;
-            for ((position, &h), &l) in keyframe_positions.iter_mut().zip(hi).zip(lo) {
-                prev = prev.wrapping_add(((h as u16) << 8) | l as u16);
-                position[axis] = prev;
+            let mut values = vec![0u16; n];
+            for i in 0..n {
+                let residual = ((hi[i] as u16) << 8) | lo[i] as u16;
+                values[i] = residual.wrapping_add(predict(&values, neighbours[i], i));
+            }
+            for (p, v) in side.keyframe_positions.iter_mut().zip(values) {
+                p[axis] = v;
             }
         }
         let track_count = c.u8("tracks")?;
@@ -258,21 +270,56 @@ impl GopSide {
                 ranges,
             });
         }
-        if !box_min.is_finite() || !box_max.is_finite() {
+        if !side.box_min.is_finite() || !side.box_max.is_finite() {
             return Err(invalid("non-finite box"));
         }
-        Ok(Self {
-            frame_count,
-            gaussian_count,
-            grid,
-            sh_degree,
-            start,
-            rematched,
-            occupancy,
-            box_min,
-            box_max,
-            keyframe_positions,
-            tracks,
-        })
+        side.tracks = tracks;
+        Ok(side)
+    }
+
+    /// For each coded Gaussian, the coded indices of its left, up and up-left pixel neighbours
+    /// (when occupied): the context of the position predictor.
+    fn neighbours(&self) -> Vec<[Option<usize>; 3]> {
+        let w = self.grid.width;
+        let mut coded = vec![None; self.grid.pixels()];
+        let mut pixels = Vec::with_capacity(self.gaussian_count as usize);
+        for (p, slot) in coded.iter_mut().enumerate() {
+            if self.occupied(p) {
+                *slot = Some(pixels.len());
+                pixels.push(p);
+            }
+        }
+        pixels
+            .iter()
+            .map(|&p| {
+                let (x, y) = (p % w, p / w);
+                let at = |dx: usize, dy: usize| {
+                    (x >= dx && y >= dy)
+                        .then(|| coded[p - dx - dy * w])
+                        .flatten()
+                };
+                [at(1, 0), at(0, 1), at(1, 1)]
+            })
+            .collect()
+    }
+}
+
+/// LOCO-I median edge detector from already-decoded neighbours, falling back to whichever
+/// neighbour exists, then to the previous value in coded order.
+fn predict(values: &[u16], [left, up, up_left]: [Option<usize>; 3], i: usize) -> u16 {
+    let v = |j: Option<usize>| j.map(|j| values[j] as i32);
+    match (v(left), v(up), v(up_left)) {
+        (Some(a), Some(b), Some(c)) => {
+            let p = if c >= a.max(b) {
+                a.min(b)
+            } else if c <= a.min(b) {
+                a.max(b)
+            } else {
+                a + b - c
+            };
+            p as u16
+        }
+        (Some(a), _, _) | (None, Some(a), _) => a as u16,
+        _ => i.checked_sub(1).map_or(0, |j| values[j]),
     }
 }
