@@ -2,7 +2,7 @@
 //! in natural units, before a renderer exists to measure image quality.
 
 use splatcast_protocol::GaussianFrame;
-use splatcast_protocol::gaussian::{SH_C0, canonical_rotation, sigmoid};
+use splatcast_protocol::gaussian::{SH_C0, orientation_error_degrees, sigmoid};
 
 /// Root-mean-square errors per attribute over a sequence.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -11,7 +11,8 @@ pub struct AttributeErrors {
     pub position_rel: f64,
     /// Largest position error divided by the extent.
     pub position_max_rel: f64,
-    /// Rotation RMSE in degrees.
+    /// Rotation RMSE in degrees, between the shapes (rotations that give the same covariance
+    /// count as equal).
     pub rotation_deg: f64,
     /// Log-scale RMSE (natural-log units).
     pub log_scale: f64,
@@ -44,11 +45,7 @@ impl ErrorAccumulator {
             let dp = (reference.positions[i] - decoded.positions[i]).length() as f64 / extent;
             self.position_max_rel = self.position_max_rel.max(dp);
             add(0, dp * dp, 1);
-            let dot = canonical_rotation(reference.rotations[i])
-                .dot(canonical_rotation(decoded.rotations[i]))
-                .abs()
-                .min(1.0) as f64;
-            let angle = 2.0 * dot.acos().to_degrees();
+            let angle = orientation_error_degrees(reference.rotations[i], decoded.rotations[i]);
             add(1, angle * angle, 1);
             let ds = (reference.log_scales[i] - decoded.log_scales[i]).length_squared() as f64;
             add(2, ds, 3);

@@ -200,6 +200,53 @@ pub fn canonical_rotation(q: Quat) -> Quat {
     if q.w < 0.0 { -q } else { q }
 }
 
+/// The four rotations that give a Gaussian the same covariance: an ellipsoid is symmetric under
+/// a half turn about each of its own axes, so `q`, `q·x̂`, `q·ŷ`, `q·ẑ` (and their negatives)
+/// all describe the same Gaussian.
+pub fn equivalent_rotations(q: Quat) -> [Quat; 4] {
+    [
+        q,
+        q * Quat::from_xyzw(1.0, 0.0, 0.0, 0.0),
+        q * Quat::from_xyzw(0.0, 1.0, 0.0, 0.0),
+        q * Quat::from_xyzw(0.0, 0.0, 1.0, 0.0),
+    ]
+}
+
+/// A representative of the rotation's covariance class: of the equivalent rotations, the one
+/// closest to identity (largest |w|), with w ≥ 0. Neighbours with similar shapes then get
+/// similar quaternions, which keeps rotation planes smooth.
+pub fn canonical_orientation(q: Quat) -> Quat {
+    let q = canonical_rotation(q);
+    let best = equivalent_rotations(q)
+        .into_iter()
+        .max_by(|a, b| a.w.abs().total_cmp(&b.w.abs()))
+        .expect("four candidates");
+    if best.w < 0.0 { -best } else { best }
+}
+
+/// The equivalent rotation of `q` (sign included) closest to `reference`, so a Gaussian's
+/// quaternion changes smoothly over time.
+pub fn closest_orientation(q: Quat, reference: Quat) -> Quat {
+    let q = canonical_rotation(q);
+    let best = equivalent_rotations(q)
+        .into_iter()
+        .max_by(|a, b| a.dot(reference).abs().total_cmp(&b.dot(reference).abs()))
+        .expect("four candidates");
+    if best.dot(reference) < 0.0 {
+        -best
+    } else {
+        best
+    }
+}
+
+/// Angle in degrees between the shapes two rotations give (the smallest over the equivalent
+/// rotations): the rotation error that matters for rendering.
+pub fn orientation_error_degrees(a: Quat, b: Quat) -> f64 {
+    let a = canonical_rotation(a);
+    let dot = closest_orientation(b, a).dot(a).abs().min(1.0) as f64;
+    2.0 * dot.acos().to_degrees()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +294,27 @@ mod tests {
         }
         let q = canonical_rotation(Quat::from_xyzw(0.0, 0.0, 0.0, -2.0));
         assert_eq!(q, Quat::IDENTITY);
+    }
+
+    #[test]
+    fn equivalent_rotations_share_the_covariance() {
+        let q = Quat::from_euler(glam::EulerRot::XYZ, 0.3, -1.2, 2.0);
+        let s = glam::Mat3::from_diagonal(Vec3::new(0.1, 0.5, 2.0));
+        let cov = |r: Quat| {
+            let m = glam::Mat3::from_quat(r) * s;
+            m * m.transpose()
+        };
+        for r in equivalent_rotations(q) {
+            assert!((cov(r) - cov(q)).abs_diff_eq(glam::Mat3::ZERO, 1e-5));
+        }
+        let c = canonical_orientation(q);
+        assert!((cov(c) - cov(q)).abs_diff_eq(glam::Mat3::ZERO, 1e-5));
+        assert!(c.w >= 0.5, "largest |w| of four is at least 1/2");
+        assert!(orientation_error_degrees(q, -c) < 1e-2);
+        assert!(
+            (orientation_error_degrees(q, q * Quat::from_rotation_z(0.1)) - 0.1f64.to_degrees())
+                .abs()
+                < 0.05
+        );
     }
 }

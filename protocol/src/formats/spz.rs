@@ -133,10 +133,10 @@ fn read_v4(bytes: &[u8]) -> Result<GaussianFrame, FormatError> {
         .checked_mul(header.record_size())
         .filter(|&s| s <= bytes.len().saturating_mul(MAX_DEFLATE_RATIO))
         .ok_or_else(|| too_many(&header, bytes.len()))?;
-    if sizes.iter().map(|s| s.1).sum::<usize>() != expected {
+    let total = sizes.iter().try_fold(0usize, |t, s| t.checked_add(s.1));
+    if total != Some(expected) {
         return Err(FormatError::Invalid(format!(
-            "SPZ streams hold {} bytes, {} Gaussians need {expected}",
-            sizes.iter().map(|s| s.1).sum::<usize>(),
+            "SPZ streams do not add up to the {expected} bytes {} Gaussians need",
             header.count
         )));
     }
@@ -291,6 +291,23 @@ mod tests {
             read(&gzip(&lying)),
             Err(FormatError::Truncated(_))
         ));
+    }
+
+    #[test]
+    fn v4_table_with_overflowing_sizes_is_an_error() {
+        // Found by the fuzzer: stream sizes whose sum overflows.
+        let mut b = Vec::new();
+        for v in [MAGIC, 4, 1] {
+            b.extend(v.to_le_bytes());
+        }
+        b.extend([0u8, 12, 0, 2]);
+        b.extend(32u32.to_le_bytes());
+        b.extend([0u8; 12]);
+        for _ in 0..2 {
+            b.extend(1u64.to_le_bytes());
+            b.extend((u64::MAX / 2 + 7).to_le_bytes());
+        }
+        assert!(read(&b).is_err());
     }
 
     #[test]

@@ -5,7 +5,9 @@ use glam::{Quat, Vec3};
 use super::side::{GopSide, GopStart, TrackRanges};
 use super::{Attribute, Range, tiling};
 use crate::av1::Picture;
-use crate::gaussian::{GaussianFrame, canonical_rotation, logit, sigmoid};
+use crate::gaussian::{
+    GaussianFrame, canonical_orientation, canonical_rotation, closest_orientation, logit, sigmoid,
+};
 use crate::layout::{self, Grid};
 
 /// The pictures of one attribute track for every frame of a GOP.
@@ -29,16 +31,21 @@ pub struct PackedGop {
     pub coded_order: Vec<usize>,
 }
 
-/// One scalar channel of Gaussian `g` in frame `f`, as the planes store it.
-fn value(frames: &[GaussianFrame], attribute: Attribute, f: usize, g: usize, c: usize) -> f32 {
+/// One scalar channel of Gaussian `g` in frame `f`, as the planes store it; `keys` are the
+/// keyframe orientations every later frame's rotation is aligned with.
+fn value(
+    frames: &[GaussianFrame],
+    keys: &[Quat],
+    attribute: Attribute,
+    f: usize,
+    g: usize,
+    c: usize,
+) -> f32 {
     let frame = &frames[f];
     match attribute {
         Attribute::Position => (frame.positions[g] - frames[0].positions[g])[c],
         Attribute::Rotation => {
-            let key = canonical_rotation(frames[0].rotations[g]);
-            let q = canonical_rotation(frame.rotations[g]);
-            let q = if q.dot(key) < 0.0 { -q } else { q };
-            glam::Vec4::from(q)[c]
+            glam::Vec4::from(closest_orientation(frame.rotations[g], keys[g]))[c]
         }
         Attribute::Scale => frame.log_scales[g][c],
         Attribute::ColorOpacity if c < 3 => frame.sh_dc[g][c],
@@ -118,13 +125,21 @@ pub fn pack(
         })
         .collect();
 
+    // Keyframe orientations as canonical representatives; later frames align to them.
+    let keys: Vec<Quat> = kf
+        .rotations
+        .iter()
+        .map(|&q| canonical_orientation(q))
+        .collect();
     let mut planes = Vec::with_capacity(tracks.len());
     let mut ranges = Vec::with_capacity(tracks.len());
     for &(attribute, bits) in tracks {
         let channels = attribute.channels(kf.sh_degree);
+        let keys = keys.as_slice();
         let all = |c: usize| {
-            (0..frames.len())
-                .flat_map(move |f| (0..kf.len()).map(move |g| value(frames, attribute, f, g, c)))
+            (0..frames.len()).flat_map(move |f| {
+                (0..kf.len()).map(move |g| value(frames, keys, attribute, f, g, c))
+            })
         };
         let track_ranges: Vec<Range> = (0..channels)
             .map(|c| match attribute {
@@ -140,7 +155,7 @@ pub fn pack(
                 for (c, range) in track_ranges.iter().enumerate() {
                     let (tx, ty) = (c % columns * w, c / columns * h);
                     for (p, &g) in pixel_gaussian.iter().enumerate() {
-                        let v = value(frames, attribute, f, g, c);
+                        let v = value(frames, keys, attribute, f, g, c);
                         pic.samples[(ty + p / w) * pic.width + tx + p % w] =
                             range.quantize(v, bits);
                     }
@@ -315,11 +330,11 @@ mod tests {
                     .abs()
                     .max_element();
                 assert!(dp < 2e-4, "frame {f} Gaussian {i} position error {dp}");
-                let dq = 1.0
-                    - decoded.rotations[i]
-                        .dot(canonical_rotation(reference.rotations[i]))
-                        .abs();
-                assert!(dq < 1e-3, "rotation {dq}");
+                let dq = crate::gaussian::orientation_error_degrees(
+                    reference.rotations[i],
+                    decoded.rotations[i],
+                );
+                assert!(dq < 2.0, "rotation {dq}");
                 assert!((decoded.sh_dc[i] - reference.sh_dc[i]).abs().max_element() < 0.01);
                 let da = (sigmoid(decoded.opacity_logits[i])
                     - sigmoid(reference.opacity_logits[i]))
