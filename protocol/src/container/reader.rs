@@ -293,7 +293,7 @@ fn box_at<R: Read + Seek>(
     pos: u64,
     file_len: u64,
 ) -> Result<Option<([u8; 4], u64)>, ContainerError> {
-    if file_len - pos < 8 {
+    if file_len.saturating_sub(pos) < 8 {
         return Ok(None);
     }
     let mut head = [0u8; 16];
@@ -305,7 +305,10 @@ fn box_at<R: Read + Seek>(
         Err(ContainerError::Truncated(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok((pos + size <= file_len).then_some((kind, size)))
+    Ok(pos
+        .checked_add(size)
+        .is_some_and(|end| end <= file_len)
+        .then_some((kind, size)))
 }
 
 /// Fragment entries from a trailing `mfra`, if the file has a valid one.
@@ -453,6 +456,16 @@ mod tests {
                 assert_eq!(r.fragment(i).unwrap(), fragment(i as u32 + 1));
             }
         }
+    }
+
+    #[test]
+    fn bogus_index_offsets_fall_back_to_scanning() {
+        // Found by the fuzzer: an mfra entry pointing past the end of the file.
+        let mut bytes = file(true);
+        let tfra = bytes.windows(4).position(|w| w == b"tfra").unwrap();
+        bytes[tfra + 28..tfra + 36].copy_from_slice(&(u64::MAX / 2).to_be_bytes());
+        let r = Mp4Reader::open(std::io::Cursor::new(bytes)).unwrap();
+        assert_eq!(r.fragments.len(), 3);
     }
 
     #[test]

@@ -202,7 +202,13 @@ impl GopSide {
         let rematched = (0..frame_count)
             .map(|_| c.u32("rematched"))
             .collect::<Result<_, _>>()?;
-        let occupancy = c.take(pixels.div_ceil(8), "occupancy")?.to_vec();
+        // Bits past the last pixel are ignored (a fuzzer found them counted).
+        let mut occupancy = c.take(pixels.div_ceil(8), "occupancy")?.to_vec();
+        if pixels % 8 != 0
+            && let Some(last) = occupancy.last_mut()
+        {
+            *last &= (1u8 << (pixels % 8)) - 1;
+        }
         if occupancy.iter().map(|b| b.count_ones()).sum::<u32>() != gaussian_count {
             return Err(invalid("occupancy disagrees with the Gaussian count"));
         }
