@@ -41,13 +41,15 @@ impl Cells {
             |(l, h), p| (l.min(*p), h.max(*p)),
         );
         let extent = (hi - lo).max(Vec3::splat(1e-9));
-        // About two points per cell on a surface-like cloud.
-        let size = (extent.x * extent.y * extent.z / points.len().max(1) as f32)
-            .cbrt()
-            .max(extent.max_element() / 256.0);
-        let dims = ((extent / size).floor() + Vec3::ONE)
-            .to_array()
-            .map(|d| (d as usize).clamp(1, 256));
+        // About one point per cell for a volume, coarser for flat or sparse clouds: never more
+        // than four cells per point, so building the grid stays linear in the point count.
+        let n = points.len().max(1) as f32;
+        let mut size = (extent.x * extent.y * extent.z / n).cbrt().max(extent.max_element() * 1e-6);
+        let cells = |size: f32| ((extent / size).floor() + Vec3::ONE).to_array();
+        while cells(size).iter().product::<f32>() > 4.0 * n + 64.0 {
+            size *= 1.5;
+        }
+        let dims = cells(size).map(|d| d as usize);
         let cell_count = dims[0] * dims[1] * dims[2];
         let mut counts = vec![0u32; cell_count + 1];
         let cells: Vec<usize> = points

@@ -31,11 +31,11 @@ impl Quality {
     /// AV1 base quantizer index (0–255) for an attribute.
     pub fn quantizer(self, attribute: Attribute) -> u8 {
         let [low, medium, high, max] = match attribute {
-            Attribute::Position => [48, 24, 10, 2],
-            Attribute::Rotation => [140, 100, 60, 20],
-            Attribute::Scale => [120, 80, 45, 16],
-            Attribute::ColorOpacity => [110, 70, 40, 12],
-            Attribute::ShRest => [180, 140, 90, 40],
+            Attribute::Position => [40, 16, 8, 2],
+            Attribute::Rotation => [120, 70, 40, 20],
+            Attribute::Scale => [100, 50, 30, 16],
+            Attribute::ColorOpacity => [90, 40, 25, 12],
+            Attribute::ShRest => [160, 110, 70, 40],
         };
         match self {
             Quality::Low => low,
