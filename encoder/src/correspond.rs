@@ -44,7 +44,9 @@ impl Cells {
         // About one point per cell for a volume, coarser for flat or sparse clouds: never more
         // than four cells per point, so building the grid stays linear in the point count.
         let n = points.len().max(1) as f32;
-        let mut size = (extent.x * extent.y * extent.z / n).cbrt().max(extent.max_element() * 1e-6);
+        let mut size = (extent.x * extent.y * extent.z / n)
+            .cbrt()
+            .max(extent.max_element() * 1e-6);
         let cells = |size: f32| ((extent / size).floor() + Vec3::ONE).to_array();
         while cells(size).iter().product::<f32>() > 4.0 * n + 64.0 {
             size *= 1.5;

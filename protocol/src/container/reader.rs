@@ -93,6 +93,8 @@ pub fn parse_fragment(data: &[u8]) -> Result<Fragment, ContainerError> {
     let sequence = mfhd.u32()?;
     let mut base_time = 0;
     let mut tracks = Vec::new();
+    // Legitimate fragments never reference the same bytes twice: bound what we copy.
+    let mut copied = 0usize;
     for traf in children(moof)?.into_iter().filter(|b| &b.kind == b"traf") {
         let mut tfhd = Fields::new(child(traf.body, b"tfhd")?);
         let flags = tfhd.u32()? & 0xff_ffff;
@@ -137,7 +139,9 @@ pub fn parse_fragment(data: &[u8]) -> Result<Fragment, ContainerError> {
                 .filter(|&&b| tflags & b != 0)
                 .count()
                 * 4;
-            if count.saturating_mul(per_sample) > f.rest().len() {
+            // Each sample takes trun bytes or fragment bytes; without per-sample fields the count
+            // is bounded by the fragment's size (a fuzzer found the unchecked reservation).
+            if count.saturating_mul(per_sample) > f.rest().len() || count > data.len() {
                 return Err(ContainerError::Malformed(
                     "trun sample count exceeds its box".into(),
                 ));
@@ -166,6 +170,10 @@ pub fn parse_fragment(data: &[u8]) -> Result<Fragment, ContainerError> {
                     .ok_or_else(|| {
                         ContainerError::Truncated("sample data outside the fragment".into())
                     })?;
+                copied += range.1 - range.0;
+                if copied > data.len() {
+                    return Err(ContainerError::Malformed("samples overlap".into()));
+                }
                 samples.push(Sample {
                     data: data[range.0..range.1].to_vec(),
                     duration,
