@@ -344,3 +344,17 @@ pub fn demo(output: Option<&Path>) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bitrate;
+
+    #[test]
+    fn bitrates_parse_with_suffixes() {
+        assert_eq!(parse_bitrate("800k").unwrap(), 800_000);
+        assert_eq!(parse_bitrate("2.5M").unwrap(), 2_500_000);
+        assert_eq!(parse_bitrate("1500").unwrap(), 1500);
+        assert!(parse_bitrate("fast").is_err());
+        assert!(parse_bitrate("-3k").is_err());
+    }
+}
