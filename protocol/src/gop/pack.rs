@@ -54,8 +54,9 @@ fn value(
     }
 }
 
-/// Layout features of the keyframe: position (weighted double), colour, opacity and scale, each
-/// channel scaled to unit spread so no unit dominates by accident.
+/// Layout features of the keyframe: position (weighted double), motion over the GOP, colour,
+/// opacity, scale and orientation, each channel scaled to unit spread so no unit dominates by
+/// accident.
 fn features(frames: &[GaussianFrame]) -> Vec<f32> {
     let kf = &frames[0];
     let n = kf.len();
@@ -73,6 +74,10 @@ fn features(frames: &[GaussianFrame]) -> Vec<f32> {
         channels.push((0.5, kf.log_scales.iter().map(|v| v[c]).collect()));
     }
     channels.push((1.0, kf.opacity_logits.iter().map(|&o| sigmoid(o)).collect()));
+    let keys: Vec<glam::Vec4> = kf.rotations.iter().map(|&q| canonical_orientation(q).into()).collect();
+    for c in 0..4 {
+        channels.push((0.5, keys.iter().map(|q| q[c]).collect()));
+    }
     let dims = channels.len();
     let mut out = vec![0.0f32; n * dims];
     for (d, (weight, values)) in channels.iter().enumerate() {
