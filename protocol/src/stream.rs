@@ -6,7 +6,7 @@ use std::io::{Read, Seek};
 use crate::av1::{CodedGop, Picture, PlaneDecoder};
 use crate::container::{ContainerError, Fragment, Movie, Mp4Reader, Sample, Track, TrackKind};
 use crate::gaussian::GaussianFrame;
-use crate::gop::{Attribute, GopSide, SideError, tiling, unpack};
+use crate::gop::{Attribute, GopSide, SideError, Tiles, unpack};
 use crate::layout::Grid;
 
 /// MIME type of the side-data track's samples.
@@ -47,13 +47,14 @@ impl StreamLayout {
             .zip(sequence_headers)
             .enumerate()
             .map(|(i, (&(attribute, bit_depth), header))| {
-                let (columns, rows) = tiling(attribute.channels(self.sh_degree));
+                let (width, height) =
+                    Tiles::new(attribute.channels(self.sh_degree), self.grid).picture_size();
                 Track {
                     id: i as u32 + 1,
                     name: format!("splatcast {}", attribute.name()),
                     kind: TrackKind::Av1 {
-                        width: (self.grid.width * columns) as u16,
-                        height: (self.grid.height * rows) as u16,
+                        width: width as u16,
+                        height: height as u16,
                         bit_depth,
                         sequence_header: header.clone(),
                     },

@@ -82,8 +82,43 @@ impl Attribute {
     }
 }
 
-/// How channels tile one track's picture: `columns` tiles per row of `grid`-sized planes.
-pub fn tiling(channels: usize) -> (usize, usize) {
-    let columns = (channels as f64).sqrt().ceil().max(1.0) as usize;
-    (columns, channels.div_ceil(columns))
+/// Where one track's channels sit in its picture: a grid of `grid`-sized tiles, side by side.
+/// (Aligning tiles to 64-pixel superblocks, with edge extension between them, was measured on
+/// the wave: 8 % larger files for the same error, so tiles stay packed at the 8-pixel grid.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiles {
+    /// Tiles per row.
+    pub columns: usize,
+    /// Tile rows.
+    pub rows: usize,
+    /// Horizontal distance between tile origins.
+    pub stride_x: usize,
+    /// Vertical distance between tile origins.
+    pub stride_y: usize,
+}
+
+impl Tiles {
+    /// The tiling of `channels` planes of `grid` size.
+    pub fn new(channels: usize, grid: crate::layout::Grid) -> Self {
+        let columns = (channels as f64).sqrt().ceil().max(1.0) as usize;
+        Self {
+            columns,
+            rows: channels.div_ceil(columns),
+            stride_x: grid.width,
+            stride_y: grid.height,
+        }
+    }
+
+    /// Picture size in pixels.
+    pub fn picture_size(&self) -> (usize, usize) {
+        (self.columns * self.stride_x, self.rows * self.stride_y)
+    }
+
+    /// Top-left pixel of channel `c`'s tile.
+    pub fn origin(&self, c: usize) -> (usize, usize) {
+        (
+            c % self.columns * self.stride_x,
+            c / self.columns * self.stride_y,
+        )
+    }
 }

@@ -3,7 +3,7 @@
 use glam::{Quat, Vec3};
 
 use super::side::{GopSide, GopStart, TrackRanges};
-use super::{Attribute, Range, tiling};
+use super::{Attribute, Range, Tiles};
 use crate::av1::Picture;
 use crate::gaussian::{
     GaussianFrame, canonical_orientation, canonical_rotation, closest_orientation, logit, sigmoid,
@@ -74,7 +74,11 @@ fn features(frames: &[GaussianFrame]) -> Vec<f32> {
         channels.push((0.5, kf.log_scales.iter().map(|v| v[c]).collect()));
     }
     channels.push((1.0, kf.opacity_logits.iter().map(|&o| sigmoid(o)).collect()));
-    let keys: Vec<glam::Vec4> = kf.rotations.iter().map(|&q| canonical_orientation(q).into()).collect();
+    let keys: Vec<glam::Vec4> = kf
+        .rotations
+        .iter()
+        .map(|&q| canonical_orientation(q).into())
+        .collect();
     for c in 0..4 {
         channels.push((0.5, keys.iter().map(|q| q[c]).collect()));
     }
@@ -152,17 +156,17 @@ pub fn pack(
                 _ => Range::of(all(c)),
             })
             .collect();
-        let (columns, rows) = tiling(channels);
-        let (w, h) = (grid.width, grid.height);
+        let tiles = Tiles::new(channels, grid);
+        let (pw, ph) = tiles.picture_size();
+        let w = grid.width;
         let pictures = (0..frames.len())
             .map(|f| {
-                let mut pic = Picture::filled(w * columns, h * rows, bits, 1 << (bits - 1));
+                let mut pic = Picture::filled(pw, ph, bits, 1 << (bits - 1));
                 for (c, range) in track_ranges.iter().enumerate() {
-                    let (tx, ty) = (c % columns * w, c / columns * h);
+                    let (tx, ty) = tiles.origin(c);
                     for (p, &g) in pixel_gaussian.iter().enumerate() {
                         let v = value(frames, keys, attribute, f, g, c);
-                        pic.samples[(ty + p / w) * pic.width + tx + p % w] =
-                            range.quantize(v, bits);
+                        pic.samples[(ty + p / w) * pw + tx + p % w] = range.quantize(v, bits);
                     }
                 }
                 pic
@@ -227,13 +231,11 @@ pub fn unpack(side: &GopSide, planes: &[Vec<Picture>]) -> Result<Vec<GaussianFra
         return Err(mismatch("occupancy and keyframe positions disagree".into()));
     }
     for (t, pics) in side.tracks.iter().zip(planes) {
-        let (columns, rows) = tiling(t.ranges.len());
+        let (pw, ph) = Tiles::new(t.ranges.len(), side.grid).picture_size();
         let bad = pics.len() != side.frame_count as usize
-            || pics.iter().any(|p| {
-                p.width != w * columns
-                    || p.height != h * rows
-                    || p.samples.len() != p.width * p.height
-            });
+            || pics
+                .iter()
+                .any(|p| p.width != pw || p.height != ph || p.samples.len() != pw * ph);
         if bad {
             return Err(mismatch(format!(
                 "{} pictures have the wrong size or count",
@@ -254,9 +256,9 @@ pub fn unpack(side: &GopSide, planes: &[Vec<Picture>]) -> Result<Vec<GaussianFra
         frame.sh_rest = vec![Vec3::ZERO; n * k];
         for (t, pics) in side.tracks.iter().zip(planes) {
             let pic = &pics[f];
-            let (columns, _) = tiling(t.ranges.len());
+            let tiles = Tiles::new(t.ranges.len(), side.grid);
             for (c, range) in t.ranges.iter().enumerate() {
-                let (tx, ty) = (c % columns * w, c / columns * h);
+                let (tx, ty) = tiles.origin(c);
                 for (i, &p) in pixels.iter().enumerate() {
                     let code = pic.samples[(ty + p / w) * pic.width + tx + p % w];
                     let v = range.dequantize(code, t.bit_depth);
