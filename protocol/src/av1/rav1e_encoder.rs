@@ -2,7 +2,7 @@
 
 use rav1e::prelude::{
     ChromaSampling, Config, Context, EncoderConfig, EncoderStatus, Pixel, Rational,
-    SceneDetectionSpeed,
+    SceneDetectionSpeed, Tune,
 };
 
 use super::{
@@ -48,6 +48,8 @@ impl Rav1eEncoder {
         enc.min_key_frame_interval = frames as u64;
         enc.max_key_frame_interval = frames.max(1) as u64;
         enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
+        // Planes are data, not pictures: minimise squared error, not perceived error.
+        enc.tune = Tune::Psnr;
         if s.bitrate > 0 {
             enc.bitrate = s.bitrate.min(i32::MAX as u32) as i32;
             enc.min_quantizer = s.quantizer;
