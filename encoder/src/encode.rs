@@ -12,7 +12,7 @@ use splatcast_protocol::layout::Grid;
 use splatcast_protocol::stream::StreamLayout;
 
 use crate::correspond::{Correspondence, correspond};
-use crate::presets::Quality;
+use crate::presets::{PLANE_BIT_DEPTH, Quality};
 
 /// How to encode.
 #[derive(Clone, Debug)]
@@ -87,7 +87,7 @@ pub fn stream_layout(options: &EncodeOptions, max_gaussians: usize, sh_degree: u
         sh_degree,
         tracks: Attribute::for_degree(sh_degree)
             .into_iter()
-            .map(|a| (a, options.quality.bit_depth(a)))
+            .map(|a| (a, PLANE_BIT_DEPTH))
             .collect(),
     }
 }

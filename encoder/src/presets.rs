@@ -1,10 +1,15 @@
 //! Quality presets: per-attribute bit depth and AV1 quantizer, and the rav1e speed.
 //!
-//! Positions get 10 bits and the finest quantizer because geometry errors show most; SH rest
-//! coefficients, which only tint views, get the coarsest.
+//! Positions get the finest quantizer because geometry errors show most; SH rest coefficients,
+//! which only tint views, get the coarsest.
 
 use clap::ValueEnum;
 use splatcast_protocol::gop::Attribute;
+
+/// Bit depth of every attribute's planes, at every preset. Measured on the wave (Medium, GOP
+/// 30): against 8-bit planes for all but positions, 3 % more bytes for 6–19 % less error on
+/// every attribute — AV1 predicts and transforms more precisely at 10 bits.
+pub const PLANE_BIT_DEPTH: u8 = 10;
 
 /// A named trade-off between size and fidelity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -20,14 +25,6 @@ pub enum Quality {
 }
 
 impl Quality {
-    /// Bit depth of an attribute's planes.
-    pub fn bit_depth(self, attribute: Attribute) -> u8 {
-        match (self, attribute) {
-            (_, Attribute::Position) | (Quality::Max, _) => 10,
-            _ => 8,
-        }
-    }
-
     /// AV1 base quantizer index (0–255) for an attribute.
     pub fn quantizer(self, attribute: Attribute) -> u8 {
         let [low, medium, high, max] = match attribute {
