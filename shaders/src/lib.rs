@@ -1,11 +1,22 @@
 //! Splatcast shaders: the projection and rasterisation math shared by the trainer and the player.
 //!
-//! This crate starts with the CPU reference of that math ([`reference`]), in f64, which the WGSL
-//! kernels (renderer issue) are tested against: EWA projection of 3D Gaussians, SH colour of
-//! degree 0–3, depth-sorted front-to-back alpha compositing with early termination.
+//! The WGSL kernels (`src/wgsl/`) project 3D Gaussians with EWA splatting, evaluate SH of degree
+//! 0–3, sort by depth and bin into 16×16 tiles with a GPU radix sort, and composite each tile front
+//! to back with early termination. [`reference`] is the same math in f64 on the CPU; tests hold
+//! the GPU to it. Everything runs on wgpu's Vulkan and GL backends within
+//! `wgpu::Limits::downlevel_defaults()` (see [`gpu`] for the one limit raised).
 
 pub mod camera;
+pub mod gpu;
+mod kernels;
 pub mod reference;
+pub mod renderer;
+mod scan;
 pub mod sh;
+mod sort;
 
 pub use camera::{Camera, CameraError};
+pub use gpu::{Gpu, GpuError};
+pub use renderer::{
+    GpuGaussians, RenderBuffers, RenderError, RenderedImage, Renderer, render_frame,
+};

@@ -20,6 +20,9 @@ pub const LOW_PASS: f64 = 0.3;
 /// The Jacobian is evaluated at most this far outside the frustum (× the half field of view),
 /// which keeps huge off-screen Gaussians from exploding.
 pub const FRUSTUM_CLAMP: f64 = 1.3;
+/// Splats whose screen variance exceeds this (pixels², σ = 10⁶ px) are culled: nothing real is
+/// that large, and f32 determinants of such covariances overflow.
+pub const MAX_VARIANCE: f64 = 1e12;
 /// Contributions below this alpha are skipped.
 pub const MIN_ALPHA: f64 = 1.0 / 255.0;
 /// Largest alpha of one splat.
@@ -99,7 +102,7 @@ pub fn project(frame: &GaussianFrame, i: usize, camera: &Camera) -> Option<Splat
         cov.y_axis.y + LOW_PASS,
     );
     let det = a * c - b * b;
-    if det <= 0.0 || !det.is_finite() {
+    if det <= 0.0 || !det.is_finite() || a > MAX_VARIANCE || c > MAX_VARIANCE {
         return None;
     }
     let mid = 0.5 * (a + c);

@@ -1,0 +1,165 @@
+//! The wgpu device every kernel here runs on, with the limits the renderer asks for.
+//!
+//! The renderer fits [`wgpu::Limits::downlevel_defaults`] (what GLES 3.1 phones offer: four
+//! storage buffers per stage, 16 KiB of workgroup memory, no subgroups) with one exception:
+//! storage buffer binding and buffer sizes are raised to what the adapter offers, because a
+//! million Gaussians with degree-3 SH need 236 MB in one binding. The device still works at the
+//! downlevel 128 MiB; scenes that do not fit are refused with [`GpuError::TooLarge`].
+
+use std::sync::mpsc;
+
+/// Why the GPU cannot do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    /// No adapter on the requested backends.
+    #[error("no GPU adapter found for backends {0} (set WGPU_BACKEND=gl or vulkan)")]
+    NoAdapter(String),
+    /// The adapter refused the device.
+    #[error("cannot open the GPU device: {0}")]
+    Device(String),
+    /// The adapter lacks compute shaders or indirect dispatch.
+    #[error("adapter {0} lacks compute shaders or indirect dispatch")]
+    Unsupported(String),
+    /// Reading results back failed.
+    #[error("reading GPU results back failed: {0}")]
+    Readback(String),
+    /// A buffer would exceed the device's binding size.
+    #[error("{what} needs {bytes} bytes in one buffer; this device allows {limit}")]
+    TooLarge {
+        /// Which buffer.
+        what: &'static str,
+        /// Bytes needed.
+        bytes: u64,
+        /// The device limit.
+        limit: u64,
+    },
+}
+
+/// An open device and queue, plus what the adapter is.
+pub struct Gpu {
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// Adapter name, backend and driver, for reports.
+    pub adapter: wgpu::AdapterInfo,
+    /// Whether GPU timestamps are available (benchmarks split time by phase with them).
+    pub timestamps: bool,
+}
+
+impl Gpu {
+    /// Opens the first adapter on the backends named by `WGPU_BACKEND`, or on any backend.
+    pub fn new() -> Result<Self, GpuError> {
+        Self::with_backends(wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()))
+    }
+
+    /// Opens the first adapter on `backends` (high performance preferred).
+    pub fn with_backends(backends: wgpu::Backends) -> Result<Self, GpuError> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::NoAdapter(format!("{backends:?} ({e})")))?;
+        Self::from_adapter(&adapter)
+    }
+
+    /// Opens a device on `adapter` with the renderer's limits.
+    pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Self, GpuError> {
+        let info = adapter.get_info();
+        let flags = adapter.get_downlevel_capabilities().flags;
+        if !flags.contains(
+            wgpu::DownlevelFlags::COMPUTE_SHADERS | wgpu::DownlevelFlags::INDIRECT_EXECUTION,
+        ) {
+            return Err(GpuError::Unsupported(info.name));
+        }
+        let offered = adapter.limits();
+        let required_limits = wgpu::Limits {
+            max_storage_buffer_binding_size: offered.max_storage_buffer_binding_size,
+            max_buffer_size: offered.max_buffer_size,
+            ..wgpu::Limits::downlevel_defaults()
+        }
+        .using_resolution(offered.clone())
+        .using_alignment(offered);
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("splatcast"),
+            required_features: if timestamps {
+                wgpu::Features::TIMESTAMP_QUERY
+            } else {
+                wgpu::Features::empty()
+            },
+            required_limits,
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+        Ok(Self {
+            device,
+            queue,
+            adapter: info,
+            timestamps,
+        })
+    }
+
+    /// One line naming the adapter, for logs and benchmark tables.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {})",
+            self.adapter.name, self.adapter.backend, self.adapter.driver_info
+        )
+    }
+
+    /// Largest storage binding in bytes.
+    pub fn max_binding(&self) -> u64 {
+        self.device.limits().max_storage_buffer_binding_size
+    }
+
+    /// Fails with [`GpuError::TooLarge`] if `bytes` cannot be one storage binding.
+    pub fn check_binding(&self, what: &'static str, bytes: u64) -> Result<(), GpuError> {
+        let limit = self.max_binding().min(self.device.limits().max_buffer_size);
+        if bytes > limit {
+            return Err(GpuError::TooLarge { what, bytes, limit });
+        }
+        Ok(())
+    }
+
+    /// A storage buffer of at least `bytes` (never zero-sized, so it can always be bound).
+    pub fn storage(&self, label: &str, bytes: u64, extra: wgpu::BufferUsages) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | extra,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Copies `bytes` bytes from the start of `buffer` (which needs `COPY_SRC`) back to the CPU,
+    /// waiting for all submitted work.
+    pub fn read(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+        let size = bytes.next_multiple_of(4).max(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let (tx, rx) = mpsc::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let data = staging.slice(..).get_mapped_range().to_vec();
+        staging.unmap();
+        Ok(data[..bytes as usize].to_vec())
+    }
+}

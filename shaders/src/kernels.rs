@@ -1,0 +1,117 @@
+//! Building compute pipelines from the WGSL sources and binding buffers to them.
+
+/// Shared declarations and projection math, prepended to every kernel that sees splats.
+const SPLAT: &str = include_str!("wgsl/splat.wgsl");
+
+/// A WGSL source of this crate.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Source {
+    Project,
+    Bin,
+    Rasterize,
+    Sort,
+    Scan,
+}
+
+impl Source {
+    fn text(self) -> String {
+        match self {
+            Source::Project => format!("{SPLAT}\n{}", include_str!("wgsl/project.wgsl")),
+            Source::Bin => format!("{SPLAT}\n{}", include_str!("wgsl/bin.wgsl")),
+            Source::Rasterize => format!("{SPLAT}\n{}", include_str!("wgsl/rasterize.wgsl")),
+            Source::Sort => include_str!("wgsl/sort.wgsl").to_owned(),
+            Source::Scan => include_str!("wgsl/scan.wgsl").to_owned(),
+        }
+    }
+
+    /// Compiles the source.
+    pub(crate) fn module(self, device: &wgpu::Device) -> wgpu::ShaderModule {
+        device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&format!("{self:?}")),
+            source: wgpu::ShaderSource::Wgsl(self.text().into()),
+        })
+    }
+}
+
+/// A compute pipeline for `entry` of `module`, with the layout derived from what it uses.
+pub(crate) fn pipeline(
+    device: &wgpu::Device,
+    module: &wgpu::ShaderModule,
+    entry: &str,
+) -> wgpu::ComputePipeline {
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(entry),
+        layout: None,
+        module,
+        entry_point: Some(entry),
+        compilation_options: Default::default(),
+        cache: None,
+    })
+}
+
+/// A bind group for `pipeline`'s group 0 from whole buffers at the given bindings.
+pub(crate) fn bind(
+    device: &wgpu::Device,
+    pipeline: &wgpu::ComputePipeline,
+    buffers: &[(u32, &wgpu::Buffer)],
+) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .map(|(binding, buffer)| wgpu::BindGroupEntry {
+            binding: *binding,
+            resource: buffer.as_entire_binding(),
+        })
+        .collect();
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    })
+}
+
+/// How many workgroups a dispatch runs: known on the CPU, or written by an earlier kernel.
+#[derive(Clone, Copy)]
+pub(crate) enum Groups<'a> {
+    /// A count known when encoding.
+    Direct(u32),
+    /// Three u32 at this byte offset of an indirect-arguments buffer.
+    Indirect(&'a wgpu::Buffer, u64),
+}
+
+impl Groups<'_> {
+    /// Dispatches `pipeline` with `bind_group` on `pass`.
+    pub(crate) fn dispatch(
+        self,
+        pass: &mut wgpu::ComputePass,
+        pipeline: &wgpu::ComputePipeline,
+        bind_group: &wgpu::BindGroup,
+    ) {
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, bind_group, &[]);
+        match self {
+            Groups::Direct(n) => {
+                let (x, y) = split_groups(n);
+                pass.dispatch_workgroups(x, y, 1);
+            }
+            Groups::Indirect(buffer, offset) => pass.dispatch_workgroups_indirect(buffer, offset),
+        }
+    }
+}
+
+/// Most workgroups per dimension every device allows.
+pub(crate) const MAX_GROUPS: u32 = 65_535;
+
+/// Splits `n` workgroups into a 2D grid within [`MAX_GROUPS`] per side; kernels recover the flat
+/// index as `x + y · groups.x · 256` and skip the excess.
+pub(crate) fn split_groups(n: u32) -> (u32, u32) {
+    if n <= MAX_GROUPS {
+        (n, 1)
+    } else {
+        (MAX_GROUPS, n.div_ceil(MAX_GROUPS))
+    }
+}
+
+/// Workgroups of 256 invocations that cover `n` items.
+pub(crate) fn groups_for(n: u64) -> u32 {
+    n.div_ceil(256) as u32
+}

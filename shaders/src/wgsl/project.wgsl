@@ -1,0 +1,63 @@
+// Per Gaussian: cull, project, evaluate SH, and emit a depth key for the global depth sort.
+// Gaussian records are `stride` floats: position, opacity logit, log scale, rotation (x y z w),
+// DC colour, then `sh_rest` RGB coefficients.
+
+@group(0) @binding(0) var<uniform> view: View;
+@group(0) @binding(1) var<storage, read> gaussians: array<f32>;
+@group(0) @binding(2) var<storage, read_write> splats: array<Splat>;
+@group(0) @binding(3) var<storage, read_write> depth_pairs: array<vec2<u32>>;
+
+fn load3(at: u32) -> vec3<f32> {
+    return vec3<f32>(gaussians[at], gaussians[at + 1u], gaussians[at + 2u]);
+}
+
+@compute @workgroup_size(256)
+fn project(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = gid.x + gid.y * groups.x * 256u;
+    if i >= view.count {
+        return;
+    }
+    depth_pairs[i] = vec2<u32>(CULLED, i);
+    let base = i * view.stride;
+    let p = load3(base);
+    let t = (view.world_to_camera * vec4<f32>(p, 1.0)).xyz;
+    if !all_finite3(t) || !(t.z > NEAR) {
+        return;
+    }
+    let rotation = vec4<f32>(gaussians[base + 7u], gaussians[base + 8u], gaussians[base + 9u], gaussians[base + 10u]);
+    let conic = project_covariance(view, t, rotation, load3(base + 4u));
+    let radius = conic.w;
+    if radius < 0.0 {
+        return;
+    }
+    let mean = view.focal * t.xy / t.z + view.principal;
+    let size = vec2<f32>(view.size);
+    if mean.x + radius < -0.5 || mean.y + radius < -0.5 || mean.x - radius > size.x - 0.5 || mean.y - radius > size.y - 0.5 {
+        return;
+    }
+    var dir = p - view.camera_position;
+    let len = length(dir);
+    dir = select(vec3<f32>(0.0), dir / len, len > 0.0);
+    let basis = sh_basis(dir);
+    var color = load3(base + 11u) * basis[0];
+    for (var k = 0u; k < min(view.sh_rest, 15u); k++) {
+        color += load3(base + 14u + 3u * k) * basis[k + 1u];
+    }
+    color = max(color + vec3<f32>(0.5), vec3<f32>(0.0));
+    let opacity = 1.0 / (1.0 + exp(-gaussians[base + 3u]));
+    if !all_finite3(vec3<f32>(mean, opacity)) || !all_finite3(color) {
+        return;
+    }
+    let lo = max(floor(mean - radius), vec2<f32>(0.0));
+    let hi = min(max(ceil(mean + radius), vec2<f32>(0.0)), size - 1.0);
+    var s: Splat;
+    s.mean = mean;
+    s.depth = t.z;
+    s.opacity = opacity;
+    s.conic = conic.xyz;
+    s.bbox_min = pack_xy(u32(lo.x), u32(lo.y));
+    s.color = color;
+    s.bbox_max = pack_xy(u32(hi.x), u32(hi.y));
+    splats[i] = s;
+    depth_pairs[i] = vec2<u32>(bitcast<u32>(t.z), i);
+}
