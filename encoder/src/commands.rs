@@ -17,7 +17,7 @@ use splatcast_protocol::formats::{self, ply};
 use splatcast_protocol::sequence::list_frames;
 use splatcast_protocol::stream::StreamReader;
 
-fn bar(len: u64, what: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} {per_sec} eta {eta}")

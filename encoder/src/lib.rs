@@ -7,7 +7,10 @@ pub mod correspond;
 pub mod demo;
 pub mod encode;
 pub mod metrics;
+pub mod plot;
 pub mod presets;
+pub mod scene;
+pub mod views;
 
 pub use encode::{EncodeError, EncodeOptions, Encoded, GopReport, SequenceEncoder, stream_layout};
 pub use presets::Quality;

@@ -1,12 +1,14 @@
 //! `splatcast`: encode Gaussian sequences into Splatcast streams, decode and inspect them.
 
 mod commands;
+mod pictures;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use splatcast_encoder::Quality;
+use splatcast_encoder::views::Up;
 
 /// Volumetric video as AV1-coded Gaussian planes in fragmented MP4.
 #[derive(Parser)]
@@ -51,12 +53,79 @@ enum Command {
         /// Input MP4.
         file: PathBuf,
     },
+    /// Render one frame of any input (PLY, .splat, SOG, SPZ, Splatcast MP4) to a PNG on the GPU.
+    Render {
+        /// Input file, sequence (directory or glob) or Splatcast MP4.
+        input: PathBuf,
+        /// Frame of a sequence or MP4.
+        #[arg(long, default_value_t = 0)]
+        frame: usize,
+        #[command(flatten)]
+        views: ViewArgs,
+        /// View of --transforms to render.
+        #[arg(long, default_value_t = 0)]
+        view: usize,
+        /// Output PNG.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Render a reference and candidates from the same cameras; print PSNR and SSIM per frame and
+    /// bytes per Gaussian per frame; optionally plot rate against distortion.
+    Eval {
+        /// The reference (uncompressed) input.
+        reference: PathBuf,
+        /// Candidates: encodes (MP4) or other renditions of the same frames.
+        #[arg(required = true)]
+        candidates: Vec<PathBuf>,
+        /// Frames to compare: `A..B`, `A..`, or one index (default: all).
+        #[arg(long)]
+        frames: Option<String>,
+        /// Cameras on the ring around the scene.
+        #[arg(long, default_value_t = 16)]
+        views: usize,
+        #[command(flatten)]
+        view_args: ViewArgs,
+        /// Draw a rate-distortion chart (PNG): one curve per file-stem prefix before the last `_`.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
     /// Encode and decode a built-in procedural scene and print size and error.
     Demo {
         /// Keep the encoded file here instead of a temporary directory.
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+}
+
+/// Where cameras come from.
+#[derive(clap::Args)]
+struct ViewArgs {
+    /// Orbit camera: AZIMUTH,ELEVATION[,DISTANCE[,FOV]] (degrees; distance in scene radii).
+    #[arg(long)]
+    camera: Option<String>,
+    /// Cameras from a nerfstudio / instant-ngp transforms.json instead of an orbit.
+    #[arg(long)]
+    transforms: Option<PathBuf>,
+    /// Image size WIDTHxHEIGHT (default 960x720 for render, 512x512 for eval, or the transforms').
+    #[arg(long)]
+    size: Option<String>,
+    /// World direction shown as up for orbit cameras.
+    #[arg(long, value_enum, default_value_t = Up::NegY)]
+    up: Up,
+    /// Background colour R,G,B in [0, 1].
+    #[arg(long, default_value = "0,0,0")]
+    background: String,
+}
+
+impl ViewArgs {
+    fn choice(&self) -> pictures::ViewChoice {
+        pictures::ViewChoice {
+            orbit: self.camera.clone(),
+            transforms: self.transforms.clone(),
+            size: self.size.clone(),
+            up: self.up,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -72,6 +141,36 @@ fn main() -> ExitCode {
         } => commands::encode(&input, &output, fps, gop, quality, bitrate.as_deref()),
         Command::Decode { file, output } => commands::decode(&file, &output),
         Command::Info { file } => commands::info(&file),
+        Command::Render {
+            input,
+            frame,
+            views,
+            view,
+            output,
+        } => pictures::render(
+            &input,
+            frame,
+            &views.choice(),
+            view,
+            &views.background,
+            &output,
+        ),
+        Command::Eval {
+            reference,
+            candidates,
+            frames,
+            views,
+            view_args,
+            plot,
+        } => pictures::eval(
+            &reference,
+            &candidates,
+            frames.as_deref(),
+            views,
+            &view_args.choice(),
+            &view_args.background,
+            plot.as_deref(),
+        ),
         Command::Demo { output } => commands::demo(output.as_deref()),
     };
     match result {
