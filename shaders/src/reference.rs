@@ -1,10 +1,13 @@
 //! CPU reference renderer, in f64: exactly the math the WGSL kernels must reproduce.
 //!
 //! Per Gaussian: camera-space centre, EWA projection of the 3D covariance through the local
-//! affine approximation of the pinhole (Zwicker et al.), a 0.3-pixel low-pass, a 3σ screen
-//! radius, and view-dependent SH colour. Per pixel: Gaussians front to back by depth,
-//! α = min(0.99, opacity · exp(−½ dᵀ Σ⁻¹ d)), skipped below 1/255, compositing stopped once
-//! transmittance would drop below 1e-4.
+//! affine approximation of the pinhole (Zwicker et al.), a 0.3-pixel low-pass, and
+//! view-dependent SH colour. The footprint is the 3σ ellipse, shrunk where opacity makes the
+//! edge fall below 1/255 anyway; tiles are binned by the ellipse's tight bounding box. Per pixel:
+//! Gaussians front to back by depth (f32 depth with the low 8 mantissa bits dropped, ties in
+//! input order — the GPU's 24-bit sort key), α = min(0.99, opacity · exp(−½ dᵀ Σ⁻¹ d)), skipped
+//! outside the 3σ ellipse or below 1/255, compositing stopped once transmittance would drop
+//! below 1e-4.
 
 use glam::{DMat3, DQuat, DVec2, DVec3};
 use splatcast_protocol::GaussianFrame;
@@ -23,6 +26,8 @@ pub const FRUSTUM_CLAMP: f64 = 1.3;
 /// Splats whose screen variance exceeds this (pixels², σ = 10⁶ px) are culled: nothing real is
 /// that large, and f32 determinants of such covariances overflow.
 pub const MAX_VARIANCE: f64 = 1e12;
+/// Pixels farther than this many σ from the centre are not touched.
+pub const CUTOFF_SIGMA: f64 = 3.0;
 /// Contributions below this alpha are skipped.
 pub const MIN_ALPHA: f64 = 1.0 / 255.0;
 /// Largest alpha of one splat.
@@ -37,8 +42,8 @@ pub struct Splat {
     pub mean: DVec2,
     /// Inverse of the 2D covariance: (a, b, c) of [[a, b], [b, c]].
     pub conic: [f64; 3],
-    /// 3σ radius in pixels.
-    pub radius: f64,
+    /// Half-size of the footprint's bounding box in pixels (x, y).
+    pub extent: DVec2,
     /// Camera-space depth.
     pub depth: f64,
     /// Opacity after the sigmoid.
@@ -105,18 +110,22 @@ pub fn project(frame: &GaussianFrame, i: usize, camera: &Camera) -> Option<Splat
     if det <= 0.0 || !det.is_finite() || a > MAX_VARIANCE || c > MAX_VARIANCE {
         return None;
     }
-    let mid = 0.5 * (a + c);
-    let lambda = mid + (mid * mid - det).max(0.1).sqrt();
-    let radius = (3.0 * lambda.sqrt()).ceil();
+    let opacity = sigmoid(frame.opacity_logits[i]) as f64;
+    if !(opacity >= MIN_ALPHA) {
+        return None;
+    }
+    // Beyond k σ even the peak opacity falls below 1/255.
+    let k = CUTOFF_SIGMA.min((2.0 * (opacity / MIN_ALPHA).ln()).max(0.0).sqrt());
+    let extent = DVec2::new(k * a.sqrt(), k * c.sqrt());
     let mean = DVec2::new(
         camera.fx * t.x / t.z + camera.cx,
         camera.fy * t.y / t.z + camera.cy,
     );
     let (w, h) = (camera.width as f64, camera.height as f64);
-    if mean.x + radius < -0.5
-        || mean.y + radius < -0.5
-        || mean.x - radius > w - 0.5
-        || mean.y - radius > h - 0.5
+    if mean.x + extent.x < -0.5
+        || mean.y + extent.y < -0.5
+        || mean.x - extent.x > w - 0.5
+        || mean.y - extent.y > h - 0.5
     {
         return None;
     }
@@ -127,16 +136,21 @@ pub fn project(frame: &GaussianFrame, i: usize, camera: &Camera) -> Option<Splat
         .collect();
     let dir = (p - camera.position()).normalize_or_zero();
     let color = sh::color(frame.sh_dc[i].as_dvec3(), &rest, dir);
-    let opacity = sigmoid(frame.opacity_logits[i]) as f64;
     let splat = Splat {
         mean,
         conic: [c / det, -b / det, a / det],
-        radius,
+        extent,
         depth: t.z,
         opacity,
         color,
     };
     (splat.mean.is_finite() && splat.color.is_finite() && opacity.is_finite()).then_some(splat)
+}
+
+/// The depth sort key: f32 depth bits without the low 8 mantissa bits (positive depths order
+/// like their bits; 24 bits sort in 6 radix passes instead of 8).
+pub fn depth_key(depth: f64) -> u32 {
+    (depth as f32).to_bits() >> 8
 }
 
 /// Renders `frame` from `camera` over `background`.
@@ -149,7 +163,7 @@ pub fn render(
     let mut splats: Vec<Splat> = (0..frame.len())
         .filter_map(|i| project(frame, i, camera))
         .collect();
-    splats.sort_by(|a, b| a.depth.total_cmp(&b.depth));
+    splats.sort_by_key(|s| depth_key(s.depth));
     let (w, h) = (camera.width as usize, camera.height as usize);
     let mut image = Image {
         width: camera.width,
@@ -161,10 +175,10 @@ pub fn render(
     let mut transmittance = vec![1.0f64; w * h];
     let mut done = vec![false; w * h];
     for s in &splats {
-        let x0 = (s.mean.x - s.radius).floor().max(0.0) as usize;
-        let y0 = (s.mean.y - s.radius).floor().max(0.0) as usize;
-        let x1 = ((s.mean.x + s.radius).ceil().max(0.0) as usize).min(w - 1);
-        let y1 = ((s.mean.y + s.radius).ceil().max(0.0) as usize).min(h - 1);
+        let x0 = (s.mean.x - s.extent.x).floor().max(0.0) as usize;
+        let y0 = (s.mean.y - s.extent.y).floor().max(0.0) as usize;
+        let x1 = ((s.mean.x + s.extent.x).ceil().max(0.0) as usize).min(w - 1);
+        let y1 = ((s.mean.y + s.extent.y).ceil().max(0.0) as usize).min(h - 1);
         for y in y0..=y1 {
             for x in x0..=x1 {
                 let p = y * w + x;
@@ -174,7 +188,7 @@ pub fn render(
                 let d = DVec2::new(x as f64, y as f64) - s.mean;
                 let power = -0.5 * (s.conic[0] * d.x * d.x + s.conic[2] * d.y * d.y)
                     - s.conic[1] * d.x * d.y;
-                if power > 0.0 {
+                if power > 0.0 || power < -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA {
                     continue;
                 }
                 let alpha = (s.opacity * power.exp()).min(MAX_ALPHA);

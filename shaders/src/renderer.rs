@@ -17,6 +17,8 @@ pub const TILE: u32 = 16;
 const BASE_FLOATS: usize = 14;
 /// Bytes of one projected splat on the GPU.
 const SPLAT_BYTES: u64 = 48;
+/// Bits of the depth sort key (see `wgsl/project.wgsl`).
+const DEPTH_BITS: u32 = 24;
 /// Bytes of one (key, value) pair.
 const PAIR_BYTES: u64 = 8;
 
@@ -303,7 +305,7 @@ impl Renderer {
         let args = gpu.storage("dispatch args", 48, wgpu::BufferUsages::INDIRECT);
         let hist_len = 16 * n.max(cap).div_ceil(SORT_BLOCK);
         let hist = storage("sort histogram", hist_len * 4);
-        let sums = storage("scan sums", scan::blocks(hist_len.max(n + 1)) * 4);
+        let sums = storage("scan sums", scan::blocks(n + 1) * 4);
         let depth_info = storage("depth sort info", 8);
         gpu.queue.write_buffer(
             &depth_info,
@@ -324,8 +326,7 @@ impl Renderer {
             &depth_a,
             &depth_b,
             &hist,
-            &sums,
-            32,
+            DEPTH_BITS,
         );
         let depth_sorted = if depth_sort.result_in_second() {
             &depth_b
@@ -339,7 +340,6 @@ impl Renderer {
             &tile_a,
             &tile_b,
             &hist,
-            &sums,
             tile_bits(tile_count as u32),
         );
         let tile_sorted = if tile_sort.result_in_second() {
@@ -464,7 +464,6 @@ impl Renderer {
                 &self.scan,
                 &b.depth_sort,
                 Groups::Direct(blocks as u32),
-                Groups::Direct(scan::blocks(16 * blocks) as u32),
             );
         }
         encoder.clear_buffer(&b.ranges, 0, None);
@@ -484,9 +483,8 @@ impl Renderer {
                 &self.scan,
                 &b.tile_sort,
                 Groups::Indirect(&b.args, 0),
-                Groups::Indirect(&b.args, 12),
             );
-            Groups::Indirect(&b.args, 24).dispatch(&mut pass, &self.ranges, &b.tile_ranges);
+            Groups::Indirect(&b.args, 12).dispatch(&mut pass, &self.ranges, &b.tile_ranges);
         }
         {
             let mut pass = phase(encoder, timestamps, 3);

@@ -10,6 +10,7 @@ pub(crate) struct Scan {
     reduce: wgpu::ComputePipeline,
     sums: wgpu::ComputePipeline,
     apply: wgpu::ComputePipeline,
+    single: wgpu::ComputePipeline,
 }
 
 /// Bind groups of one scan: `info[1]` is the length, `data` is scanned in place, `sums` holds
@@ -27,6 +28,7 @@ impl Scan {
             reduce: kernels::pipeline(device, &module, "reduce"),
             sums: kernels::pipeline(device, &module, "scan_sums"),
             apply: kernels::pipeline(device, &module, "apply"),
+            single: kernels::pipeline(device, &module, "scan_single"),
         }
     }
 
@@ -43,6 +45,21 @@ impl Scan {
             sums: kernels::bind(device, &self.sums, &[(0, info), (2, sums)]),
             apply: kernels::bind(device, &self.apply, &all),
         }
+    }
+
+    /// Binds a one-dispatch scan of a short array (up to a few times 10⁴ values).
+    pub(crate) fn bind_single(
+        &self,
+        device: &wgpu::Device,
+        info: &wgpu::Buffer,
+        data: &wgpu::Buffer,
+    ) -> wgpu::BindGroup {
+        kernels::bind(device, &self.single, &[(0, info), (1, data)])
+    }
+
+    /// Scans a short array bound with [`Scan::bind_single`].
+    pub(crate) fn encode_single(&self, pass: &mut wgpu::ComputePass, bind_group: &wgpu::BindGroup) {
+        Groups::Direct(1).dispatch(pass, &self.single, bind_group);
     }
 
     /// Scans; `blocks` must be ⌈length / SCAN_BLOCK⌉ workgroups.

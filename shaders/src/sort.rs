@@ -3,7 +3,7 @@
 use wgpu::util::DeviceExt;
 
 use crate::kernels::{self, Groups, Source};
-use crate::scan::{Scan, ScanBindings};
+use crate::scan::Scan;
 
 /// Pairs one workgroup sorts per pass.
 pub const SORT_BLOCK: u64 = 2048;
@@ -22,7 +22,7 @@ pub(crate) struct RadixSort {
 /// Everything one sort of a fixed set of buffers needs.
 pub(crate) struct SortBindings {
     passes: Vec<(wgpu::BindGroup, wgpu::BindGroup)>,
-    scan: ScanBindings,
+    scan: wgpu::BindGroup,
 }
 
 impl SortBindings {
@@ -52,7 +52,7 @@ impl RadixSort {
     }
 
     /// Binds a sort of the low `bits` key bits of pairs in `a` (ping-ponging through `b`);
-    /// `info` holds [pair count, 16 · blocks], `hist` 16 u32 per block, `sums` the scan's block sums.
+    /// `info` holds [pair count, 16 · blocks], `hist` 16 u32 per block.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn bind(
         &self,
@@ -62,7 +62,6 @@ impl RadixSort {
         a: &wgpu::Buffer,
         b: &wgpu::Buffer,
         hist: &wgpu::Buffer,
-        sums: &wgpu::Buffer,
         bits: u32,
     ) -> SortBindings {
         let passes = bits.div_ceil(RADIX_BITS).clamp(1, 8);
@@ -110,23 +109,21 @@ impl RadixSort {
             .collect();
         SortBindings {
             passes,
-            scan: scan.bind(device, info, hist, sums),
+            scan: scan.bind_single(device, info, hist),
         }
     }
 
-    /// Encodes every pass; `blocks` covers the pairs (⌈n / SORT_BLOCK⌉ workgroups) and
-    /// `scan_blocks` the histogram (⌈16 · blocks / SCAN_BLOCK⌉).
+    /// Encodes every pass; `blocks` covers the pairs (⌈n / SORT_BLOCK⌉ workgroups).
     pub(crate) fn encode(
         &self,
         pass: &mut wgpu::ComputePass,
         scan: &Scan,
         b: &SortBindings,
         blocks: Groups,
-        scan_blocks: Groups,
     ) {
         for (count, scatter) in &b.passes {
             blocks.dispatch(pass, &self.count, count);
-            scan.encode(pass, &b.scan, scan_blocks);
+            scan.encode_single(pass, &b.scan);
             blocks.dispatch(pass, &self.scatter, scatter);
         }
     }

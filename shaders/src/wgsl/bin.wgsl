@@ -10,12 +10,11 @@
 @group(0) @binding(5) var<storage, read_write> tile_pairs: array<vec2<u32>>;
 // [pairs to sort (capped at capacity), sort histogram length, pairs wanted (uncapped)]
 @group(0) @binding(6) var<storage, read_write> tile_info: array<u32>;
-// Indirect dispatch sizes: tile sort blocks, histogram scan blocks, ranges.
+// Indirect dispatch sizes: tile sort blocks, tile ranges.
 @group(0) @binding(7) var<storage, read_write> args: array<u32>;
 @group(0) @binding(8) var<storage, read_write> ranges: array<vec2<u32>>;
 
 const SORT_BLOCK: u32 = 2048u;
-const SCAN_BLOCK: u32 = 2048u;
 
 fn flat_index(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * 256u;
@@ -79,12 +78,9 @@ fn prepare() {
     args[0] = blocks;
     args[1] = 1u;
     args[2] = 1u;
-    args[3] = (16u * blocks + SCAN_BLOCK - 1u) / SCAN_BLOCK;
+    args[3] = (n + 255u) / 256u;
     args[4] = 1u;
     args[5] = 1u;
-    args[6] = (n + 255u) / 256u;
-    args[7] = 1u;
-    args[8] = 1u;
 }
 
 @compute @workgroup_size(256)

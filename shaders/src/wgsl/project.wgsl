@@ -1,4 +1,4 @@
-// Per Gaussian: cull, project, evaluate SH, and emit a depth key for the global depth sort.
+// Per Gaussian: cull, project, evaluate SH, and emit a 24-bit depth key for the global depth sort.
 // Gaussian records are `stride` floats: position, opacity logit, log scale, rotation (x y z w),
 // DC colour, then `sh_rest` RGB coefficients.
 
@@ -25,14 +25,20 @@ fn project(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         return;
     }
     let rotation = vec4<f32>(gaussians[base + 7u], gaussians[base + 8u], gaussians[base + 9u], gaussians[base + 10u]);
-    let conic = project_covariance(view, t, rotation, load3(base + 4u));
-    let radius = conic.w;
-    if radius < 0.0 {
+    let opacity = 1.0 / (1.0 + exp(-gaussians[base + 3u]));
+    if !(opacity >= MIN_ALPHA) {
         return;
     }
+    let fp = project_covariance(view, t, rotation, load3(base + 4u));
+    if !fp.ok {
+        return;
+    }
+    // Beyond k sigma even the peak opacity falls below 1/255.
+    let k = min(CUTOFF_SIGMA, sqrt(max(2.0 * log(opacity / MIN_ALPHA), 0.0)));
+    let extent = k * fp.sigma;
     let mean = view.focal * t.xy / t.z + view.principal;
     let size = vec2<f32>(view.size);
-    if mean.x + radius < -0.5 || mean.y + radius < -0.5 || mean.x - radius > size.x - 0.5 || mean.y - radius > size.y - 0.5 {
+    if mean.x + extent.x < -0.5 || mean.y + extent.y < -0.5 || mean.x - extent.x > size.x - 0.5 || mean.y - extent.y > size.y - 0.5 {
         return;
     }
     var dir = p - view.camera_position;
@@ -44,20 +50,20 @@ fn project(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         color += load3(base + 14u + 3u * k) * basis[k + 1u];
     }
     color = max(color + vec3<f32>(0.5), vec3<f32>(0.0));
-    let opacity = 1.0 / (1.0 + exp(-gaussians[base + 3u]));
     if !all_finite3(vec3<f32>(mean, opacity)) || !all_finite3(color) {
         return;
     }
-    let lo = max(floor(mean - radius), vec2<f32>(0.0));
-    let hi = min(max(ceil(mean + radius), vec2<f32>(0.0)), size - 1.0);
+    let lo = max(floor(mean - extent), vec2<f32>(0.0));
+    let hi = min(max(ceil(mean + extent), vec2<f32>(0.0)), size - 1.0);
     var s: Splat;
     s.mean = mean;
     s.depth = t.z;
     s.opacity = opacity;
-    s.conic = conic.xyz;
+    s.conic = fp.conic;
     s.bbox_min = pack_xy(u32(lo.x), u32(lo.y));
     s.color = color;
     s.bbox_max = pack_xy(u32(hi.x), u32(hi.y));
     splats[i] = s;
-    depth_pairs[i] = vec2<u32>(bitcast<u32>(t.z), i);
+    // 24-bit key: positive floats order like their bits; the low mantissa bits are dropped.
+    depth_pairs[i] = vec2<u32>(bitcast<u32>(t.z) >> 8u, i);
 }

@@ -11,7 +11,7 @@
 @group(0) @binding(4) var<storage, read_write> image: array<vec4<f32>>;
 
 var<workgroup> mean_conic: array<vec4<f32>, 256>;
-var<workgroup> conic_opacity_box: array<vec4<f32>, 256>;
+var<workgroup> conic_opacity: array<vec2<f32>, 256>;
 var<workgroup> color_depth: array<vec4<f32>, 256>;
 var<workgroup> done_count: atomic<u32>;
 var<workgroup> done_snapshot: u32;
@@ -50,22 +50,17 @@ fn rasterize(
         if j < range.y {
             let s = sorted[tile_pairs[j].y];
             mean_conic[lid] = vec4<f32>(s.mean, s.conic.xy);
-            conic_opacity_box[lid] = vec4<f32>(s.conic.z, s.opacity, bitcast<f32>(s.bbox_min), bitcast<f32>(s.bbox_max));
+            conic_opacity[lid] = vec2<f32>(s.conic.z, s.opacity);
             color_depth[lid] = vec4<f32>(s.color, s.depth);
         }
         workgroupBarrier();
         let count = min(256u, range.y - batch);
         for (var k = 0u; k < count && !done; k++) {
-            let cob = conic_opacity_box[k];
-            let lo = unpack_xy(bitcast<u32>(cob.z));
-            let hi = unpack_xy(bitcast<u32>(cob.w));
-            if any(pixel < lo) || any(pixel > hi) {
-                continue;
-            }
+            let cob = conic_opacity[k];
             let mc = mean_conic[k];
             let d = pf - mc.xy;
             let power = -0.5 * (mc.z * d.x * d.x + cob.x * d.y * d.y) - mc.w * d.x * d.y;
-            if power > 0.0 {
+            if power > 0.0 || power < -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA {
                 continue;
             }
             let alpha = min(MAX_ALPHA, cob.y * exp(power));

@@ -1,6 +1,6 @@
 // Exclusive prefix sum of `info[1]` u32 values in place, any length: `reduce` sums blocks of
 // 2048, `scan_sums` scans the block sums in one workgroup, `apply` scans each block with its
-// offset. Used for the radix histograms and for tile offsets.
+// offset. `scan_single` does short arrays (radix histograms) in one dispatch.
 
 @group(0) @binding(0) var<storage, read> info: array<u32>;
 @group(0) @binding(1) var<storage, read_write> data: array<u32>;
@@ -82,5 +82,23 @@ fn apply(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: 
             data[start + k] = running;
         }
         running += values[k];
+    }
+}
+
+@compute @workgroup_size(256)
+fn scan_single(@builtin(local_invocation_index) lid: u32) {
+    let n = info[1];
+    let per = (n + WG - 1u) / WG;
+    let start = lid * per;
+    let end = min(start + per, n);
+    var total = 0u;
+    for (var i = start; i < end; i++) {
+        total += data[i];
+    }
+    var running = workgroup_exclusive_scan(lid, total);
+    for (var i = start; i < end; i++) {
+        let v = data[i];
+        data[i] = running;
+        running += v;
     }
 }

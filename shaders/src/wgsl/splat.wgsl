@@ -34,7 +34,7 @@ struct Splat {
     depth: f32,
     opacity: f32,
     conic: vec3<f32>,
-    bbox_min: u32, // x | y << 16, inclusive pixel box of the 3-sigma footprint
+    bbox_min: u32, // x | y << 16, inclusive pixel box of the footprint
     color: vec3<f32>,
     bbox_max: u32,
 }
@@ -64,8 +64,19 @@ fn rotation_matrix(q_in: vec4<f32>) -> mat3x3<f32> {
     );
 }
 
-// Screen-space inverse covariance (a, b, c) and determinant-checked radius; w < 0 means culled.
-fn project_covariance(view: View, t: vec3<f32>, rotation: vec4<f32>, log_scale: vec3<f32>) -> vec4<f32> {
+// A projected footprint: inverse 2D covariance (a, b, c) and per-axis standard deviations.
+struct Footprint {
+    conic: vec3<f32>,
+    sigma: vec2<f32>,
+    ok: bool,
+}
+
+const CUTOFF_SIGMA: f32 = 3.0;
+
+// EWA projection of the 3D covariance at camera-space point t; not ok when degenerate.
+fn project_covariance(view: View, t: vec3<f32>, rotation: vec4<f32>, log_scale: vec3<f32>) -> Footprint {
+    var out: Footprint;
+    out.ok = false;
     let m = rotation_matrix(rotation) * mat3x3<f32>(
         vec3<f32>(exp(log_scale.x), 0.0, 0.0),
         vec3<f32>(0.0, exp(log_scale.y), 0.0),
@@ -88,12 +99,12 @@ fn project_covariance(view: View, t: vec3<f32>, rotation: vec4<f32>, log_scale: 
     let c = cov[1].y + LOW_PASS;
     let det = a * c - b * b;
     if !(det > 0.0) || !is_finite(det) || !(a <= MAX_VARIANCE) || !(c <= MAX_VARIANCE) {
-        return vec4<f32>(0.0, 0.0, 0.0, -1.0);
+        return out;
     }
-    let mid = 0.5 * (a + c);
-    let lambda = mid + sqrt(max(mid * mid - det, 0.1));
-    let radius = ceil(3.0 * sqrt(lambda));
-    return vec4<f32>(c / det, -b / det, a / det, radius);
+    out.conic = vec3<f32>(c / det, -b / det, a / det);
+    out.sigma = sqrt(vec2<f32>(a, c));
+    out.ok = true;
+    return out;
 }
 
 const SH_C0: f32 = 0.28209479177387814;

@@ -1,0 +1,204 @@
+//! Render speed: frames/s of the GPU renderer for the donut (or any PLY given) and generated
+//! clouds of 100k, 500k and 1M Gaussians at 1920×1080 and 1280×720, with GPU time split into
+//! project / depth sort / bin + tile sort / rasterize when the adapter has timestamps.
+//!
+//! `cargo run --release -p splatcast-shaders --bin render-bench -- [--frames N] [PLY ...]`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use glam::{DVec3, Quat, Vec3};
+use splatcast_protocol::{GaussianFrame, formats};
+use splatcast_shaders::renderer::{PHASES, Timestamps};
+use splatcast_shaders::{Camera, Gpu, GpuGaussians, Renderer};
+
+/// A ball of `n` Gaussians with SH degree 3, sized so the screen coverage per Gaussian stays
+/// similar as `n` grows (σ ∝ n^(-1/3)): about 9 tiles per Gaussian at 1080p for 100k.
+fn cloud(n: usize) -> GaussianFrame {
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let sigma = (0.015 * (1e5 / n as f64).cbrt()).ln() as f32;
+    let mut f = GaussianFrame::with_capacity(n, 3);
+    while f.len() < n {
+        let p = Vec3::new(next(), next(), next()) * 2.0 - Vec3::ONE;
+        if p.length() > 1.0 {
+            continue;
+        }
+        f.positions.push(p);
+        f.rotations.push(
+            Quat::from_xyzw(next() - 0.5, next() - 0.5, next() - 0.5, next() - 0.5).normalize(),
+        );
+        f.log_scales
+            .push(Vec3::new(next(), next(), next()) * 1.0 - Vec3::splat(0.5 - sigma));
+        f.opacity_logits.push(next() * 6.0 - 2.0);
+        f.sh_dc
+            .push(Vec3::new(next(), next(), next()) * 3.0 - Vec3::splat(1.5));
+        for _ in 0..15 {
+            f.sh_rest
+                .push((Vec3::new(next(), next(), next()) - Vec3::splat(0.5)) * 0.2);
+        }
+    }
+    f
+}
+
+struct Row {
+    scene: String,
+    gaussians: usize,
+    size: (u32, u32),
+    fps: f64,
+    phases: Option<[f64; 4]>,
+    pairs: u32,
+}
+
+fn bench(
+    gpu: &Gpu,
+    renderer: &Renderer,
+    name: &str,
+    frame: &GaussianFrame,
+    size: (u32, u32),
+    frames: usize,
+) -> Result<Row> {
+    let (centre, radius) = centre_radius(frame);
+    let gaussians = GpuGaussians::upload(gpu, frame)?;
+    let camera_at = |i: usize| {
+        let a = i as f64 * 0.01;
+        let eye = centre + DVec3::new(a.sin(), -0.35, -a.cos()) * 2.5 * radius;
+        Camera::look_at(eye, centre, DVec3::NEG_Y, 50.0, size.0, size.1)
+    };
+    // First render sizes the intersection buffers.
+    let mut buffers = None;
+    renderer.render(gpu, &gaussians, &mut buffers, &camera_at(0), Vec3::ZERO)?;
+    let mut b = buffers.context("buffers")?;
+    let pairs = renderer.pairs_wanted(gpu, &b)?;
+    if pairs as u64 * 5 / 4 > b.capacity() as u64 {
+        b = renderer.buffers(
+            gpu,
+            &gaussians,
+            size.0,
+            size.1,
+            (pairs as u64 * 3 / 2) as u32,
+        )?;
+    }
+    let timestamps = Timestamps::new(gpu);
+    let mut phases = [0.0; 4];
+    let samples = 10;
+    if let Some(t) = &timestamps {
+        for i in 0..samples {
+            renderer.set_view(gpu, &b, &camera_at(i), Vec3::ZERO)?;
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            renderer.encode(&mut encoder, &b, Some(t));
+            gpu.queue.submit([encoder.finish()]);
+            let p = t.read(gpu)?;
+            for (acc, v) in phases.iter_mut().zip(p) {
+                *acc += v / samples as f64;
+            }
+        }
+    }
+    gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
+    let start = Instant::now();
+    for i in 0..frames {
+        renderer.set_view(gpu, &b, &camera_at(i), Vec3::ZERO)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        renderer.encode(&mut encoder, &b, None);
+        gpu.queue.submit([encoder.finish()]);
+        if i % 16 == 15 {
+            // Keep the queue bounded like a presenting player would.
+            gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
+        }
+    }
+    gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
+    let fps = frames as f64 / start.elapsed().as_secs_f64();
+    let wanted = renderer.pairs_wanted(gpu, &b)?;
+    anyhow::ensure!(
+        wanted <= b.capacity(),
+        "{name}: intersections overflowed during the run"
+    );
+    Ok(Row {
+        scene: name.to_owned(),
+        gaussians: frame.len(),
+        size,
+        fps,
+        phases: timestamps.is_some().then_some(phases),
+        pairs,
+    })
+}
+
+fn centre_radius(frame: &GaussianFrame) -> (DVec3, f64) {
+    let n = frame.len().max(1) as f64;
+    let centre = frame.positions.iter().map(|p| p.as_dvec3()).sum::<DVec3>() / n;
+    let mut d: Vec<f64> = frame
+        .positions
+        .iter()
+        .map(|p| p.as_dvec3().distance(centre))
+        .collect();
+    d.sort_by(f64::total_cmp);
+    (
+        centre,
+        d.get(d.len() * 9 / 10).copied().unwrap_or(1.0).max(1e-3),
+    )
+}
+
+fn main() -> Result<()> {
+    let mut frames = 300;
+    let mut plys: Vec<PathBuf> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--frames" => frames = args.next().context("--frames N")?.parse()?,
+            _ => plys.push(a.into()),
+        }
+    }
+    let gpu = Gpu::new()?;
+    let renderer = Renderer::new(&gpu);
+    println!("adapter: {}", gpu.describe());
+    let mut scenes: Vec<(String, GaussianFrame)> = Vec::new();
+    for p in &plys {
+        let name = p
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("scene")
+            .to_owned();
+        scenes.push((
+            name,
+            formats::load(p).with_context(|| p.display().to_string())?,
+        ));
+    }
+    for n in [100_000, 500_000, 1_000_000] {
+        scenes.push((format!("cloud {}k", n / 1000), cloud(n)));
+    }
+    println!(
+        "| scene | Gaussians | size | frames/s | ms/frame | tile pairs | {} |",
+        PHASES.map(|p| format!("{p} ms")).join(" | ")
+    );
+    println!(
+        "|---|---:|---|---:|---:|---:|{}",
+        "---:|".repeat(PHASES.len())
+    );
+    for (name, frame) in &scenes {
+        for size in [(1920, 1080), (1280, 720)] {
+            let r = bench(&gpu, &renderer, name, frame, size, frames)?;
+            let phases = r
+                .phases
+                .map(|p| p.map(|v| format!("{v:.3}")).join(" | "))
+                .unwrap_or_else(|| vec!["–"; PHASES.len()].join(" | "));
+            println!(
+                "| {} | {} | {}x{} | {:.0} | {:.3} | {} | {} |",
+                r.scene,
+                r.gaussians,
+                r.size.0,
+                r.size.1,
+                r.fps,
+                1000.0 / r.fps,
+                r.pairs,
+                phases
+            );
+        }
+    }
+    Ok(())
+}
