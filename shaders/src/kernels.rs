@@ -11,6 +11,7 @@ pub(crate) enum Source {
     Rasterize,
     Sort,
     Scan,
+    Unpack,
 }
 
 impl Source {
@@ -21,6 +22,7 @@ impl Source {
             Source::Rasterize => format!("{SPLAT}\n{}", include_str!("wgsl/rasterize.wgsl")),
             Source::Sort => include_str!("wgsl/sort.wgsl").to_owned(),
             Source::Scan => include_str!("wgsl/scan.wgsl").to_owned(),
+            Source::Unpack => include_str!("wgsl/unpack.wgsl").to_owned(),
         }
     }
 

@@ -111,7 +111,7 @@ pub fn project(frame: &GaussianFrame, i: usize, camera: &Camera) -> Option<Splat
         return None;
     }
     let opacity = sigmoid(frame.opacity_logits[i]) as f64;
-    if !(opacity >= MIN_ALPHA) {
+    if opacity.is_nan() || opacity < MIN_ALPHA {
         return None;
     }
     // Beyond k σ even the peak opacity falls below 1/255.
@@ -188,7 +188,7 @@ pub fn render(
                 let d = DVec2::new(x as f64, y as f64) - s.mean;
                 let power = -0.5 * (s.conic[0] * d.x * d.x + s.conic[2] * d.y * d.y)
                     - s.conic[1] * d.x * d.y;
-                if power > 0.0 || power < -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA {
+                if !(-0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA..=0.0).contains(&power) {
                     continue;
                 }
                 let alpha = (s.opacity * power.exp()).min(MAX_ALPHA);

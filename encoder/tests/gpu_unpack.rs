@@ -1,0 +1,70 @@
+//! The GPU unpack kernel turns decoded planes + side data into the same Gaussians as the CPU
+//! decode path (`gop::unpack`), on the GL backend that every machine has.
+
+use std::io::Cursor;
+
+use splatcast_encoder::{EncodeOptions, SequenceEncoder, demo, stream_layout};
+use splatcast_protocol::av1::Rav1dDecoder;
+use splatcast_protocol::stream::StreamReader;
+use splatcast_shaders::unpack::Unpacker;
+use splatcast_shaders::{Gpu, GpuGaussians};
+
+#[test]
+fn gpu_unpack_matches_cpu_decode() {
+    let options = EncodeOptions {
+        gop: 3,
+        ..EncodeOptions::default()
+    };
+    let n = 700;
+    let mut enc = SequenceEncoder::new(Vec::new(), stream_layout(&options, n, 1), options, false);
+    for t in 0..5 {
+        enc.push(demo::galaxy_frame(n, t, 30.0)).unwrap();
+    }
+    let bytes = enc.finish().unwrap().output;
+    let mut reader = StreamReader::open(Cursor::new(bytes)).unwrap();
+    let mut decoder = Rav1dDecoder::new(1);
+    let gpu = Gpu::with_backends(wgpu::Backends::GL).unwrap();
+    let unpacker = Unpacker::new(&gpu);
+    let mut checked = 0;
+    for g in 0..reader.gop_count() {
+        let cpu = reader.read_gop(g, &mut decoder).unwrap();
+        let (_, side, planes) = reader.decode_planes(g, &mut decoder).unwrap();
+        assert!(side.sh_degree > 0, "the test scene exercises SH planes");
+        let out = unpacker.output(&gpu, &side).unwrap();
+        let gop = unpacker.prepare(&gpu, &side, &out).unwrap();
+        for (f, want) in cpu.frames.iter().enumerate() {
+            let pictures: Vec<_> = planes.iter().map(|track| &track[f]).collect();
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            unpacker
+                .unpack(&gpu, &mut encoder, &gop, &pictures)
+                .unwrap();
+            gpu.queue.submit([encoder.finish()]);
+            let raw = gpu.read(&out.buffer, out.buffer.size()).unwrap();
+            let got: &[f32] = bytemuck::cast_slice(&raw);
+            let expected = GpuGaussians::pack(want);
+            assert_eq!(out.count as usize, want.len());
+            let worst = expected
+                .iter()
+                .zip(got)
+                .map(|(a, b)| (a - b).abs() / a.abs().max(1.0))
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst < 1e-5,
+                "GOP {g} frame {f}: worst relative error {worst}"
+            );
+            checked += 1;
+        }
+        // Pictures of the wrong size are refused, not read out of bounds.
+        let mut small = planes[0][0].clone();
+        small.width -= 1;
+        let mut pictures: Vec<_> = planes.iter().map(|track| &track[0]).collect();
+        pictures[0] = &small;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        assert!(
+            unpacker
+                .unpack(&gpu, &mut encoder, &gop, &pictures)
+                .is_err()
+        );
+    }
+    assert_eq!(checked, 5);
+}
