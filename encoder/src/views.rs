@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use glam::{DMat4, DVec3, Vec3};
-use serde::Deserialize;
+use splatcast_protocol::transforms;
 use splatcast_shaders::Camera;
 
 /// Why cameras cannot be made.
@@ -136,8 +136,7 @@ impl Orbit {
         let dir = (forward0 * az.cos() + right0 * az.sin()) * el.cos() + up_v * el.sin();
         let target = centre.as_dvec3();
         let eye = target + dir * self.distance * radius as f64;
-        // `look_at` wants image-down; the world up maps to image up.
-        Camera::look_at(eye, target, -up_v, self.fov, width, height)
+        Camera::look_at(eye, target, up_v, self.fov, width, height)
     }
 }
 
@@ -180,88 +179,67 @@ pub fn parse_size(spec: &str) -> Result<(u32, u32), ViewError> {
     Ok((w, h))
 }
 
-#[derive(Deserialize)]
-struct TransformsFile {
-    camera_angle_x: Option<f64>,
-    fl_x: Option<f64>,
-    fl_y: Option<f64>,
-    cx: Option<f64>,
-    cy: Option<f64>,
-    w: Option<f64>,
-    h: Option<f64>,
-    frames: Vec<TransformsFrame>,
-}
-
-#[derive(Deserialize)]
-struct TransformsFrame {
-    file_path: Option<String>,
-    transform_matrix: [[f64; 4]; 4],
-    fl_x: Option<f64>,
-    fl_y: Option<f64>,
-    cx: Option<f64>,
-    cy: Option<f64>,
-    w: Option<f64>,
-    h: Option<f64>,
-}
-
-/// One view of a transforms file: its pinhole camera (distortion ignored) and image path.
+/// One view of a transforms file: its pinhole camera and image path. Lens distortion is not
+/// applied here (renders are pinhole); the trainer undistorts the photos instead.
 #[derive(Clone, Debug)]
 pub struct TransformsView {
     /// The camera at the file's resolution.
     pub camera: Camera,
-    /// The image, relative to the file's folder, as written there.
-    pub file_path: Option<String>,
+    /// The parsed view, distortion included.
+    pub view: transforms::TransformsView,
 }
 
-/// Reads a nerfstudio / instant-ngp `transforms.json`: camera-to-world matrices in the OpenGL
-/// convention (x right, y up, z back), converted to our OpenCV-convention cameras.
+/// Reads a nerfstudio / instant-ngp `transforms.json` into our OpenCV-convention cameras.
 pub fn read_transforms(path: &Path) -> Result<Vec<TransformsView>, ViewError> {
     let fail = |message: String| ViewError::Transforms {
         path: path.to_owned(),
         message,
     };
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let file: TransformsFile = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
-    let mut views = Vec::with_capacity(file.frames.len());
-    for (i, f) in file.frames.iter().enumerate() {
-        let pick = |own: Option<f64>, shared: Option<f64>| own.or(shared);
-        let (w, h) = match (pick(f.w, file.w), pick(f.h, file.h)) {
-            (Some(w), Some(h)) if w >= 1.0 && h >= 1.0 && w <= 16384.0 && h <= 16384.0 => (w, h),
-            _ => return Err(fail(format!("frame {i}: missing or invalid w/h"))),
-        };
-        let fx = pick(f.fl_x, file.fl_x)
-            .or_else(|| file.camera_angle_x.map(|a| 0.5 * w / (0.5 * a).tan()))
-            .ok_or_else(|| {
+    let parsed = transforms::parse_transforms(&text).map_err(|e| fail(e.to_string()))?;
+    let gl_to_cv = DMat4::from_diagonal(glam::DVec4::new(1.0, -1.0, -1.0, 1.0));
+    parsed
+        .into_iter()
+        .enumerate()
+        .map(|(i, view)| {
+            let c2w = DMat4::from_cols_array_2d(&view.camera_to_world).transpose();
+            let c2w = orthonormalized(c2w).ok_or_else(|| {
                 fail(format!(
-                    "frame {i}: no focal length (fl_x or camera_angle_x)"
+                    "frame {i}: transform_matrix is not a rotation plus translation"
                 ))
             })?;
-        let fy = pick(f.fl_y, file.fl_y).unwrap_or(fx);
-        // Instant-ngp's principal point is in continuous pixel coordinates (pixel centres at
-        // half-integers); ours has pixel centres at integers.
-        let cx = pick(f.cx, file.cx).unwrap_or(0.5 * w) - 0.5;
-        let cy = pick(f.cy, file.cy).unwrap_or(0.5 * h) - 0.5;
-        let m = f.transform_matrix;
-        let c2w = DMat4::from_cols_array_2d(&m).transpose();
-        let gl_to_cv = DMat4::from_diagonal(glam::DVec4::new(1.0, -1.0, -1.0, 1.0));
-        let camera = Camera {
-            fx,
-            fy,
-            cx,
-            cy,
-            width: w as u32,
-            height: h as u32,
-            world_to_camera: (c2w * gl_to_cv).inverse(),
-        };
-        camera
-            .validate()
-            .map_err(|e| fail(format!("frame {i}: {e}")))?;
-        views.push(TransformsView {
-            camera,
-            file_path: f.file_path.clone(),
-        });
+            let camera = Camera {
+                fx: view.focal[0],
+                fy: view.focal[1],
+                cx: view.principal[0],
+                cy: view.principal[1],
+                width: view.width,
+                height: view.height,
+                world_to_camera: (c2w * gl_to_cv).inverse(),
+            };
+            camera
+                .validate()
+                .map_err(|e| fail(format!("frame {i}: {e}")))?;
+            Ok(TransformsView { camera, view })
+        })
+        .collect()
+}
+
+/// The pose with its rotation snapped to the nearest rotation (polar decomposition by Newton
+/// iteration): exported poses carry rounding of ~1e-5. `None` when it is no rotation at all.
+fn orthonormalized(pose: DMat4) -> Option<DMat4> {
+    let mut r = glam::DMat3::from_mat4(pose);
+    let close = (r * r.transpose()).abs_diff_eq(glam::DMat3::IDENTITY, 1e-2)
+        && (r.determinant() - 1.0).abs() < 1e-2;
+    if !close {
+        return None;
     }
-    Ok(views)
+    for _ in 0..8 {
+        r = (r + r.inverse().transpose()) * 0.5;
+    }
+    let mut out = DMat4::from_mat3(r);
+    out.w_axis = pose.w_axis;
+    Some(out)
 }
 
 /// `camera` re-rendered at `width`×`height` (intrinsics scaled).

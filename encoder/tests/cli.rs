@@ -183,3 +183,152 @@ fn broken_inputs_fail_cleanly() {
     std::fs::write(&noise, vec![7u8; 5000]).unwrap();
     assert_fails_naming(&splatcast(&[os("info"), noise.as_os_str()]), "noise.mp4");
 }
+
+fn png_size_and_lit(path: &Path) -> (u32, u32, usize) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let lit = buf[..info.buffer_size()]
+        .chunks(3)
+        .filter(|p| p.iter().any(|&v| v > 20))
+        .count();
+    (info.width, info.height, lit)
+}
+
+#[test]
+fn render_and_eval_real_scenes() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("donut.png");
+    let out = splatcast(&[
+        os("render"),
+        data("splat_donut_v3dg/fused.ply").as_os_str(),
+        os("--camera"),
+        os("45,30,2.5"),
+        os("--size"),
+        os("96x64"),
+        os("-o"),
+        png.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (w, h, lit) = png_size_and_lit(&png);
+    assert_eq!((w, h), (96, 64));
+    assert!(lit > 96 * 64 / 10, "the donut is visible: {lit} pixels");
+
+    // A frame of an encode, and views from a transforms file.
+    let frames = data("seq_playcanvas_wave/wave_000?.sog");
+    let mp4 = dir.path().join("wave_gop4_medium.mp4");
+    let enc = encode(&frames, &mp4, &["--gop", "4"]);
+    assert!(
+        enc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enc.stderr)
+    );
+    let frame_png = dir.path().join("wave5.png");
+    let out = splatcast(&[
+        os("render"),
+        mp4.as_os_str(),
+        os("--frame"),
+        os("5"),
+        os("--up"),
+        os("+y"),
+        os("--size"),
+        os("80x60"),
+        os("-o"),
+        frame_png.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(png_size_and_lit(&frame_png).2 > 100);
+    let fox_png = dir.path().join("fox_view.png");
+    let out = splatcast(&[
+        os("render"),
+        data("splat_donut_v3dg/fused.ply").as_os_str(),
+        os("--transforms"),
+        data("mv_fox_instant_ngp/transforms.json").as_os_str(),
+        os("--view"),
+        os("3"),
+        os("--size"),
+        os("54x96"),
+        os("-o"),
+        fox_png.as_os_str(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(png_size_and_lit(&fox_png).0, 54);
+
+    // eval: the encode against its source, with a chart.
+    let chart = dir.path().join("rd.png");
+    let out = splatcast(&[
+        os("eval"),
+        frames.as_os_str(),
+        mp4.as_os_str(),
+        os("--views"),
+        os("4"),
+        os("--size"),
+        os("64x64"),
+        os("--up"),
+        os("+y"),
+        os("--plot"),
+        chart.as_os_str(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mean = stdout
+        .lines()
+        .find(|l| l.contains(" mean "))
+        .expect("a mean line");
+    let fields: Vec<f64> = mean
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let (bpg, psnr, ssim) = (fields[0], fields[1], fields[2]);
+    assert!(bpg > 0.1 && bpg < 5.0, "{mean}");
+    assert!(psnr > 30.0 && ssim > 0.9, "{mean}");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("wave_gop4_medium.mp4"))
+            .count(),
+        10,
+        "9 frames + mean"
+    );
+    assert!(png_size_and_lit(&chart).2 > 1000);
+
+    // Bad requests: one line naming the problem, no output file.
+    let bad = dir.path().join("bad.png");
+    let out = splatcast(&[os("render"), os("/no/such.ply"), os("-o"), bad.as_os_str()]);
+    assert_fails_naming(&out, "/no/such.ply");
+    let out = splatcast(&[
+        os("render"),
+        data("splat_donut_v3dg/fused.ply").as_os_str(),
+        os("--size"),
+        os("0x10"),
+        os("-o"),
+        bad.as_os_str(),
+    ]);
+    assert_fails_naming(&out, "0x10");
+    let out = splatcast(&[
+        os("eval"),
+        frames.as_os_str(),
+        mp4.as_os_str(),
+        os("--frames"),
+        os("7..3"),
+    ]);
+    assert_fails_naming(&out, "7..3");
+    assert!(!bad.exists());
+}

@@ -14,3 +14,4 @@ pub mod gop;
 pub mod layout;
 pub mod sequence;
 pub mod stream;
+pub mod transforms;

@@ -37,7 +37,8 @@ pub enum CameraError {
 }
 
 impl Camera {
-    /// A camera at `eye` looking at `target` with `up` roughly up, with a vertical field of view.
+    /// A camera at `eye` looking at `target` with the world direction `up` shown up in the image,
+    /// with a vertical field of view.
     pub fn look_at(
         eye: DVec3,
         target: DVec3,

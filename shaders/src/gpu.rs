@@ -48,9 +48,14 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Opens the first adapter on the backends named by `WGPU_BACKEND`, or on any backend.
+    /// Opens the first adapter on the backends named by `WGPU_BACKEND`; otherwise on Vulkan,
+    /// Metal or DX12, and on GL only when none of those has an adapter.
     pub fn new() -> Result<Self, GpuError> {
-        Self::with_backends(wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()))
+        match wgpu::Backends::from_env() {
+            Some(backends) => Self::with_backends(backends),
+            None => Self::with_backends(wgpu::Backends::PRIMARY)
+                .or_else(|_| Self::with_backends(wgpu::Backends::GL)),
+        }
     }
 
     /// Opens the first adapter on `backends` (high performance preferred).

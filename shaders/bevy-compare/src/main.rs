@@ -1,0 +1,320 @@
+//! Same PLY, same camera path, same resolution: frames/s and image quality of our renderer and
+//! of bevy_gaussian_splatting 8.0.2 (bevy 0.19, headless, GPU radix sort), in one run. Quality is
+//! PSNR/SSIM of each renderer's first frame against our f64 CPU reference.
+//!
+//! `cargo run --release -- <scene.ply> [--size 1920x1080] [--frames 300] [--out dir]`
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bevy::app::{AppExit, ScheduleRunnerPlugin};
+use bevy::camera::RenderTarget;
+use bevy::core_pipeline::tonemapping::Tonemapping;
+use bevy::prelude::*;
+use bevy::render::render_resource::TextureFormat;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::window::ExitCondition;
+use bevy_gaussian_splatting::{GaussianCamera, GaussianSplattingPlugin, PlanarGaussian3d, PlanarGaussian3dHandle};
+use glam::DVec3;
+use splatcast_protocol::{GaussianFrame, formats};
+use splatcast_shaders::{Camera as PinholeCamera, Gpu, GpuGaussians, Renderer, metrics, reference};
+
+const FOV_DEGREES: f64 = 50.0;
+const WARMUP_FRAMES: u32 = 60;
+
+/// The shared camera path: a slow orbit, so both renderers re-sort every frame.
+#[derive(Clone, Copy, Resource)]
+struct Path3 {
+    centre: DVec3,
+    radius: f64,
+}
+
+impl Path3 {
+    fn eye(&self, i: u32) -> DVec3 {
+        let a = i as f64 * 0.01;
+        self.centre + DVec3::new(a.sin(), -0.35, -a.cos()) * 2.5 * self.radius
+    }
+
+    fn pinhole(&self, i: u32, width: u32, height: u32) -> PinholeCamera {
+        PinholeCamera::look_at(self.eye(i), self.centre, DVec3::NEG_Y, FOV_DEGREES, width, height)
+    }
+
+    fn transform(&self, i: u32) -> Transform {
+        Transform::from_translation(self.eye(i).as_vec3()).looking_at(self.centre.as_vec3(), Vec3::NEG_Y)
+    }
+}
+
+fn centre_radius(frame: &GaussianFrame) -> Path3 {
+    let n = frame.len().max(1) as f64;
+    let centre = frame.positions.iter().map(|p| p.as_dvec3()).sum::<DVec3>() / n;
+    let mut d: Vec<f64> = frame.positions.iter().map(|p| p.as_dvec3().distance(centre)).collect();
+    d.sort_by(f64::total_cmp);
+    Path3 {
+        centre,
+        radius: d.get(d.len() * 9 / 10).copied().unwrap_or(1.0).max(1e-3),
+    }
+}
+
+/// Frames/s and the first frame's pixels (linear RGB as stored).
+struct Outcome {
+    fps: f64,
+    rgb: Vec<[f32; 3]>,
+}
+
+fn ours(frame: &GaussianFrame, path: Path3, size: (u32, u32), frames: u32) -> Result<(Outcome, String)> {
+    let gpu = Gpu::new()?;
+    let renderer = Renderer::new(&gpu);
+    let gaussians = GpuGaussians::upload(&gpu, frame)?;
+    let mut buffers = None;
+    let first = renderer.render(&gpu, &gaussians, &mut buffers, &path.pinhole(0, size.0, size.1), Vec3::ZERO)?;
+    let mut b = buffers.context("buffers")?;
+    let pairs = renderer.pairs_wanted(&gpu, &b)?;
+    b = renderer.buffers(&gpu, &gaussians, size.0, size.1, (pairs as u64 * 3 / 2).max(1 << 16) as u32)?;
+    let start = Instant::now();
+    for i in 0..frames {
+        renderer.set_view(&gpu, &b, &path.pinhole(i, size.0, size.1), Vec3::ZERO)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        renderer.encode(&mut encoder, &b, None);
+        gpu.queue.submit([encoder.finish()]);
+        if i % 16 == 15 {
+            gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
+        }
+    }
+    gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
+    let fps = frames as f64 / start.elapsed().as_secs_f64();
+    let rgb = first.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
+    Ok((Outcome { fps, rgb }, gpu.describe()))
+}
+
+#[derive(Resource)]
+struct Bench {
+    path: Path3,
+    frames: u32,
+    cloud: Handle<PlanarGaussian3d>,
+    target: Handle<Image>,
+    phase: Phase,
+    result: Arc<Mutex<Option<(f64, Image)>>>,
+}
+
+enum Phase {
+    Loading,
+    Warmup(u32),
+    Timing { frame: u32, start: Instant },
+    Capturing,
+}
+
+fn setup(
+    mut commands: Commands,
+    mut images: ResMut<Assets<Image>>,
+    assets: Res<AssetServer>,
+    cfg: Res<Config>,
+) {
+    let mut image = Image::new_target_texture(cfg.size.0, cfg.size.1, cfg.format, None);
+    image.texture_descriptor.usage |= bevy::render::render_resource::TextureUsages::COPY_SRC;
+    let target = images.add(image);
+    let cloud: Handle<PlanarGaussian3d> = assets.load(cfg.file_name.clone());
+    commands.spawn((PlanarGaussian3dHandle(cloud.clone()), Transform::IDENTITY));
+    commands.spawn((
+        Camera3d::default(),
+        Camera {
+            clear_color: ClearColorConfig::Custom(Color::BLACK),
+            ..default()
+        },
+        RenderTarget::Image(target.clone().into()),
+        Projection::Perspective(PerspectiveProjection {
+            fov: (FOV_DEGREES as f32).to_radians(),
+            near: 0.01,
+            ..default()
+        }),
+        cfg.path.transform(0),
+        Tonemapping::None,
+        Msaa::Off,
+        GaussianCamera::default(),
+    ));
+    commands.insert_resource(Bench {
+        path: cfg.path,
+        frames: cfg.frames,
+        cloud,
+        target,
+        phase: Phase::Loading,
+        result: cfg.result.clone(),
+    });
+}
+
+fn drive(
+    mut commands: Commands,
+    mut bench: ResMut<Bench>,
+    assets: Res<AssetServer>,
+    mut cameras: Query<&mut Transform, With<Camera3d>>,
+) {
+    let bench = &mut *bench;
+    let next = match bench.phase {
+        Phase::Loading if assets.is_loaded_with_dependencies(&bench.cloud) => Phase::Warmup(0),
+        Phase::Loading => Phase::Loading,
+        Phase::Warmup(n) if n >= WARMUP_FRAMES => Phase::Timing {
+            frame: 0,
+            start: Instant::now(),
+        },
+        Phase::Warmup(n) => Phase::Warmup(n + 1),
+        Phase::Timing { frame, start } if frame >= bench.frames => {
+            let result = bench.result.clone();
+            let frames = bench.frames;
+            commands
+                .spawn(Screenshot::image(bench.target.clone()))
+                .observe(move |captured: On<ScreenshotCaptured>| {
+                    // The readback finishes after every earlier frame's GPU work.
+                    let fps = (frames + 1) as f64 / start.elapsed().as_secs_f64();
+                    *result.lock().expect("lock") = Some((fps, captured.image.clone()));
+                });
+            Phase::Capturing
+        }
+        Phase::Timing { frame, start } => Phase::Timing { frame: frame + 1, start },
+        Phase::Capturing => Phase::Capturing,
+    };
+    // Frame 0's view is where the screenshot is taken, for the quality comparison.
+    let view = match next {
+        Phase::Timing { frame, .. } => frame,
+        _ => 0,
+    };
+    for mut t in &mut cameras {
+        *t = bench.path.transform(view);
+    }
+    bench.phase = next;
+}
+
+fn finish(bench: Res<Bench>, mut exit: MessageWriter<AppExit>) {
+    if bench.result.lock().expect("lock").is_some() {
+        exit.write(AppExit::Success);
+    }
+}
+
+#[derive(Resource, Clone)]
+struct Config {
+    file_name: String,
+    size: (u32, u32),
+    frames: u32,
+    path: Path3,
+    format: TextureFormat,
+    result: Arc<Mutex<Option<(f64, Image)>>>,
+}
+
+fn bevy_gs(ply: &Path, path: Path3, size: (u32, u32), frames: u32, format: TextureFormat) -> Result<Outcome> {
+    let dir = ply.parent().context("PLY path has no folder")?.canonicalize()?;
+    let file_name = ply.file_name().and_then(|n| n.to_str()).context("PLY name")?.to_owned();
+    let result = Arc::new(Mutex::new(None));
+    let config = Config {
+        file_name,
+        size,
+        frames,
+        path,
+        format,
+        result: result.clone(),
+    };
+    App::new()
+        .insert_resource(config)
+        .add_plugins(
+            DefaultPlugins
+                .set(AssetPlugin {
+                    file_path: dir.display().to_string(),
+                    ..default()
+                })
+                .set(WindowPlugin {
+                    primary_window: None,
+                    exit_condition: ExitCondition::DontExit,
+                    ..default()
+                }),
+        )
+        .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::ZERO))
+        .add_plugins(GaussianSplattingPlugin)
+        .add_systems(Startup, setup)
+        .add_systems(Update, (drive, finish).chain())
+        .run();
+    let (fps, image) = result.lock().expect("lock").take().context("bevy run ended without a frame")?;
+    let data = image.data.context("screenshot without pixels")?;
+    let (w, h) = (image.texture_descriptor.size.width, image.texture_descriptor.size.height);
+    if (w, h) != size || data.len() != (w * h * 4) as usize {
+        bail!("screenshot is {w}x{h} with {} bytes", data.len());
+    }
+    let srgb = image.texture_descriptor.format.is_srgb();
+    let rgb = data
+        .chunks(4)
+        .map(|p| {
+            let f = |v: u8| {
+                let x = v as f32 / 255.0;
+                // Undo the sRGB encoding an sRGB target applies on write.
+                if srgb {
+                    if x <= 0.04045 { x / 12.92 } else { ((x + 0.055) / 1.055).powf(2.4) }
+                } else {
+                    x
+                }
+            };
+            [f(p[0]), f(p[1]), f(p[2])]
+        })
+        .collect();
+    Ok(Outcome { fps, rgb })
+}
+
+fn write_png(path: &Path, size: (u32, u32), rgb: &[[f32; 3]]) -> Result<()> {
+    let bytes: Vec<u8> = rgb
+        .iter()
+        .flat_map(|p| p.map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8))
+        .collect();
+    let file = std::fs::File::create(path)?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), size.0, size.1);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&bytes)?;
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let (mut ply, mut size, mut frames, mut out) = (None, (1920u32, 1080u32), 300u32, PathBuf::from("."));
+    let mut format = TextureFormat::Rgba8UnormSrgb;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--size" => {
+                let s = args.next().context("--size WxH")?;
+                let (w, h) = s.split_once('x').context("--size WxH")?;
+                size = (w.parse()?, h.parse()?);
+            }
+            "--frames" => frames = args.next().context("--frames N")?.parse()?,
+            "--out" => out = args.next().context("--out DIR")?.into(),
+            "--linear-target" => format = TextureFormat::Rgba8Unorm,
+            _ => ply = Some(PathBuf::from(a)),
+        }
+    }
+    let ply = ply.context("usage: bevy-compare <scene.ply> [--size WxH] [--frames N] [--out DIR]")?;
+    let frame = formats::load(&ply)?;
+    let path = centre_radius(&frame);
+    std::fs::create_dir_all(&out)?;
+    let reference = reference::render(&frame, &path.pinhole(0, size.0, size.1), DVec3::ZERO)?;
+    let reference: Vec<[f32; 3]> = reference.rgb.iter().map(|c| c.as_vec3().to_array()).collect();
+    write_png(&out.join("reference.png"), size, &reference)?;
+    let (ours, adapter) = ours(&frame, path, size, frames)?;
+    let theirs = bevy_gs(&ply, path, size, frames, format)?;
+    println!("adapter: {adapter}");
+    println!(
+        "scene {} ({} Gaussians), {}x{}, {frames} frames on an orbit",
+        ply.display(),
+        frame.len(),
+        size.0,
+        size.1
+    );
+    println!("| renderer | frames/s | ms/frame | PSNR vs f64 reference | SSIM vs reference |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, o, png) in [("splatcast", &ours, "splatcast.png"), ("bevy_gaussian_splatting 8.0.2", &theirs, "bevy_gaussian_splatting.png")] {
+        write_png(&out.join(png), size, &o.rgb)?;
+        println!(
+            "| {name} | {:.0} | {:.3} | {:.2} dB | {:.4} |",
+            o.fps,
+            1000.0 / o.fps,
+            metrics::psnr(&o.rgb, &reference),
+            metrics::ssim(&o.rgb, &reference, size.0 as usize, size.1 as usize)
+        );
+    }
+    println!("speed ratio (splatcast / bevy_gaussian_splatting): {:.2}x", ours.fps / theirs.fps);
+    Ok(())
+}
