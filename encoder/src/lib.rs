@@ -9,6 +9,7 @@ pub mod encode;
 pub mod metrics;
 pub mod plot;
 pub mod presets;
+pub mod quality;
 pub mod scene;
 pub mod views;
 

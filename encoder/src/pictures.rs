@@ -6,12 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use glam::Vec3;
 use splatcast_encoder::plot::{Point, Series, rd_plot};
+use splatcast_encoder::quality::ViewScorer;
 use splatcast_encoder::scene::{FrameSet, bounds};
 use splatcast_encoder::views::{Orbit, Up, parse_size, read_transforms, resized, ring};
 use splatcast_protocol::atomic::write_file;
-use splatcast_shaders::{
-    Camera, Gpu, GpuGaussians, RenderBuffers, RenderedImage, Renderer, metrics,
-};
+use splatcast_shaders::{Camera, Gpu, GpuGaussians, RenderedImage, Renderer};
 
 use crate::commands::bar;
 
@@ -137,26 +136,6 @@ struct Scores {
     ssim: Vec<f64>,
 }
 
-fn rgb(image: &RenderedImage) -> Vec<[f32; 3]> {
-    image.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect()
-}
-
-/// Renders one frame from every camera, reusing buffers.
-fn render_views(
-    gpu: &Gpu,
-    renderer: &Renderer,
-    frame: &splatcast_protocol::GaussianFrame,
-    cameras: &[Camera],
-    background: Vec3,
-) -> Result<Vec<RenderedImage>> {
-    let gaussians = GpuGaussians::upload(gpu, frame)?;
-    let mut buffers: Option<RenderBuffers> = None;
-    cameras
-        .iter()
-        .map(|c| Ok(renderer.render(gpu, &gaussians, &mut buffers, c, background)?))
-        .collect()
-}
-
 /// `splatcast eval`.
 #[allow(clippy::too_many_arguments)]
 pub fn eval(
@@ -205,8 +184,12 @@ pub fn eval(
         let (w, h) = size.unwrap_or((512, 512));
         ring(orbit, view_count, centre, radius, views.up, w, h)
     };
-    let (gpu, renderer) = open_gpu()?;
-    eprintln!("rendering on {}, {} views", gpu.describe(), cameras.len());
+    let scorer = ViewScorer::new(cameras, background)?;
+    eprintln!(
+        "rendering on {}, {} views",
+        scorer.describe(),
+        scorer.views()
+    );
     let mut sets: Vec<FrameSet> = candidates
         .iter()
         .map(|c| FrameSet::open(c))
@@ -237,19 +220,11 @@ pub fn eval(
             reference_set.frame(k)?
         };
         gaussians += ref_frame.len();
-        let ref_images = render_views(&gpu, &renderer, &ref_frame, &cameras, background)?;
+        let ref_views = scorer.render(&ref_frame)?;
         for (set, score) in sets.iter_mut().zip(&mut scores) {
-            let images = render_views(&gpu, &renderer, &set.frame(k)?, &cameras, background)?;
-            let (mut mse, mut ssim) = (0.0, 0.0);
-            for (a, b) in ref_images.iter().zip(&images) {
-                let (x, y) = (rgb(a), rgb(b));
-                mse += metrics::mse(&x, &y);
-                ssim += metrics::ssim(&x, &y, a.width as usize, a.height as usize);
-            }
-            score
-                .psnr
-                .push(metrics::psnr_from_mse(mse / cameras.len() as f64));
-            score.ssim.push(ssim / cameras.len() as f64);
+            let s = scorer.score(&ref_views, &set.frame(k)?, true)?;
+            score.psnr.push(s.psnr);
+            score.ssim.push(s.ssim.unwrap_or(0.0));
             pb.inc(1);
         }
     }

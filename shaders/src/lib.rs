@@ -15,6 +15,7 @@ pub mod renderer;
 mod scan;
 pub mod sh;
 mod sort;
+pub mod synthetic;
 pub mod unpack;
 
 pub use camera::{Camera, CameraError};

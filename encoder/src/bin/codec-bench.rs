@@ -2,7 +2,11 @@
 //! `../shared/data`, plus encode and decode speed on this machine. Prints a markdown table;
 //! `--write BENCHMARKS.md` replaces the codec section of that file.
 //!
-//! `cargo run --release -p splatcast-encoder --bin codec-bench -- [--only wave] [--write BENCHMARKS.md]`
+//! With `--render`, every case is also rendered on the GPU from a ring of 16 cameras (512×512)
+//! and scored by PSNR/SSIM against the uncompressed input; `--plot rd.png` draws the
+//! rate–distortion curves.
+//!
+//! `cargo run --release -p splatcast-encoder --bin codec-bench -- [--only wave] [--write BENCHMARKS.md] [--render] [--plot rd.png]`
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -11,6 +15,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use glam::{Quat, Vec3};
 use splatcast_encoder::metrics::{AttributeErrors, ErrorAccumulator};
+use splatcast_encoder::plot::{Point, Series, rd_plot};
+use splatcast_encoder::quality::ViewScorer;
+use splatcast_encoder::scene::bounds;
+use splatcast_encoder::views::{Orbit, Up, ring};
 use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, stream_layout};
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::av1::{Picture, Rav1dDecoder};
@@ -22,6 +30,8 @@ use splatcast_protocol::stream::StreamReader;
 
 struct Case {
     name: String,
+    /// World direction shown up on the evaluation ring.
+    up: Up,
     frames: Vec<GaussianFrame>,
     input_bytes: Option<u64>,
     options: EncodeOptions,
@@ -39,6 +49,8 @@ struct Row {
     eight_bit: AttributeErrors,
     encode_fps: f64,
     decode_fps: f64,
+    /// Mean render PSNR and SSIM against the input, when rendered.
+    render: Option<(f64, f64)>,
 }
 
 fn data(rel: &str) -> PathBuf {
@@ -72,7 +84,25 @@ fn eight_bit_reference(frames: &[GaussianFrame]) -> AttributeErrors {
     acc.finish()
 }
 
-fn run(case: &Case) -> Result<Row> {
+/// Mean render PSNR and SSIM of `decoded` against `input` over at most 20 evenly spaced frames.
+fn render_quality(case: &Case, decoded: &[GaussianFrame]) -> Result<(f64, f64)> {
+    let (centre, radius) = bounds(&case.frames[0]);
+    let cameras = ring(Orbit::default(), 16, centre, radius, case.up, 512, 512);
+    let scorer = ViewScorer::new(cameras, Vec3::ZERO)?;
+    let step = case.frames.len().div_ceil(20).max(1);
+    let (mut psnr, mut ssim, mut n) = (0.0, 0.0, 0);
+    for k in (0..case.frames.len()).step_by(step) {
+        let reference = scorer.render(&case.frames[k])?;
+        let s = scorer.score(&reference, &decoded[k], true)?;
+        psnr += s.psnr;
+        ssim += s.ssim.unwrap_or(0.0);
+        n += 1;
+    }
+    eprintln!("  rendered {n} frames x 16 views on {}", scorer.describe());
+    Ok((psnr / n as f64, ssim / n as f64))
+}
+
+fn run(case: &Case, render: bool) -> Result<Row> {
     let n = case
         .frames
         .iter()
@@ -115,6 +145,7 @@ fn run(case: &Case) -> Result<Row> {
         eight_bit: eight_bit_reference(&reference[..reference.len().min(case.options.gop)]),
         encode_fps: case.frames.len() as f64 / encode_secs,
         decode_fps: case.frames.len() as f64 / decode_secs,
+        render: render.then(|| render_quality(case, &decoded)).transpose()?,
     })
 }
 
@@ -187,6 +218,8 @@ fn main() -> Result<()> {
     let arg = |flag: &str| std::env::args().skip_while(|a| a != flag).nth(1);
     let write = arg("--write").map(PathBuf::from);
     let only = arg("--only");
+    let render = std::env::args().any(|a| a == "--render");
+    let plot = arg("--plot").map(PathBuf::from);
     let wave_paths = list_frames(&data("seq_playcanvas_wave/wave_*.sog"))?;
     let wave: Vec<GaussianFrame> = wave_paths
         .iter()
@@ -205,26 +238,30 @@ fn main() -> Result<()> {
         (100, Quality::Medium),
         (30, Quality::Low),
         (30, Quality::High),
+        (30, Quality::Max),
         (100, Quality::Max),
     ] {
         cases.push(Case {
             name: "wave (SOG input)".into(),
+            up: Up::PosY,
             frames: wave.clone(),
             input_bytes: Some(wave_bytes),
             options: options(gop, quality),
         });
     }
-    for quality in [Quality::Medium, Quality::High, Quality::Max] {
+    for quality in [Quality::Low, Quality::Medium, Quality::High, Quality::Max] {
         cases.push(Case {
             name: "donut, static".into(),
+            up: Up::PosZ,
             frames: vec![donut.clone()],
             input_bytes: Some(donut_bytes),
             options: options(1, quality),
         });
     }
-    for quality in [Quality::Medium, Quality::High] {
+    for quality in [Quality::Low, Quality::Medium, Quality::High, Quality::Max] {
         cases.push(Case {
             name: "donut, 30-frame rigid motion".into(),
+            up: Up::PosZ,
             frames: rigid_sequence(&donut, 30),
             input_bytes: None,
             options: options(30, quality),
@@ -239,7 +276,7 @@ fn main() -> Result<()> {
             "{} gop {} {:?} ...",
             case.name, case.options.gop, case.options.quality
         );
-        rows.push(run(case)?);
+        rows.push(run(case, render)?);
     }
     let machine = format!(
         "{} cores, {}",
@@ -252,10 +289,55 @@ fn main() -> Result<()> {
         table(&rows)
     );
     println!("{section}");
+    if render {
+        println!("{}", render_table(&rows, &machine));
+    }
+    if let Some(path) = plot {
+        let mut series: Vec<Series> = Vec::new();
+        for r in &rows {
+            let Some((psnr, _)) = r.render else { continue };
+            let name = format!("{} GOP {}", r.name, r.gop);
+            let point = Point {
+                x: r.bytes as f64 / (r.gaussians * r.frames) as f64,
+                y: psnr,
+            };
+            match series.iter_mut().find(|s| s.name == name) {
+                Some(s) => s.points.push(point),
+                None => series.push(Series {
+                    name,
+                    points: vec![point],
+                }),
+            }
+        }
+        splatcast_protocol::atomic::write_file(
+            &path,
+            &rd_plot(&series, "bytes / Gaussian / frame", "render PSNR (dB)")?,
+        )?;
+    }
     if let Some(path) = write {
         replace_section(&path, "## Codec: size and attribute error", &section)?;
     }
     Ok(())
+}
+
+fn render_table(rows: &[Row], machine: &str) -> String {
+    let mut s = format!(
+        "Render quality ({machine}): 16 cameras on a ring, 512x512, mean over up to 20 frames per case, against the uncompressed input.\n\n| case | GOP | quality | B/G/frame | render PSNR dB | SSIM |\n|---|---:|---|---:|---:|---:|\n"
+    );
+    for r in rows {
+        if let Some((psnr, ssim)) = r.render {
+            s += &format!(
+                "| {} | {} | {:?} | {:.3} | {:.2} | {:.4} |\n",
+                r.name,
+                r.gop,
+                r.quality,
+                r.bytes as f64 / (r.gaussians * r.frames) as f64,
+                psnr,
+                ssim
+            );
+        }
+    }
+    s
 }
 
 fn today() -> String {

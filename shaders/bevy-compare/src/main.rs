@@ -19,7 +19,7 @@ use bevy::window::ExitCondition;
 use bevy_gaussian_splatting::{GaussianCamera, GaussianSplattingPlugin, PlanarGaussian3d, PlanarGaussian3dHandle};
 use glam::DVec3;
 use splatcast_protocol::{GaussianFrame, formats};
-use splatcast_shaders::{Camera as PinholeCamera, Gpu, GpuGaussians, Renderer, metrics, reference};
+use splatcast_shaders::{Camera as PinholeCamera, Gpu, GpuGaussians, Renderer, metrics, reference, synthetic};
 
 const FOV_DEGREES: f64 = 50.0;
 const WARMUP_FRAMES: u32 = 60;
@@ -273,6 +273,7 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut ply, mut size, mut frames, mut out) = (None, (1920u32, 1080u32), 300u32, PathBuf::from("."));
     let mut format = TextureFormat::Rgba8UnormSrgb;
+    let mut cloud = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--size" => {
@@ -283,13 +284,20 @@ fn main() -> Result<()> {
             "--frames" => frames = args.next().context("--frames N")?.parse()?,
             "--out" => out = args.next().context("--out DIR")?.into(),
             "--linear-target" => format = TextureFormat::Rgba8Unorm,
+            "--cloud" => cloud = Some(args.next().context("--cloud N")?.parse::<usize>()?),
             _ => ply = Some(PathBuf::from(a)),
         }
     }
-    let ply = ply.context("usage: bevy-compare <scene.ply> [--size WxH] [--frames N] [--out DIR]")?;
+    std::fs::create_dir_all(&out)?;
+    if let Some(n) = cloud {
+        // The generated benchmark cloud, written as a PLY both renderers load.
+        let file = out.join(format!("cloud_{n}.ply"));
+        std::fs::write(&file, splatcast_protocol::formats::ply::write(&synthetic::cloud(n)))?;
+        ply = Some(file);
+    }
+    let ply = ply.context("usage: bevy-compare <scene.ply> | --cloud N [--size WxH] [--frames N] [--out DIR]")?;
     let frame = formats::load(&ply)?;
     let path = centre_radius(&frame);
-    std::fs::create_dir_all(&out)?;
     let reference = reference::render(&frame, &path.pinhole(0, size.0, size.1), DVec3::ZERO)?;
     let reference: Vec<[f32; 3]> = reference.rgb.iter().map(|c| c.as_vec3().to_array()).collect();
     write_png(&out.join("reference.png"), size, &reference)?;

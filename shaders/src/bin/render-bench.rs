@@ -8,44 +8,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use glam::{DVec3, Quat, Vec3};
+use glam::{DVec3, Vec3};
 use splatcast_protocol::{GaussianFrame, formats};
 use splatcast_shaders::renderer::{PHASES, Timestamps};
-use splatcast_shaders::{Camera, Gpu, GpuGaussians, Renderer};
-
-/// A ball of `n` Gaussians with SH degree 3, sized so the screen coverage per Gaussian stays
-/// similar as `n` grows (σ ∝ n^(-1/3)): about 9 tiles per Gaussian at 1080p for 100k.
-fn cloud(n: usize) -> GaussianFrame {
-    let mut s = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32
-    };
-    let sigma = (0.015 * (1e5 / n as f64).cbrt()).ln() as f32;
-    let mut f = GaussianFrame::with_capacity(n, 3);
-    while f.len() < n {
-        let p = Vec3::new(next(), next(), next()) * 2.0 - Vec3::ONE;
-        if p.length() > 1.0 {
-            continue;
-        }
-        f.positions.push(p);
-        f.rotations.push(
-            Quat::from_xyzw(next() - 0.5, next() - 0.5, next() - 0.5, next() - 0.5).normalize(),
-        );
-        f.log_scales
-            .push(Vec3::new(next(), next(), next()) * 1.0 - Vec3::splat(0.5 - sigma));
-        f.opacity_logits.push(next() * 6.0 - 2.0);
-        f.sh_dc
-            .push(Vec3::new(next(), next(), next()) * 3.0 - Vec3::splat(1.5));
-        for _ in 0..15 {
-            f.sh_rest
-                .push((Vec3::new(next(), next(), next()) - Vec3::splat(0.5)) * 0.2);
-        }
-    }
-    f
-}
+use splatcast_shaders::{Camera, Gpu, GpuGaussians, Renderer, synthetic};
 
 struct Row {
     scene: String,
@@ -170,7 +136,7 @@ fn main() -> Result<()> {
         ));
     }
     for n in [100_000, 500_000, 1_000_000] {
-        scenes.push((format!("cloud {}k", n / 1000), cloud(n)));
+        scenes.push((format!("cloud {}k", n / 1000), synthetic::cloud(n)));
     }
     println!(
         "| scene | Gaussians | size | frames/s | ms/frame | tile pairs | {} |",
