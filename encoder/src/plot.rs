@@ -282,13 +282,12 @@ fn ticks(lo: f64, hi: f64) -> Vec<f64> {
         .map(|m| m * mag)
         .find(|s| *s >= raw)
         .unwrap_or(10.0 * mag);
-    let mut v = (lo / step).ceil() * step;
-    let mut out = Vec::new();
-    while v <= hi + step * 1e-9 && out.len() < 20 {
-        out.push(v);
-        v += step;
-    }
-    out
+    let first = (lo / step).ceil() as i64;
+    (first..)
+        .map(|i| i as f64 * step)
+        .take_while(|v| *v <= hi + step * 1e-9)
+        .take(20)
+        .collect()
 }
 
 fn label(v: f64, step: f64) -> String {
@@ -435,12 +434,12 @@ mod tests {
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(
-            ticks(0.0, 1.0),
-            vec![0.0, 0.2, 0.4, 0.6000000000000001, 0.8, 1.0]
-        );
-        let t = ticks(31.3, 47.9);
-        assert!(t.first().unwrap() >= &31.3 && t.last().unwrap() <= &47.9 && t.len() >= 4);
+        let t = ticks(0.0, 1.0);
+        assert_eq!(t.len(), 6);
+        assert!(t.iter().enumerate().all(|(i, v)| (v - 0.2 * i as f64).abs() < 1e-12));
+        assert_eq!(ticks(31.3, 47.9), vec![35.0, 40.0, 45.0]);
+        assert_eq!(label(0.4, 0.2), "0.4");
+        assert_eq!(label(40.0, 5.0), "40");
     }
 
     #[test]
