@@ -436,7 +436,11 @@ mod tests {
     fn ticks_are_round_and_cover_the_range() {
         let t = ticks(0.0, 1.0);
         assert_eq!(t.len(), 6);
-        assert!(t.iter().enumerate().all(|(i, v)| (v - 0.2 * i as f64).abs() < 1e-12));
+        assert!(
+            t.iter()
+                .enumerate()
+                .all(|(i, v)| (v - 0.2 * i as f64).abs() < 1e-12)
+        );
         assert_eq!(ticks(31.3, 47.9), vec![35.0, 40.0, 45.0]);
         assert_eq!(label(0.4, 0.2), "0.4");
         assert_eq!(label(40.0, 5.0), "40");

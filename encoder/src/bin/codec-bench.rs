@@ -53,9 +53,13 @@ struct Row {
     render: Option<(f64, f64)>,
 }
 
+/// The shared data folder, or `$SPLATCAST_DATA` (the GPU machine has no `../shared`).
 fn data(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data")
+    std::env::var_os("SPLATCAST_DATA")
+        .map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+            PathBuf::from,
+        )
         .join(rel)
 }
 
