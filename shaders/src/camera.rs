@@ -82,6 +82,15 @@ impl Camera {
         Ok(())
     }
 
+    /// Where the projection's Jacobian is clamped, in x/z and y/z: 1.3 × the half field of view
+    /// (keeps huge off-screen Gaussians from exploding).
+    pub fn frustum_limits(&self) -> [f64; 2] {
+        [
+            crate::reference::FRUSTUM_CLAMP * 0.5 * self.width as f64 / self.fx,
+            crate::reference::FRUSTUM_CLAMP * 0.5 * self.height as f64 / self.fy,
+        ]
+    }
+
     /// The rotation part of the pose.
     pub fn rotation(&self) -> DMat3 {
         DMat3::from_mat4(self.world_to_camera)

@@ -84,10 +84,7 @@ pub fn project(frame: &GaussianFrame, i: usize, camera: &Camera) -> Option<Splat
     let m = DMat3::from_quat(q) * DMat3::from_diagonal(scale);
     let sigma = m * m.transpose();
 
-    let (lim_x, lim_y) = (
-        FRUSTUM_CLAMP * 0.5 * camera.width as f64 / camera.fx,
-        FRUSTUM_CLAMP * 0.5 * camera.height as f64 / camera.fy,
-    );
+    let [lim_x, lim_y] = camera.frustum_limits();
     let tx = (t.x / t.z).clamp(-lim_x, lim_x) * t.z;
     let ty = (t.y / t.z).clamp(-lim_y, lim_y) * t.z;
     let j = DMat3::from_cols(

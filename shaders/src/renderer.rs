@@ -19,6 +19,8 @@ const BASE_FLOATS: usize = 14;
 const SPLAT_BYTES: u64 = 48;
 /// Bits of the depth sort key (see `wgsl/project.wgsl`).
 const DEPTH_BITS: u32 = 24;
+/// Largest image [`Renderer::render`] returns (32 bytes per pixel: 8192×8192 and a bit).
+const MAX_IMAGE_BYTES: u64 = 4 << 30;
 /// Bytes of one (key, value) pair.
 const PAIR_BYTES: u64 = 8;
 
@@ -100,7 +102,7 @@ struct ViewUniform {
     stride: u32,
     sh_rest: u32,
     capacity: u32,
-    pad: [u32; 2],
+    frustum: [f32; 2],
 }
 
 /// A rendered image read back from the GPU.
@@ -420,6 +422,18 @@ impl Renderer {
         camera: &Camera,
         background: Vec3,
     ) -> Result<(), CameraError> {
+        self.set_view_in(gpu, buffers, camera, camera.frustum_limits(), background)
+    }
+
+    /// [`Renderer::set_view`] for a strip of a larger image whose Jacobian clamp is `frustum`.
+    fn set_view_in(
+        &self,
+        gpu: &Gpu,
+        buffers: &RenderBuffers,
+        camera: &Camera,
+        frustum: [f64; 2],
+        background: Vec3,
+    ) -> Result<(), CameraError> {
         camera.validate()?;
         if (camera.width, camera.height) != (buffers.width, buffers.height) {
             return Err(CameraError::Size(camera.width, camera.height));
@@ -437,7 +451,7 @@ impl Renderer {
             stride: GpuGaussians::stride(buffers.sh_rest) as u32,
             sh_rest: buffers.sh_rest,
             capacity: buffers.capacity,
-            pad: [0; 2],
+            frustum: frustum.map(|v| v as f32),
         };
         gpu.queue
             .write_buffer(&buffers.view, 0, bytemuck::bytes_of(&uniform));
@@ -504,7 +518,9 @@ impl Renderer {
     }
 
     /// Renders `gaussians` from `camera` and reads the image back, growing `buffers` (or making
-    /// them) when the image size or the needed capacity changes.
+    /// them) when the image size or the needed capacity changes. Images larger than one storage
+    /// binding are rendered in horizontal strips (the principal point moves with each strip, so
+    /// every pixel sees exactly the same math) and stitched.
     pub fn render(
         &self,
         gpu: &Gpu,
@@ -514,6 +530,57 @@ impl Renderer {
         background: Vec3,
     ) -> Result<RenderedImage, RenderError> {
         camera.validate()?;
+        let row_bytes = camera.width as u64 * 32;
+        let total = row_bytes * camera.height as u64;
+        if total > MAX_IMAGE_BYTES {
+            return Err(GpuError::TooLarge {
+                what: "the image",
+                bytes: total,
+                limit: MAX_IMAGE_BYTES,
+            }
+            .into());
+        }
+        let rows = (gpu.max_binding() / row_bytes).min(camera.height as u64) as u32;
+        if rows == 0 {
+            return Err(GpuError::TooLarge {
+                what: "one image row",
+                bytes: row_bytes,
+                limit: gpu.max_binding(),
+            }
+            .into());
+        }
+        let frustum = camera.frustum_limits();
+        if rows == camera.height {
+            return self.render_whole(gpu, gaussians, buffers, camera, frustum, background);
+        }
+        let mut image = RenderedImage {
+            width: camera.width,
+            height: camera.height,
+            rgba: Vec::with_capacity(camera.width as usize * camera.height as usize),
+            aux: Vec::with_capacity(camera.width as usize * camera.height as usize),
+        };
+        for y0 in (0..camera.height).step_by(rows as usize) {
+            let strip = Camera {
+                cy: camera.cy - y0 as f64,
+                height: rows.min(camera.height - y0),
+                ..*camera
+            };
+            let part = self.render_whole(gpu, gaussians, buffers, &strip, frustum, background)?;
+            image.rgba.extend(part.rgba);
+            image.aux.extend(part.aux);
+        }
+        Ok(image)
+    }
+
+    fn render_whole(
+        &self,
+        gpu: &Gpu,
+        gaussians: &GpuGaussians,
+        buffers: &mut Option<RenderBuffers>,
+        camera: &Camera,
+        frustum: [f64; 2],
+        background: Vec3,
+    ) -> Result<RenderedImage, RenderError> {
         let fits = |b: &RenderBuffers| {
             b.size() == (camera.width, camera.height)
                 && b.count == gaussians.count
@@ -525,7 +592,7 @@ impl Renderer {
         }
         loop {
             let b = buffers.as_ref().expect("made above");
-            self.set_view(gpu, b, camera, background)?;
+            self.set_view_in(gpu, b, camera, frustum, background)?;
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             self.encode(&mut encoder, b, None);
             gpu.queue.submit([encoder.finish()]);

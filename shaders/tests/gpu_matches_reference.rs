@@ -212,3 +212,38 @@ fn grows_when_tiles_overflow_and_survives_degenerate_gaussians() {
             .is_err()
     );
 }
+
+#[test]
+fn images_larger_than_a_binding_render_in_strips_identically() {
+    let gpu = Gpu::with_backends(wgpu::Backends::GL).unwrap();
+    let renderer = Renderer::new(&gpu);
+    // Few Gaussians, so the f64 reference of the whole tall image stays cheap.
+    let frame = scene(40, 1, 29);
+    let gaussians = GpuGaussians::upload(&gpu, &frame).unwrap();
+    // 2048 × 32 bytes per row; a 128 MiB binding holds 2048 rows, so 4100 rows take 3 strips.
+    let cam = camera(2048, 4100, DVec3::new(0.2, -0.3, -3.0));
+    assert!(
+        gpu.max_binding() < 2048 * 4100 * 32,
+        "the test needs a device that has to strip"
+    );
+    let got = renderer
+        .render(&gpu, &gaussians, &mut None, &cam, Vec3::ZERO)
+        .unwrap();
+    let want = reference::render(&frame, &cam, DVec3::ZERO).unwrap();
+    assert_eq!(got.rgba.len(), want.rgb.len());
+    let mse: f64 = got
+        .rgba
+        .iter()
+        .zip(&want.rgb)
+        .map(|(g, w)| {
+            (g[0] as f64 - w.x).powi(2) + (g[1] as f64 - w.y).powi(2) + (g[2] as f64 - w.z).powi(2)
+        })
+        .sum::<f64>()
+        / (3 * got.rgba.len()) as f64;
+    assert!(psnr(mse) > 50.0, "{:.1} dB with strips", psnr(mse));
+    let seam = &got.rgba[2040 * 2048..2060 * 2048];
+    assert!(
+        seam.iter().any(|p| p[3] > 0.1),
+        "the scene crosses the strip seam"
+    );
+}

@@ -102,8 +102,12 @@ fn render_quality(case: &Case, decoded: &[GaussianFrame]) -> Result<(f64, f64)> 
         ssim += s.ssim.unwrap_or(0.0);
         n += 1;
     }
-    eprintln!("  rendered {n} frames x 16 views on {}", scorer.describe());
-    Ok((psnr / n as f64, ssim / n as f64))
+    let (psnr, ssim) = (psnr / n as f64, ssim / n as f64);
+    eprintln!(
+        "  render PSNR {psnr:.2} dB, SSIM {ssim:.4} ({n} frames x 16 views on {})",
+        scorer.describe()
+    );
+    Ok((psnr, ssim))
 }
 
 fn run(case: &Case, render: bool) -> Result<Row> {

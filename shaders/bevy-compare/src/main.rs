@@ -16,7 +16,9 @@ use bevy::prelude::*;
 use bevy::render::render_resource::TextureFormat;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::window::ExitCondition;
-use bevy_gaussian_splatting::{GaussianCamera, GaussianSplattingPlugin, PlanarGaussian3d, PlanarGaussian3dHandle};
+use bevy::winit::WinitPlugin;
+use bevy_gaussian_splatting::sort::SortMode;
+use bevy_gaussian_splatting::{CloudSettings, GaussianCamera, GaussianSplattingPlugin, PlanarGaussian3d, PlanarGaussian3dHandle};
 use glam::DVec3;
 use splatcast_protocol::{GaussianFrame, formats};
 use splatcast_shaders::{Camera as PinholeCamera, Gpu, GpuGaussians, Renderer, metrics, reference, synthetic};
@@ -95,6 +97,7 @@ struct Bench {
     cloud: Handle<PlanarGaussian3d>,
     target: Handle<Image>,
     phase: Phase,
+    started: Instant,
     result: Arc<Mutex<Option<(f64, Image)>>>,
 }
 
@@ -103,6 +106,17 @@ enum Phase {
     Warmup(u32),
     Timing { frame: u32, start: Instant },
     Capturing,
+}
+
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::Loading => "loading",
+            Phase::Warmup(_) => "warm-up",
+            Phase::Timing { .. } => "timing",
+            Phase::Capturing => "capturing",
+        }
+    }
 }
 
 fn setup(
@@ -115,7 +129,15 @@ fn setup(
     image.texture_descriptor.usage |= bevy::render::render_resource::TextureUsages::COPY_SRC;
     let target = images.add(image);
     let cloud: Handle<PlanarGaussian3d> = assets.load(cfg.file_name.clone());
-    commands.spawn((PlanarGaussian3dHandle(cloud.clone()), Transform::IDENTITY));
+    commands.spawn((
+        PlanarGaussian3dHandle(cloud.clone()),
+        CloudSettings {
+            sort_mode: cfg.sort.clone(),
+            ..default()
+        },
+        Transform::IDENTITY,
+        Visibility::Visible,
+    ));
     commands.spawn((
         Camera3d::default(),
         Camera {
@@ -130,7 +152,6 @@ fn setup(
         }),
         cfg.path.transform(0),
         Tonemapping::None,
-        Msaa::Off,
         GaussianCamera::default(),
     ));
     commands.insert_resource(Bench {
@@ -139,6 +160,7 @@ fn setup(
         cloud,
         target,
         phase: Phase::Loading,
+        started: Instant::now(),
         result: cfg.result.clone(),
     });
 }
@@ -148,8 +170,14 @@ fn drive(
     mut bench: ResMut<Bench>,
     assets: Res<AssetServer>,
     mut cameras: Query<&mut Transform, With<Camera3d>>,
+    mut exit: MessageWriter<AppExit>,
 ) {
     let bench = &mut *bench;
+    if bench.started.elapsed() > Duration::from_secs(90) {
+        eprintln!("bevy: no result after 90 s (phase {}), giving up", bench.phase.name());
+        exit.write(AppExit::error());
+        return;
+    }
     let next = match bench.phase {
         Phase::Loading if assets.is_loaded_with_dependencies(&bench.cloud) => Phase::Warmup(0),
         Phase::Loading => Phase::Loading,
@@ -173,6 +201,9 @@ fn drive(
         Phase::Timing { frame, start } => Phase::Timing { frame: frame + 1, start },
         Phase::Capturing => Phase::Capturing,
     };
+    if next.name() != bench.phase.name() {
+        eprintln!("bevy: {} after {:.2} s", next.name(), bench.started.elapsed().as_secs_f64());
+    }
     // Frame 0's view is where the screenshot is taken, for the quality comparison.
     let view = match next {
         Phase::Timing { frame, .. } => frame,
@@ -197,10 +228,18 @@ struct Config {
     frames: u32,
     path: Path3,
     format: TextureFormat,
+    sort: SortMode,
     result: Arc<Mutex<Option<(f64, Image)>>>,
 }
 
-fn bevy_gs(ply: &Path, path: Path3, size: (u32, u32), frames: u32, format: TextureFormat) -> Result<Outcome> {
+fn bevy_gs(
+    ply: &Path,
+    path: Path3,
+    size: (u32, u32),
+    frames: u32,
+    format: TextureFormat,
+    sort: SortMode,
+) -> Result<Outcome> {
     let dir = ply.parent().context("PLY path has no folder")?.canonicalize()?;
     let file_name = ply.file_name().and_then(|n| n.to_str()).context("PLY name")?.to_owned();
     let result = Arc::new(Mutex::new(None));
@@ -210,6 +249,7 @@ fn bevy_gs(ply: &Path, path: Path3, size: (u32, u32), frames: u32, format: Textu
         frames,
         path,
         format,
+        sort,
         result: result.clone(),
     };
     App::new()
@@ -224,7 +264,8 @@ fn bevy_gs(ply: &Path, path: Path3, size: (u32, u32), frames: u32, format: Textu
                     primary_window: None,
                     exit_condition: ExitCondition::DontExit,
                     ..default()
-                }),
+                })
+                .disable::<WinitPlugin>(),
         )
         .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::ZERO))
         .add_plugins(GaussianSplattingPlugin)
@@ -237,21 +278,11 @@ fn bevy_gs(ply: &Path, path: Path3, size: (u32, u32), frames: u32, format: Textu
     if (w, h) != size || data.len() != (w * h * 4) as usize {
         bail!("screenshot is {w}x{h} with {} bytes", data.len());
     }
-    let srgb = image.texture_descriptor.format.is_srgb();
+    // The stored bytes are what a screen shows (an sRGB target encodes on write), which is
+    // what our renderer's values mean too (3DGS colours are display values).
     let rgb = data
         .chunks(4)
-        .map(|p| {
-            let f = |v: u8| {
-                let x = v as f32 / 255.0;
-                // Undo the sRGB encoding an sRGB target applies on write.
-                if srgb {
-                    if x <= 0.04045 { x / 12.92 } else { ((x + 0.055) / 1.055).powf(2.4) }
-                } else {
-                    x
-                }
-            };
-            [f(p[0]), f(p[1]), f(p[2])]
-        })
+        .map(|p| [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0])
         .collect();
     Ok(Outcome { fps, rgb })
 }
@@ -274,6 +305,7 @@ fn main() -> Result<()> {
     let (mut ply, mut size, mut frames, mut out) = (None, (1920u32, 1080u32), 300u32, PathBuf::from("."));
     let mut format = TextureFormat::Rgba8UnormSrgb;
     let mut cloud = None;
+    let mut sort = SortMode::Radix;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--size" => {
@@ -284,6 +316,13 @@ fn main() -> Result<()> {
             "--frames" => frames = args.next().context("--frames N")?.parse()?,
             "--out" => out = args.next().context("--out DIR")?.into(),
             "--linear-target" => format = TextureFormat::Rgba8Unorm,
+            "--sort" => {
+                sort = match args.next().as_deref() {
+                    Some("radix") => SortMode::Radix,
+                    Some("rayon") => SortMode::Rayon,
+                    _ => bail!("--sort radix|rayon"),
+                }
+            }
             "--cloud" => cloud = Some(args.next().context("--cloud N")?.parse::<usize>()?),
             _ => ply = Some(PathBuf::from(a)),
         }
@@ -298,25 +337,25 @@ fn main() -> Result<()> {
     let ply = ply.context("usage: bevy-compare <scene.ply> | --cloud N [--size WxH] [--frames N] [--out DIR]")?;
     let frame = formats::load(&ply)?;
     let path = centre_radius(&frame);
+    println!("scene {} ({} Gaussians), {}x{}, {frames} frames on an orbit", ply.display(), frame.len(), size.0, size.1);
+    let (ours, adapter) = ours(&frame, path, size, frames)?;
+    println!("adapter: {adapter}");
+    println!("splatcast: {:.0} frames/s ({:.3} ms)", ours.fps, 1000.0 / ours.fps);
+    let theirs = bevy_gs(&ply, path, size, frames, format, sort.clone())?;
+    println!("bevy_gaussian_splatting ({sort:?} sort): {:.0} frames/s ({:.3} ms)", theirs.fps, 1000.0 / theirs.fps);
     let reference = reference::render(&frame, &path.pinhole(0, size.0, size.1), DVec3::ZERO)?;
     let reference: Vec<[f32; 3]> = reference.rgb.iter().map(|c| c.as_vec3().to_array()).collect();
     write_png(&out.join("reference.png"), size, &reference)?;
-    let (ours, adapter) = ours(&frame, path, size, frames)?;
-    let theirs = bevy_gs(&ply, path, size, frames, format)?;
-    println!("adapter: {adapter}");
-    println!(
-        "scene {} ({} Gaussians), {}x{}, {frames} frames on an orbit",
-        ply.display(),
-        frame.len(),
-        size.0,
-        size.1
-    );
-    println!("| renderer | frames/s | ms/frame | PSNR vs f64 reference | SSIM vs reference |");
-    println!("|---|---:|---:|---:|---:|");
-    for (name, o, png) in [("splatcast", &ours, "splatcast.png"), ("bevy_gaussian_splatting 8.0.2", &theirs, "bevy_gaussian_splatting.png")] {
+    println!("| renderer | frames/s | ms/frame | PSNR vs f64 reference | SSIM vs reference | PSNR vs the other |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let between = metrics::psnr(&ours.rgb, &theirs.rgb);
+    for (name, o, png) in [
+        ("splatcast".to_owned(), &ours, "splatcast.png"),
+        (format!("bevy_gaussian_splatting 8.0.2 ({sort:?} sort)"), &theirs, "bevy_gaussian_splatting.png"),
+    ] {
         write_png(&out.join(png), size, &o.rgb)?;
         println!(
-            "| {name} | {:.0} | {:.3} | {:.2} dB | {:.4} |",
+            "| {name} | {:.0} | {:.3} | {:.2} dB | {:.4} | {between:.2} dB |",
             o.fps,
             1000.0 / o.fps,
             metrics::psnr(&o.rgb, &reference),

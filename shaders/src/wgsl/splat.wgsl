@@ -3,7 +3,6 @@
 
 const NEAR: f32 = 0.01;
 const LOW_PASS: f32 = 0.3;
-const FRUSTUM_CLAMP: f32 = 1.3;
 const MIN_ALPHA: f32 = 0.003921569; // 1 / 255
 const MAX_ALPHA: f32 = 0.99;
 const MIN_TRANSMITTANCE: f32 = 1e-4;
@@ -24,8 +23,9 @@ struct View {
     stride: u32,
     sh_rest: u32,
     capacity: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // Jacobian clamp: 1.3 x the half field of view of the whole image (a strip of a larger image
+    // keeps the whole image's).
+    frustum: vec2<f32>,
 }
 
 // One Gaussian after projection (48 bytes).
@@ -83,7 +83,7 @@ fn project_covariance(view: View, t: vec3<f32>, rotation: vec4<f32>, log_scale: 
         vec3<f32>(0.0, 0.0, exp(log_scale.z)),
     );
     let sigma = m * transpose(m);
-    let lim = FRUSTUM_CLAMP * 0.5 * vec2<f32>(view.size) / view.focal;
+    let lim = view.frustum;
     let tx = clamp(t.x / t.z, -lim.x, lim.x) * t.z;
     let ty = clamp(t.y / t.z, -lim.y, lim.y) * t.z;
     let j = mat3x3<f32>(
