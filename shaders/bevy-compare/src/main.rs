@@ -13,15 +13,22 @@ use bevy::app::{AppExit, ScheduleRunnerPlugin};
 use bevy::camera::RenderTarget;
 use bevy::core_pipeline::tonemapping::Tonemapping;
 use bevy::prelude::*;
-use bevy::render::render_resource::TextureFormat;
+use bevy::render::render_resource::{PollType, TextureFormat};
+use bevy::render::renderer::RenderDevice;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::render::{Render, RenderApp, RenderSystems};
 use bevy::window::ExitCondition;
 use bevy::winit::WinitPlugin;
 use bevy_gaussian_splatting::sort::SortMode;
-use bevy_gaussian_splatting::{CloudSettings, GaussianCamera, GaussianSplattingPlugin, PlanarGaussian3d, PlanarGaussian3dHandle};
+use bevy_gaussian_splatting::{
+    CloudSettings, GaussianCamera, GaussianSplattingPlugin, PlanarGaussian3d,
+    PlanarGaussian3dHandle,
+};
 use glam::DVec3;
 use splatcast_protocol::{GaussianFrame, formats};
-use splatcast_shaders::{Camera as PinholeCamera, Gpu, GpuGaussians, Renderer, metrics, reference, synthetic};
+use splatcast_shaders::{
+    Camera as PinholeCamera, Gpu, GpuGaussians, Renderer, metrics, reference, synthetic,
+};
 
 const FOV_DEGREES: f64 = 50.0;
 const WARMUP_FRAMES: u32 = 60;
@@ -40,18 +47,30 @@ impl Path3 {
     }
 
     fn pinhole(&self, i: u32, width: u32, height: u32) -> PinholeCamera {
-        PinholeCamera::look_at(self.eye(i), self.centre, DVec3::NEG_Y, FOV_DEGREES, width, height)
+        PinholeCamera::look_at(
+            self.eye(i),
+            self.centre,
+            DVec3::NEG_Y,
+            FOV_DEGREES,
+            width,
+            height,
+        )
     }
 
     fn transform(&self, i: u32) -> Transform {
-        Transform::from_translation(self.eye(i).as_vec3()).looking_at(self.centre.as_vec3(), Vec3::NEG_Y)
+        Transform::from_translation(self.eye(i).as_vec3())
+            .looking_at(self.centre.as_vec3(), Vec3::NEG_Y)
     }
 }
 
 fn centre_radius(frame: &GaussianFrame) -> Path3 {
     let n = frame.len().max(1) as f64;
     let centre = frame.positions.iter().map(|p| p.as_dvec3()).sum::<DVec3>() / n;
-    let mut d: Vec<f64> = frame.positions.iter().map(|p| p.as_dvec3().distance(centre)).collect();
+    let mut d: Vec<f64> = frame
+        .positions
+        .iter()
+        .map(|p| p.as_dvec3().distance(centre))
+        .collect();
     d.sort_by(f64::total_cmp);
     Path3 {
         centre,
@@ -65,15 +84,32 @@ struct Outcome {
     rgb: Vec<[f32; 3]>,
 }
 
-fn ours(frame: &GaussianFrame, path: Path3, size: (u32, u32), frames: u32) -> Result<(Outcome, String)> {
+fn ours(
+    frame: &GaussianFrame,
+    path: Path3,
+    size: (u32, u32),
+    frames: u32,
+) -> Result<(Outcome, String)> {
     let gpu = Gpu::new()?;
     let renderer = Renderer::new(&gpu);
     let gaussians = GpuGaussians::upload(&gpu, frame)?;
     let mut buffers = None;
-    let first = renderer.render(&gpu, &gaussians, &mut buffers, &path.pinhole(0, size.0, size.1), Vec3::ZERO)?;
+    let first = renderer.render(
+        &gpu,
+        &gaussians,
+        &mut buffers,
+        &path.pinhole(0, size.0, size.1),
+        Vec3::ZERO,
+    )?;
     let mut b = buffers.context("buffers")?;
     let pairs = renderer.pairs_wanted(&gpu, &b)?;
-    b = renderer.buffers(&gpu, &gaussians, size.0, size.1, (pairs as u64 * 3 / 2).max(1 << 16) as u32)?;
+    b = renderer.buffers(
+        &gpu,
+        &gaussians,
+        size.0,
+        size.1,
+        (pairs as u64 * 3 / 2).max(1 << 16) as u32,
+    )?;
     let start = Instant::now();
     for i in 0..frames {
         renderer.set_view(&gpu, &b, &path.pinhole(i, size.0, size.1), Vec3::ZERO)?;
@@ -174,7 +210,10 @@ fn drive(
 ) {
     let bench = &mut *bench;
     if bench.started.elapsed() > Duration::from_secs(90) {
-        eprintln!("bevy: no result after 90 s (phase {}), giving up", bench.phase.name());
+        eprintln!(
+            "bevy: no result after 90 s (phase {}), giving up",
+            bench.phase.name()
+        );
         exit.write(AppExit::error());
         return;
     }
@@ -198,11 +237,18 @@ fn drive(
                 });
             Phase::Capturing
         }
-        Phase::Timing { frame, start } => Phase::Timing { frame: frame + 1, start },
+        Phase::Timing { frame, start } => Phase::Timing {
+            frame: frame + 1,
+            start,
+        },
         Phase::Capturing => Phase::Capturing,
     };
     if next.name() != bench.phase.name() {
-        eprintln!("bevy: {} after {:.2} s", next.name(), bench.started.elapsed().as_secs_f64());
+        eprintln!(
+            "bevy: {} after {:.2} s",
+            next.name(),
+            bench.started.elapsed().as_secs_f64()
+        );
     }
     // Frame 0's view is where the screenshot is taken, for the quality comparison.
     let view = match next {
@@ -213,6 +259,12 @@ fn drive(
         *t = bench.path.transform(view);
     }
     bench.phase = next;
+}
+
+/// With `--paced`, every frame waits for the GPU before the next starts: frames/s counts
+/// completed frames one at a time instead of a queue of submissions.
+fn wait_for_gpu(device: Res<RenderDevice>) {
+    let _ = device.poll(PollType::wait_indefinitely());
 }
 
 fn finish(bench: Res<Bench>, mut exit: MessageWriter<AppExit>) {
@@ -239,9 +291,17 @@ fn bevy_gs(
     frames: u32,
     format: TextureFormat,
     sort: SortMode,
+    paced: bool,
 ) -> Result<Outcome> {
-    let dir = ply.parent().context("PLY path has no folder")?.canonicalize()?;
-    let file_name = ply.file_name().and_then(|n| n.to_str()).context("PLY name")?.to_owned();
+    let dir = ply
+        .parent()
+        .context("PLY path has no folder")?
+        .canonicalize()?;
+    let file_name = ply
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("PLY name")?
+        .to_owned();
     let result = Arc::new(Mutex::new(None));
     let config = Config {
         file_name,
@@ -252,8 +312,8 @@ fn bevy_gs(
         sort,
         result: result.clone(),
     };
-    App::new()
-        .insert_resource(config)
+    let mut app = App::new();
+    app.insert_resource(config)
         .add_plugins(
             DefaultPlugins
                 .set(AssetPlugin {
@@ -270,11 +330,22 @@ fn bevy_gs(
         .add_plugins(ScheduleRunnerPlugin::run_loop(Duration::ZERO))
         .add_plugins(GaussianSplattingPlugin)
         .add_systems(Startup, setup)
-        .add_systems(Update, (drive, finish).chain())
-        .run();
-    let (fps, image) = result.lock().expect("lock").take().context("bevy run ended without a frame")?;
+        .add_systems(Update, (drive, finish).chain());
+    if paced {
+        app.sub_app_mut(RenderApp)
+            .add_systems(Render, wait_for_gpu.after(RenderSystems::Render));
+    }
+    app.run();
+    let (fps, image) = result
+        .lock()
+        .expect("lock")
+        .take()
+        .context("bevy run ended without a frame")?;
     let data = image.data.context("screenshot without pixels")?;
-    let (w, h) = (image.texture_descriptor.size.width, image.texture_descriptor.size.height);
+    let (w, h) = (
+        image.texture_descriptor.size.width,
+        image.texture_descriptor.size.height,
+    );
     if (w, h) != size || data.len() != (w * h * 4) as usize {
         bail!("screenshot is {w}x{h} with {} bytes", data.len());
     }
@@ -282,7 +353,13 @@ fn bevy_gs(
     // what our renderer's values mean too (3DGS colours are display values).
     let rgb = data
         .chunks(4)
-        .map(|p| [p[0] as f32 / 255.0, p[1] as f32 / 255.0, p[2] as f32 / 255.0])
+        .map(|p| {
+            [
+                p[0] as f32 / 255.0,
+                p[1] as f32 / 255.0,
+                p[2] as f32 / 255.0,
+            ]
+        })
         .collect();
     Ok(Outcome { fps, rgb })
 }
@@ -302,10 +379,12 @@ fn write_png(path: &Path, size: (u32, u32), rgb: &[[f32; 3]]) -> Result<()> {
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
-    let (mut ply, mut size, mut frames, mut out) = (None, (1920u32, 1080u32), 300u32, PathBuf::from("."));
+    let (mut ply, mut size, mut frames, mut out) =
+        (None, (1920u32, 1080u32), 300u32, PathBuf::from("."));
     let mut format = TextureFormat::Rgba8UnormSrgb;
     let mut cloud = None;
     let mut sort = SortMode::Radix;
+    let mut paced = false;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--size" => {
@@ -316,6 +395,7 @@ fn main() -> Result<()> {
             "--frames" => frames = args.next().context("--frames N")?.parse()?,
             "--out" => out = args.next().context("--out DIR")?.into(),
             "--linear-target" => format = TextureFormat::Rgba8Unorm,
+            "--paced" => paced = true,
             "--sort" => {
                 sort = match args.next().as_deref() {
                     Some("radix") => SortMode::Radix,
@@ -331,29 +411,58 @@ fn main() -> Result<()> {
     if let Some(n) = cloud {
         // The generated benchmark cloud, written as a PLY both renderers load.
         let file = out.join(format!("cloud_{n}.ply"));
-        std::fs::write(&file, splatcast_protocol::formats::ply::write(&synthetic::cloud(n)))?;
+        std::fs::write(
+            &file,
+            splatcast_protocol::formats::ply::write(&synthetic::cloud(n)),
+        )?;
         ply = Some(file);
     }
-    let ply = ply.context("usage: bevy-compare <scene.ply> | --cloud N [--size WxH] [--frames N] [--out DIR]")?;
+    let ply = ply.context(
+        "usage: bevy-compare <scene.ply> | --cloud N [--size WxH] [--frames N] [--out DIR]",
+    )?;
     let frame = formats::load(&ply)?;
     let path = centre_radius(&frame);
-    println!("scene {} ({} Gaussians), {}x{}, {frames} frames on an orbit", ply.display(), frame.len(), size.0, size.1);
+    println!(
+        "scene {} ({} Gaussians), {}x{}, {frames} frames on an orbit",
+        ply.display(),
+        frame.len(),
+        size.0,
+        size.1
+    );
     // bevy_gaussian_splatting first, in a fresh process state: nothing of ours has touched the
     // GPU when it starts.
-    let theirs = bevy_gs(&ply, path, size, frames, format, sort.clone())?;
-    println!("bevy_gaussian_splatting ({sort:?} sort): {:.0} frames/s ({:.3} ms)", theirs.fps, 1000.0 / theirs.fps);
+    let theirs = bevy_gs(&ply, path, size, frames, format, sort.clone(), paced)?;
+    println!(
+        "bevy_gaussian_splatting ({sort:?} sort): {:.0} frames/s ({:.3} ms)",
+        theirs.fps,
+        1000.0 / theirs.fps
+    );
     let (ours, adapter) = ours(&frame, path, size, frames)?;
     println!("adapter: {adapter}");
-    println!("splatcast: {:.0} frames/s ({:.3} ms)", ours.fps, 1000.0 / ours.fps);
+    println!(
+        "splatcast: {:.0} frames/s ({:.3} ms)",
+        ours.fps,
+        1000.0 / ours.fps
+    );
     let reference = reference::render(&frame, &path.pinhole(0, size.0, size.1), DVec3::ZERO)?;
-    let reference: Vec<[f32; 3]> = reference.rgb.iter().map(|c| c.as_vec3().to_array()).collect();
+    let reference: Vec<[f32; 3]> = reference
+        .rgb
+        .iter()
+        .map(|c| c.as_vec3().to_array())
+        .collect();
     write_png(&out.join("reference.png"), size, &reference)?;
-    println!("| renderer | frames/s | ms/frame | PSNR vs f64 reference | SSIM vs reference | PSNR vs the other |");
+    println!(
+        "| renderer | frames/s | ms/frame | PSNR vs f64 reference | SSIM vs reference | PSNR vs the other |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     let between = metrics::psnr(&ours.rgb, &theirs.rgb);
     for (name, o, png) in [
         ("splatcast".to_owned(), &ours, "splatcast.png"),
-        (format!("bevy_gaussian_splatting 8.0.2 ({sort:?} sort)"), &theirs, "bevy_gaussian_splatting.png"),
+        (
+            format!("bevy_gaussian_splatting 8.0.2 ({sort:?} sort)"),
+            &theirs,
+            "bevy_gaussian_splatting.png",
+        ),
     ] {
         write_png(&out.join(png), size, &o.rgb)?;
         println!(
@@ -364,6 +473,9 @@ fn main() -> Result<()> {
             metrics::ssim(&o.rgb, &reference, size.0 as usize, size.1 as usize)
         );
     }
-    println!("speed ratio (splatcast / bevy_gaussian_splatting): {:.2}x", ours.fps / theirs.fps);
+    println!(
+        "speed ratio (splatcast / bevy_gaussian_splatting): {:.2}x",
+        ours.fps / theirs.fps
+    );
     Ok(())
 }
