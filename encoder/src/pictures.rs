@@ -9,6 +9,7 @@ use splatcast_encoder::plot::{Point, Series, rd_plot};
 use splatcast_encoder::quality::ViewScorer;
 use splatcast_encoder::scene::{FrameSet, bounds};
 use splatcast_encoder::views::{Orbit, Up, parse_size, read_transforms, resized, ring};
+use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::atomic::write_file;
 use splatcast_shaders::{Camera, Gpu, GpuGaussians, RenderedImage, Renderer};
 
@@ -24,6 +25,34 @@ pub struct ViewChoice {
     pub size: Option<String>,
     /// Which way is up for orbits.
     pub up: Up,
+}
+
+impl ViewChoice {
+    /// The cameras asked for: every view of the transforms file (resized to `--size`), or `count`
+    /// orbit cameras on a ring around `frame` (one orbit camera when `count` is 1).
+    fn cameras(
+        &self,
+        frame: &GaussianFrame,
+        count: usize,
+        default_size: (u32, u32),
+    ) -> Result<Vec<Camera>> {
+        let size = self.size.as_deref().map(parse_size).transpose()?;
+        if let Some(json) = &self.transforms {
+            return Ok(read_transforms(json)?
+                .iter()
+                .map(|v| size.map_or(v.camera, |(w, h)| resized(&v.camera, w, h)))
+                .collect());
+        }
+        let orbit = self
+            .orbit
+            .as_deref()
+            .map(Orbit::parse)
+            .transpose()?
+            .unwrap_or_default();
+        let (centre, radius) = bounds(frame);
+        let (w, h) = size.unwrap_or(default_size);
+        Ok(ring(orbit, count, centre, radius, self.up, w, h))
+    }
 }
 
 /// Encodes `image` as an 8-bit RGB PNG.
@@ -69,32 +98,21 @@ pub fn render(
     let background = parse_background(background)?;
     let mut set = FrameSet::open(input)?;
     let gaussians_frame = set.frame(frame)?;
-    let size = views.size.as_deref().map(parse_size).transpose()?;
-    let camera = if let Some(json) = &views.transforms {
-        ensure!(
-            views.orbit.is_none(),
-            "--camera and --transforms exclude each other"
-        );
-        let all = read_transforms(json)?;
-        let v = all.get(view).with_context(|| {
-            format!(
-                "{}: view {view} requested, it has {}",
-                json.display(),
-                all.len()
-            )
-        })?;
-        size.map_or(v.camera, |(w, h)| resized(&v.camera, w, h))
-    } else {
-        let orbit = views
-            .orbit
+    if views.transforms.is_some() && views.orbit.is_some() {
+        bail!("--camera and --transforms exclude each other");
+    }
+    let cameras = views.cameras(&gaussians_frame, 1, (960, 720))?;
+    let camera = *cameras.get(view).with_context(|| {
+        let file = views
+            .transforms
             .as_deref()
-            .map(Orbit::parse)
-            .transpose()?
-            .unwrap_or_default();
-        let (centre, radius) = bounds(&gaussians_frame);
-        let (w, h) = size.unwrap_or((960, 720));
-        orbit.camera(centre, radius, views.up, w, h)
-    };
+            .unwrap_or(Path::new("the orbit"));
+        format!(
+            "{}: view {view} requested, it has {}",
+            file.display(),
+            cameras.len()
+        )
+    })?;
     let (gpu, renderer) = open_gpu()?;
     let gaussians = GpuGaussians::upload(&gpu, &gaussians_frame)?;
     let image = renderer.render(&gpu, &gaussians, &mut None, &camera, background)?;
@@ -167,23 +185,7 @@ pub fn eval(
         None => 0..reference_set.len(),
     };
     let first = reference_set.frame(range.start)?;
-    let size = views.size.as_deref().map(parse_size).transpose()?;
-    let cameras: Vec<Camera> = if let Some(json) = &views.transforms {
-        read_transforms(json)?
-            .iter()
-            .map(|v| size.map_or(v.camera, |(w, h)| resized(&v.camera, w, h)))
-            .collect()
-    } else {
-        let orbit = views
-            .orbit
-            .as_deref()
-            .map(Orbit::parse)
-            .transpose()?
-            .unwrap_or_default();
-        let (centre, radius) = bounds(&first);
-        let (w, h) = size.unwrap_or((512, 512));
-        ring(orbit, view_count, centre, radius, views.up, w, h)
-    };
+    let cameras = views.cameras(&first, view_count, (512, 512))?;
     let scorer = ViewScorer::new(cameras, background)?;
     eprintln!(
         "rendering on {}, {} views",

@@ -511,6 +511,46 @@ impl Renderer {
         }
     }
 
+    /// Renders `frames` frames from `camera_at(i)` the way a presenting player would (the queue
+    /// drained every 16 frames) and returns wall-clock frames per second; fails if a frame needed
+    /// more tile-splat pairs than `b` holds (render once with [`Renderer::render`] to size it).
+    pub fn frames_per_second(
+        &self,
+        gpu: &Gpu,
+        b: &RenderBuffers,
+        frames: u32,
+        camera_at: impl Fn(u32) -> Camera,
+    ) -> Result<f64, RenderError> {
+        let wait = || {
+            gpu.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| GpuError::Readback(e.to_string()))
+        };
+        wait()?;
+        let start = std::time::Instant::now();
+        for i in 0..frames {
+            self.set_view(gpu, b, &camera_at(i), Vec3::ZERO)?;
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            self.encode(&mut encoder, b, None);
+            gpu.queue.submit([encoder.finish()]);
+            if i % 16 == 15 {
+                wait()?;
+            }
+        }
+        wait()?;
+        let fps = frames as f64 / start.elapsed().as_secs_f64();
+        let wanted = self.pairs_wanted(gpu, b)?;
+        if wanted > b.capacity {
+            return Err(GpuError::TooLarge {
+                what: "the tile-splat pairs of a timed frame",
+                bytes: wanted as u64 * PAIR_BYTES,
+                limit: b.capacity as u64 * PAIR_BYTES,
+            }
+            .into());
+        }
+        Ok(fps)
+    }
+
     /// Tile-splat pairs the last render wanted (more than the capacity means it was cut short).
     pub fn pairs_wanted(&self, gpu: &Gpu, b: &RenderBuffers) -> Result<u32, GpuError> {
         let info = gpu.read(&b.tile_info, 12)?;

@@ -1,6 +1,6 @@
 //! Generated scenes for benchmarks: same seed, same Gaussians, on every machine.
 
-use glam::{Quat, Vec3};
+use glam::{DVec3, Quat, Vec3};
 use splatcast_protocol::GaussianFrame;
 
 /// A ball of `n` Gaussians with SH degree 3, sized so the screen coverage per Gaussian stays
@@ -35,4 +35,21 @@ pub fn cloud(n: usize) -> GaussianFrame {
         }
     }
     f
+}
+
+/// The benchmarks' camera framing of a scene: the mean position and the 90th percentile of the
+/// distance to it.
+pub fn framing(frame: &GaussianFrame) -> (DVec3, f64) {
+    let n = frame.len().max(1) as f64;
+    let centre = frame.positions.iter().map(|p| p.as_dvec3()).sum::<DVec3>() / n;
+    let mut d: Vec<f64> = frame
+        .positions
+        .iter()
+        .map(|p| p.as_dvec3().distance(centre))
+        .collect();
+    d.sort_by(f64::total_cmp);
+    (
+        centre,
+        d.get(d.len() * 9 / 10).copied().unwrap_or(1.0).max(1e-3),
+    )
 }

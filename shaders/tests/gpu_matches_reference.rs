@@ -67,6 +67,20 @@ fn psnr(mse: f64) -> f64 {
     10.0 * (1.0 / mse.max(1e-20)).log10()
 }
 
+/// PSNR of GPU RGBA pixels against reference RGB.
+fn psnr_against(got: &[[f32; 4]], want: &[DVec3]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let mse: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| {
+            (g[0] as f64 - w.x).powi(2) + (g[1] as f64 - w.y).powi(2) + (g[2] as f64 - w.z).powi(2)
+        })
+        .sum::<f64>()
+        / (3 * got.len()) as f64;
+    psnr(mse)
+}
+
 /// Renders on the GPU with the image poisoned (NaN) first and returns (rgb PSNR, alpha max error,
 /// depth max relative error).
 fn compare(
@@ -94,7 +108,6 @@ fn compare(
     let got = splatcast_shaders::renderer::read_image(gpu, &buffers).unwrap();
     let want = reference::render(frame, cam, bg).unwrap();
     assert_eq!(got.rgba.len(), pixels);
-    let mut mse = 0.0;
     let (mut alpha_err, mut depth_err) = (0.0f64, 0.0f64);
     for p in 0..pixels {
         let g = got.rgba[p];
@@ -102,14 +115,11 @@ fn compare(
             g.iter().chain(&got.aux[p]).all(|v| v.is_finite()),
             "pixel {p} not written or NaN: {g:?}"
         );
-        let w = want.rgb[p];
-        mse +=
-            (g[0] as f64 - w.x).powi(2) + (g[1] as f64 - w.y).powi(2) + (g[2] as f64 - w.z).powi(2);
         alpha_err = alpha_err.max((g[3] as f64 - want.alpha[p]).abs());
         depth_err = depth_err
             .max((got.aux[p][0] as f64 - want.depth[p]).abs() / want.depth[p].abs().max(1.0));
     }
-    (psnr(mse / (3 * pixels) as f64), alpha_err, depth_err)
+    (psnr_against(&got.rgba, &want.rgb), alpha_err, depth_err)
 }
 
 fn check_backend(backends: wgpu::Backends) {
@@ -194,16 +204,8 @@ fn grows_when_tiles_overflow_and_survives_degenerate_gaussians() {
     assert!(buffers.as_ref().unwrap().capacity() > 64, "capacity grew");
     assert!(img.rgba.iter().flatten().all(|v| v.is_finite()));
     let want = reference::render(&frame, &cam, DVec3::new(0.0, 0.5, 0.0)).unwrap();
-    let mse: f64 = img
-        .rgba
-        .iter()
-        .zip(&want.rgb)
-        .map(|(g, w)| {
-            (g[0] as f64 - w.x).powi(2) + (g[1] as f64 - w.y).powi(2) + (g[2] as f64 - w.z).powi(2)
-        })
-        .sum::<f64>()
-        / (3 * img.rgba.len()) as f64;
-    assert!(psnr(mse) > 50.0, "{:.1} dB", psnr(mse));
+    let db = psnr_against(&img.rgba, &want.rgb);
+    assert!(db > 50.0, "{db:.1} dB");
     let mut bad = cam;
     bad.width = 0;
     assert!(
@@ -231,16 +233,8 @@ fn images_larger_than_a_binding_render_in_strips_identically() {
         .unwrap();
     let want = reference::render(&frame, &cam, DVec3::ZERO).unwrap();
     assert_eq!(got.rgba.len(), want.rgb.len());
-    let mse: f64 = got
-        .rgba
-        .iter()
-        .zip(&want.rgb)
-        .map(|(g, w)| {
-            (g[0] as f64 - w.x).powi(2) + (g[1] as f64 - w.y).powi(2) + (g[2] as f64 - w.z).powi(2)
-        })
-        .sum::<f64>()
-        / (3 * got.rgba.len()) as f64;
-    assert!(psnr(mse) > 50.0, "{:.1} dB with strips", psnr(mse));
+    let db = psnr_against(&got.rgba, &want.rgb);
+    assert!(db > 50.0, "{db:.1} dB with strips");
     let seam = &got.rgba[2040 * 2048..2060 * 2048];
     assert!(
         seam.iter().any(|p| p[3] > 0.1),

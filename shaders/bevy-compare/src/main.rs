@@ -64,18 +64,8 @@ impl Path3 {
 }
 
 fn centre_radius(frame: &GaussianFrame) -> Path3 {
-    let n = frame.len().max(1) as f64;
-    let centre = frame.positions.iter().map(|p| p.as_dvec3()).sum::<DVec3>() / n;
-    let mut d: Vec<f64> = frame
-        .positions
-        .iter()
-        .map(|p| p.as_dvec3().distance(centre))
-        .collect();
-    d.sort_by(f64::total_cmp);
-    Path3 {
-        centre,
-        radius: d.get(d.len() * 9 / 10).copied().unwrap_or(1.0).max(1e-3),
-    }
+    let (centre, radius) = synthetic::framing(frame);
+    Path3 { centre, radius }
 }
 
 /// Frames/s and the first frame's pixels (linear RGB as stored).
@@ -110,18 +100,7 @@ fn ours(
         size.1,
         (pairs as u64 * 3 / 2).max(1 << 16) as u32,
     )?;
-    let start = Instant::now();
-    for i in 0..frames {
-        renderer.set_view(&gpu, &b, &path.pinhole(i, size.0, size.1), Vec3::ZERO)?;
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        renderer.encode(&mut encoder, &b, None);
-        gpu.queue.submit([encoder.finish()]);
-        if i % 16 == 15 {
-            gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
-        }
-    }
-    gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
-    let fps = frames as f64 / start.elapsed().as_secs_f64();
+    let fps = renderer.frames_per_second(&gpu, &b, frames, |i| path.pinhole(i, size.0, size.1))?;
     let rgb = first.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
     Ok((Outcome { fps, rgb }, gpu.describe()))
 }

@@ -5,7 +5,6 @@
 //! `cargo run --release -p splatcast-shaders --bin render-bench -- [--frames N] [PLY ...]`
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use glam::{DVec3, Vec3};
@@ -30,7 +29,7 @@ fn bench(
     size: (u32, u32),
     frames: usize,
 ) -> Result<Row> {
-    let (centre, radius) = centre_radius(frame);
+    let (centre, radius) = synthetic::framing(frame);
     let gaussians = GpuGaussians::upload(gpu, frame)?;
     let camera_at = |i: usize| {
         let a = i as f64 * 0.01;
@@ -66,25 +65,7 @@ fn bench(
             }
         }
     }
-    gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
-    let start = Instant::now();
-    for i in 0..frames {
-        renderer.set_view(gpu, &b, &camera_at(i), Vec3::ZERO)?;
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        renderer.encode(&mut encoder, &b, None);
-        gpu.queue.submit([encoder.finish()]);
-        if i % 16 == 15 {
-            // Keep the queue bounded like a presenting player would.
-            gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
-        }
-    }
-    gpu.device.poll(wgpu::PollType::wait_indefinitely())?;
-    let fps = frames as f64 / start.elapsed().as_secs_f64();
-    let wanted = renderer.pairs_wanted(gpu, &b)?;
-    anyhow::ensure!(
-        wanted <= b.capacity(),
-        "{name}: intersections overflowed during the run"
-    );
+    let fps = renderer.frames_per_second(gpu, &b, frames as u32, |i| camera_at(i as usize))?;
     Ok(Row {
         scene: name.to_owned(),
         gaussians: frame.len(),
@@ -93,21 +74,6 @@ fn bench(
         phases: timestamps.is_some().then_some(phases),
         pairs,
     })
-}
-
-fn centre_radius(frame: &GaussianFrame) -> (DVec3, f64) {
-    let n = frame.len().max(1) as f64;
-    let centre = frame.positions.iter().map(|p| p.as_dvec3()).sum::<DVec3>() / n;
-    let mut d: Vec<f64> = frame
-        .positions
-        .iter()
-        .map(|p| p.as_dvec3().distance(centre))
-        .collect();
-    d.sort_by(f64::total_cmp);
-    (
-        centre,
-        d.get(d.len() * 9 / 10).copied().unwrap_or(1.0).max(1e-3),
-    )
 }
 
 fn main() -> Result<()> {
