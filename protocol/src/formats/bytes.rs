@@ -46,6 +46,26 @@ impl<'a> Cursor<'a> {
     pub(crate) fn f32(&mut self, what: &str) -> Result<f32, FormatError> {
         Ok(f32::from_bits(self.u32(what)?))
     }
+
+    pub(crate) fn u64(&mut self, what: &str) -> Result<u64, FormatError> {
+        let b = self.take(8, what)?;
+        Ok(u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    pub(crate) fn f64(&mut self, what: &str) -> Result<f64, FormatError> {
+        Ok(f64::from_bits(self.u64(what)?))
+    }
+
+    /// Bytes up to (not including) the next NUL, which is consumed.
+    pub(crate) fn c_string(&mut self, what: &str) -> Result<&'a [u8], FormatError> {
+        let rest = &self.data[self.pos..];
+        let end = rest
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| FormatError::Truncated(format!("{what} has no terminating NUL")))?;
+        self.pos += end + 1;
+        Ok(&rest[..end])
+    }
 }
 
 /// Checks that `count` records of `size` bytes fit in `available` bytes before anything is

@@ -3,7 +3,7 @@
 //! Every parser works on a byte slice so it can be fuzzed and never trusts a count from a header
 //! before checking it against the bytes that are really there.
 
-mod bytes;
+pub(crate) mod bytes;
 
 pub(crate) use bytes::{Cursor as Reader, check_fits};
 pub mod ply;
