@@ -4,6 +4,7 @@
 //! crate; today it encodes sequences of already-trained frames.
 
 pub mod correspond;
+pub mod datasets;
 pub mod demo;
 pub mod encode;
 pub mod metrics;

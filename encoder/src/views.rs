@@ -227,7 +227,7 @@ pub fn read_transforms(path: &Path) -> Result<Vec<TransformsView>, ViewError> {
 
 /// The pose with its rotation snapped to the nearest rotation (polar decomposition by Newton
 /// iteration): exported poses carry rounding of ~1e-5. `None` when it is no rotation at all.
-fn orthonormalized(pose: DMat4) -> Option<DMat4> {
+pub(crate) fn orthonormalized(pose: DMat4) -> Option<DMat4> {
     let mut r = glam::DMat3::from_mat4(pose);
     let close = (r * r.transpose()).abs_diff_eq(glam::DMat3::IDENTITY, 1e-2)
         && (r.determinant() - 1.0).abs() < 1e-2;
