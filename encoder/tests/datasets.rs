@@ -88,20 +88,6 @@ fn colmap_text_model_with_points() {
     assert!(err.contains("b.png") && err.contains("20x20"), "{err}");
 }
 
-/// A version-1 `.npy` of f8 values.
-fn npy(rows: usize, values: &[f64]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, 17), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    out
-}
-
 #[test]
 fn llff_folders_and_n3dv_videos() {
     let dir = tempfile::tempdir().unwrap();
@@ -113,7 +99,7 @@ fn llff_folders_and_n3dv_videos() {
     };
     std::fs::write(
         root.join("poses_bounds.npy"),
-        npy(2, &[pose(0.0), pose(1.0)].concat()),
+        splatcast_protocol::llff::write_npy(2, 17, &[pose(0.0), pose(1.0)].concat()),
     )
     .unwrap();
     // N3DV: per-camera videos only → a message saying what to run.

@@ -152,28 +152,35 @@ pub fn parse_poses_bounds(data: &[u8]) -> Result<Vec<LlffCamera>, FormatError> {
         .collect()
 }
 
+fn write_npy_header(shape: &str) -> Vec<u8> {
+    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out
+}
+
+/// Writes a `rows` × `cols` array of f8 as a version-1 `.npy` (what `numpy.save` writes), e.g. a
+/// `poses_bounds.npy` for a synthetic capture.
+pub fn write_npy(rows: usize, cols: usize, values: &[f64]) -> Vec<u8> {
+    assert_eq!(values.len(), rows * cols, "values fill the shape");
+    let mut out = write_npy_header(&format!("({rows}, {cols})"));
+    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A version-1 `.npy` of f8 values.
-    fn npy(rows: usize, cols: usize, values: &[f64]) -> Vec<u8> {
-        npy_declaring(&format!("({rows}, {cols})"), values)
-    }
-
     /// An `.npy` whose header declares `shape` whatever the values are.
     fn npy_declaring(shape: &str, values: &[f64]) -> Vec<u8> {
-        let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend((header.len() as u16).to_le_bytes());
-        out.extend(header.as_bytes());
-        for v in values {
-            out.extend(v.to_le_bytes());
-        }
+        let mut out = write_npy_header(shape);
+        out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
         out
     }
 
@@ -187,7 +194,7 @@ mod tests {
             0.0, 0.0, -1.0, 7.0, 500.0, //
             0.5, 20.0,
         ];
-        let cams = parse_poses_bounds(&npy(1, 17, &row)).unwrap();
+        let cams = parse_poses_bounds(&write_npy(1, 17, &row)).unwrap();
         let c = cams[0];
         assert_eq!(
             c.camera_to_world,
@@ -205,12 +212,12 @@ mod tests {
 
     #[test]
     fn malformed_npy_fails_cleanly() {
-        let good = npy(2, 17, &[0.0; 34]);
+        let good = write_npy(2, 17, &[0.0; 34]);
         assert_eq!(parse_poses_bounds(&good).unwrap().len(), 2);
         for cut in [0, 5, 12, good.len() - 1] {
             assert!(parse_npy(&good[..cut]).is_err(), "cut {cut}");
         }
-        assert!(parse_poses_bounds(&npy(1, 3, &[0.0; 3])).is_err());
+        assert!(parse_poses_bounds(&write_npy(1, 3, &[0.0; 3])).is_err());
         let fortran = String::from_utf8_lossy(&good).replace("False", "True ");
         assert!(parse_npy(fortran.as_bytes()).is_err());
         assert!(parse_npy(&npy_declaring("(99999999999, 17)", &[0.0; 34])).is_err());
