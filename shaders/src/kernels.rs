@@ -12,6 +12,7 @@ pub(crate) enum Source {
     Sort,
     Scan,
     Unpack,
+    Loss,
 }
 
 impl Source {
@@ -23,6 +24,7 @@ impl Source {
             Source::Sort => include_str!("wgsl/sort.wgsl").to_owned(),
             Source::Scan => include_str!("wgsl/scan.wgsl").to_owned(),
             Source::Unpack => include_str!("wgsl/unpack.wgsl").to_owned(),
+            Source::Loss => include_str!("wgsl/loss.wgsl").to_owned(),
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod camera;
 pub mod gpu;
 mod kernels;
+pub mod loss;
 pub mod metrics;
 pub mod reference;
 pub mod renderer;

@@ -1,0 +1,159 @@
+//! The training loss on the GPU (`wgsl/loss.wgsl`): 0.8 · L1 + 0.2 · (1 − SSIM) of the renderer's
+//! image against a photo, with its gradient with respect to every rendered colour — what the
+//! trainer's backward pass starts from. SSIM is exactly [`crate::metrics::ssim`] (11×11 Gaussian,
+//! σ 1.5, window renormalised at the borders), without its clamping to [0, 1].
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::{Gpu, GpuError};
+use crate::kernels::{self, Source};
+use crate::renderer::RenderBuffers;
+
+/// The five loss pipelines.
+pub struct Loss {
+    moments_h: wgpu::ComputePipeline,
+    moments_v: wgpu::ComputePipeline,
+    partials: wgpu::ComputePipeline,
+    back_v: wgpu::ComputePipeline,
+    back_h: wgpu::ComputePipeline,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Size {
+    width: u32,
+    height: u32,
+    pad: [u32; 2],
+}
+
+/// Buffers of the loss for one image size, bound to one renderer's image.
+pub struct LossBuffers {
+    width: u32,
+    height: u32,
+    target: wgpu::Buffer,
+    /// Per pixel: dLoss/d(r, g, b) and the pixel's share of the loss (sum it for the loss).
+    pub grad: wgpu::Buffer,
+    groups: [wgpu::BindGroup; 5],
+}
+
+impl Loss {
+    /// Compiles the kernels.
+    pub fn new(gpu: &Gpu) -> Self {
+        let module = Source::Loss.module(&gpu.device);
+        let p = |entry| kernels::pipeline(&gpu.device, &module, entry);
+        Self {
+            moments_h: p("moments_h"),
+            moments_v: p("moments_v"),
+            partials: p("ssim_partials"),
+            back_v: p("back_v"),
+            back_h: p("back_h"),
+        }
+    }
+
+    /// Buffers for `image`'s size, reading its colours.
+    pub fn buffers(&self, gpu: &Gpu, image: &RenderBuffers) -> Result<LossBuffers, GpuError> {
+        let (width, height) = image.size();
+        let pixels = width as u64 * height as u64;
+        gpu.check_binding("the SSIM moments", pixels * 64)?;
+        let storage =
+            |label: &str, bytes: u64| gpu.storage(label, bytes, wgpu::BufferUsages::COPY_SRC);
+        let size = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("loss size"),
+            size: std::mem::size_of::<Size>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.queue.write_buffer(
+            &size,
+            0,
+            bytemuck::bytes_of(&Size {
+                width,
+                height,
+                pad: [0; 2],
+            }),
+        );
+        let target = storage("photo", pixels * 16);
+        let moments_a = storage("moments", pixels * 64);
+        let moments_b = storage("moments'", pixels * 64);
+        let partials_a = storage("ssim partials", pixels * 48);
+        let partials_b = storage("ssim partials'", pixels * 48);
+        let grad = storage("loss gradient", pixels * 16);
+        let d = &gpu.device;
+        let groups = [
+            kernels::bind(
+                d,
+                &self.moments_h,
+                &[(0, &size), (1, &image.image), (2, &target), (3, &moments_a)],
+            ),
+            kernels::bind(
+                d,
+                &self.moments_v,
+                &[(0, &size), (3, &moments_a), (4, &moments_b)],
+            ),
+            kernels::bind(
+                d,
+                &self.partials,
+                &[(0, &size), (4, &moments_b), (5, &partials_a)],
+            ),
+            kernels::bind(
+                d,
+                &self.back_v,
+                &[(0, &size), (5, &partials_a), (6, &partials_b)],
+            ),
+            kernels::bind(
+                d,
+                &self.back_h,
+                &[
+                    (0, &size),
+                    (1, &image.image),
+                    (2, &target),
+                    (6, &partials_b),
+                    (7, &grad),
+                ],
+            ),
+        ];
+        Ok(LossBuffers {
+            width,
+            height,
+            target,
+            grad,
+            groups,
+        })
+    }
+
+    /// Uploads the photo (linear RGB per pixel, row-major).
+    pub fn set_target(&self, gpu: &Gpu, b: &LossBuffers, rgb: &[[f32; 3]]) -> Result<(), GpuError> {
+        if rgb.len() != b.width as usize * b.height as usize {
+            return Err(GpuError::Readback(format!(
+                "photo has {} pixels, the image {}x{}",
+                rgb.len(),
+                b.width,
+                b.height
+            )));
+        }
+        let padded: Vec<[f32; 4]> = rgb.iter().map(|p| [p[0], p[1], p[2], 0.0]).collect();
+        gpu.queue
+            .write_buffer(&b.target, 0, bytemuck::cast_slice(&padded));
+        Ok(())
+    }
+
+    /// Encodes the loss and its gradient of the image last rendered into the bound buffers.
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, b: &LossBuffers) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("loss"),
+            timestamp_writes: None,
+        });
+        let pipelines = [
+            &self.moments_h,
+            &self.moments_v,
+            &self.partials,
+            &self.back_v,
+            &self.back_h,
+        ];
+        for (pipeline, group) in pipelines.into_iter().zip(&b.groups) {
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, group, &[]);
+            pass.dispatch_workgroups(b.width.div_ceil(16), b.height.div_ceil(16), 1);
+        }
+    }
+}
