@@ -4,7 +4,9 @@
 //! storage buffers per stage, 16 KiB of workgroup memory, no subgroups) with one exception:
 //! storage buffer binding and buffer sizes are raised to what the adapter offers, because a
 //! million Gaussians with degree-3 SH need 236 MB in one binding. The device still works at the
-//! downlevel 128 MiB; scenes that do not fit are refused with [`GpuError::TooLarge`].
+//! downlevel 128 MiB; scenes that do not fit are refused with [`GpuError::TooLarge`]. The
+//! trainer's backward pass binds 6 storage buffers per stage; up to 8 are requested where the
+//! adapter offers them (every desktop GPU), and training refuses devices with fewer.
 
 use std::sync::mpsc;
 
@@ -81,9 +83,14 @@ impl Gpu {
             return Err(GpuError::Unsupported(info.name));
         }
         let offered = adapter.limits();
+        // The renderer needs 4 storage buffers per stage; the trainer's backward pass 6 (desktop
+        // GPUs offer at least 8): ask for up to 8 when the adapter has them.
         let required_limits = wgpu::Limits {
             max_storage_buffer_binding_size: offered.max_storage_buffer_binding_size,
             max_buffer_size: offered.max_buffer_size,
+            max_storage_buffers_per_shader_stage: offered
+                .max_storage_buffers_per_shader_stage
+                .clamp(4, 8),
             ..wgpu::Limits::downlevel_defaults()
         }
         .using_resolution(offered.clone())

@@ -13,6 +13,7 @@ pub(crate) enum Source {
     Scan,
     Unpack,
     Loss,
+    Backward,
 }
 
 impl Source {
@@ -25,6 +26,7 @@ impl Source {
             Source::Scan => include_str!("wgsl/scan.wgsl").to_owned(),
             Source::Unpack => include_str!("wgsl/unpack.wgsl").to_owned(),
             Source::Loss => include_str!("wgsl/loss.wgsl").to_owned(),
+            Source::Backward => format!("{SPLAT}\n{}", include_str!("wgsl/backward.wgsl")),
         }
     }
 

@@ -6,6 +6,7 @@
 //! the GPU to it. Everything runs on wgpu's Vulkan and GL backends within
 //! `wgpu::Limits::downlevel_defaults()` (see [`gpu`] for the one limit raised).
 
+pub mod backward;
 pub mod camera;
 pub mod gpu;
 mod kernels;

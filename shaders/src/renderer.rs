@@ -156,11 +156,17 @@ pub struct RenderBuffers {
     height: u32,
     tiles: [u32; 2],
     capacity: u32,
-    view: wgpu::Buffer,
+    pub(crate) view: wgpu::Buffer,
     tile_info: wgpu::Buffer,
-    ranges: wgpu::Buffer,
+    pub(crate) ranges: wgpu::Buffer,
     /// The image: two vec4 per pixel (see [`RenderedImage`]).
     pub image: wgpu::Buffer,
+    /// Projected splats in depth order (what the rasterizer composited).
+    pub(crate) sorted: wgpu::Buffer,
+    /// (depth key, Gaussian) in depth order.
+    pub(crate) depth_sorted: wgpu::Buffer,
+    /// (tile, splat) pairs sorted by tile.
+    pub(crate) tile_sorted: wgpu::Buffer,
     project: wgpu::BindGroup,
     depth_sort: SortBindings,
     gather: wgpu::BindGroup,
@@ -177,6 +183,16 @@ impl RenderBuffers {
     /// Image size these buffers render.
     pub fn size(&self) -> (u32, u32) {
         (self.width, self.height)
+    }
+
+    /// Gaussians these buffers render.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Tiles per row and column.
+    pub fn tiles(&self) -> [u32; 2] {
+        self.tiles
     }
 
     /// Tile-splat pairs the binning can hold.
@@ -406,6 +422,9 @@ impl Renderer {
                     (4, &image),
                 ],
             ),
+            sorted: sorted.clone(),
+            depth_sorted: depth_sorted.clone(),
+            tile_sorted: tile_sorted.clone(),
             view,
             tile_info,
             ranges,

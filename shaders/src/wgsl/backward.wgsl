@@ -1,0 +1,282 @@
+// Backward pass of the forward renderer: from dLoss/d(pixel colour) to per-splat gradients
+// (rasterize_backward, one workgroup per tile, compositing undone back to front), then to the
+// Gaussians' parameters (project_backward, one invocation per splat). Mirrors rasterize.wgsl and
+// project.wgsl; checked against finite differences of the CPU reference.
+//
+// Per-splat gradients (9 floats, in depth order): mean xy, conic abc, opacity, colour rgb.
+// Parameter gradients use the Gaussian record layout (position, opacity logit, log scale,
+// rotation xyzw, DC, SH rest).
+
+@group(0) @binding(0) var<uniform> view: View;
+@group(0) @binding(1) var<storage, read> ranges: array<vec2<u32>>;
+@group(0) @binding(2) var<storage, read> tile_pairs: array<vec2<u32>>;
+@group(0) @binding(3) var<storage, read> sorted: array<Splat>;
+@group(0) @binding(4) var<storage, read> image: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> dl_dimage: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> splat_grads: array<atomic<u32>>;
+@group(0) @binding(7) var<storage, read> gaussians: array<f32>;
+@group(0) @binding(8) var<storage, read> depth_pairs: array<vec2<u32>>;
+@group(0) @binding(9) var<storage, read_write> param_grads: array<f32>;
+
+const SPLAT_GRADS: u32 = 9u;
+
+fn add_float(at: u32, v: f32) {
+    if v == 0.0 {
+        return;
+    }
+    var old = atomicLoad(&splat_grads[at]);
+    loop {
+        let swapped = atomicCompareExchangeWeak(&splat_grads[at], old, bitcast<u32>(bitcast<f32>(old) + v));
+        if swapped.exchanged {
+            break;
+        }
+        old = swapped.old_value;
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn rasterize_backward(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) local: vec3<u32>,
+) {
+    let pixel = wid.xy * TILE + local.xy;
+    if pixel.x >= view.size.x || pixel.y >= view.size.y {
+        return;
+    }
+    let range = ranges[wid.y * view.tiles.x + wid.x];
+    let p = pixel.y * view.size.x + pixel.x;
+    let aux = image[2u * p + 1u];
+    let dl_dc = dl_dimage[p].xyz;
+    let count = u32(aux.z);
+    var t_after = aux.y;
+    var behind = t_after * view.background;
+    let pf = vec2<f32>(pixel);
+    for (var k = count; k > 0u; k--) {
+        let index = tile_pairs[range.x + k - 1u].y;
+        let s = sorted[index];
+        let d = pf - s.mean;
+        let power = -0.5 * (s.conic.x * d.x * d.x + s.conic.z * d.y * d.y) - s.conic.y * d.x * d.y;
+        if power > 0.0 || power < -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA {
+            continue;
+        }
+        let g = exp(power);
+        let alpha = min(MAX_ALPHA, s.opacity * g);
+        if alpha < MIN_ALPHA {
+            continue;
+        }
+        let t_before = t_after / (1.0 - alpha);
+        let weight = alpha * t_before;
+        let dl_dalpha = dot(dl_dc, s.color * t_before - behind / (1.0 - alpha));
+        behind += s.color * weight;
+        t_after = t_before;
+        let base = index * SPLAT_GRADS;
+        add_float(base + 6u, dl_dc.x * weight);
+        add_float(base + 7u, dl_dc.y * weight);
+        add_float(base + 8u, dl_dc.z * weight);
+        if s.opacity * g > MAX_ALPHA {
+            continue;
+        }
+        let dl_dpower = dl_dalpha * alpha;
+        add_float(base + 5u, dl_dalpha * g);
+        add_float(base + 0u, dl_dpower * (s.conic.x * d.x + s.conic.y * d.y));
+        add_float(base + 1u, dl_dpower * (s.conic.y * d.x + s.conic.z * d.y));
+        add_float(base + 2u, dl_dpower * -0.5 * d.x * d.x);
+        add_float(base + 3u, dl_dpower * -d.x * d.y);
+        add_float(base + 4u, dl_dpower * -0.5 * d.y * d.y);
+    }
+}
+
+// Gradients of the 16 SH basis functions with respect to the unit direction d.
+fn sh_basis_grad(d: vec3<f32>) -> array<vec3<f32>, 16> {
+    let x = d.x;
+    let y = d.y;
+    let z = d.z;
+    let xx = x * x;
+    let yy = y * y;
+    let zz = z * z;
+    return array<vec3<f32>, 16>(
+        vec3<f32>(0.0),
+        vec3<f32>(0.0, -SH_C1, 0.0),
+        vec3<f32>(0.0, 0.0, SH_C1),
+        vec3<f32>(-SH_C1, 0.0, 0.0),
+        SH_C2[0] * vec3<f32>(y, x, 0.0),
+        SH_C2[1] * vec3<f32>(0.0, z, y),
+        SH_C2[2] * vec3<f32>(-2.0 * x, -2.0 * y, 4.0 * z),
+        SH_C2[3] * vec3<f32>(z, 0.0, x),
+        SH_C2[4] * vec3<f32>(2.0 * x, -2.0 * y, 0.0),
+        SH_C3[0] * vec3<f32>(6.0 * x * y, 3.0 * xx - 3.0 * yy, 0.0),
+        SH_C3[1] * vec3<f32>(y * z, x * z, x * y),
+        SH_C3[2] * vec3<f32>(-2.0 * x * y, 4.0 * zz - xx - 3.0 * yy, 8.0 * y * z),
+        SH_C3[3] * vec3<f32>(-6.0 * x * z, -6.0 * y * z, 6.0 * zz - 3.0 * xx - 3.0 * yy),
+        SH_C3[4] * vec3<f32>(4.0 * zz - 3.0 * xx - yy, -2.0 * x * y, 8.0 * x * z),
+        SH_C3[5] * vec3<f32>(2.0 * x * z, -2.0 * y * z, xx - yy),
+        SH_C3[6] * vec3<f32>(3.0 * xx - 3.0 * yy, -6.0 * x * y, 0.0),
+    );
+}
+
+fn grad_at(i: u32, k: u32) -> f32 {
+    return bitcast<f32>(atomicLoad(&splat_grads[i * SPLAT_GRADS + k]));
+}
+
+@compute @workgroup_size(256)
+fn project_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = gid.x + gid.y * groups.x * 256u;
+    if i >= view.count {
+        return;
+    }
+    let pair = depth_pairs[i];
+    if pair.x == CULLED {
+        return;
+    }
+    let gi = pair.y;
+    let base = gi * view.stride;
+    let p = vec3<f32>(gaussians[base], gaussians[base + 1u], gaussians[base + 2u]);
+    let q_in = vec4<f32>(gaussians[base + 7u], gaussians[base + 8u], gaussians[base + 9u], gaussians[base + 10u]);
+    let log_scale = vec3<f32>(gaussians[base + 4u], gaussians[base + 5u], gaussians[base + 6u]);
+    let g_mean = vec2<f32>(grad_at(i, 0u), grad_at(i, 1u));
+    let g_conic = vec3<f32>(grad_at(i, 2u), grad_at(i, 3u), grad_at(i, 4u));
+    let g_opacity = grad_at(i, 5u);
+    let g_color = vec3<f32>(grad_at(i, 6u), grad_at(i, 7u), grad_at(i, 8u));
+
+    // Opacity.
+    let opacity = 1.0 / (1.0 + exp(-gaussians[base + 3u]));
+    param_grads[base + 3u] = g_opacity * opacity * (1.0 - opacity);
+
+    // Colour: SH coefficients, and through the view direction into the position.
+    var dir = p - view.camera_position;
+    let len = length(dir);
+    dir = select(vec3<f32>(0.0), dir / len, len > 0.0);
+    let basis = sh_basis(dir);
+    var raw = vec3<f32>(gaussians[base + 11u], gaussians[base + 12u], gaussians[base + 13u]) * basis[0];
+    for (var k = 0u; k < min(view.sh_rest, 15u); k++) {
+        let at = base + 14u + 3u * k;
+        raw += vec3<f32>(gaussians[at], gaussians[at + 1u], gaussians[at + 2u]) * basis[k + 1u];
+    }
+    let g_raw = select(vec3<f32>(0.0), g_color, raw + vec3<f32>(0.5) > vec3<f32>(0.0));
+    for (var c = 0u; c < 3u; c++) {
+        param_grads[base + 11u + c] = g_raw[c] * basis[0];
+    }
+    let basis_grad = sh_basis_grad(dir);
+    var g_dir = vec3<f32>(0.0);
+    for (var k = 0u; k < min(view.sh_rest, 15u); k++) {
+        let at = base + 14u + 3u * k;
+        for (var c = 0u; c < 3u; c++) {
+            param_grads[at + c] = g_raw[c] * basis[k + 1u];
+        }
+        let coeff = vec3<f32>(gaussians[at], gaussians[at + 1u], gaussians[at + 2u]);
+        g_dir += dot(g_raw, coeff) * basis_grad[k + 1u];
+    }
+    let g_view_p = select(vec3<f32>(0.0), (g_dir - dir * dot(dir, g_dir)) / len, len > 0.0);
+
+    // Screen mean: t = W p + w, mean = f t.xy / t.z + c.
+    let w = mat3x3<f32>(view.world_to_camera[0].xyz, view.world_to_camera[1].xyz, view.world_to_camera[2].xyz);
+    let t = (view.world_to_camera * vec4<f32>(p, 1.0)).xyz;
+    let f = view.focal;
+    var g_t = vec3<f32>(
+        g_mean.x * f.x / t.z,
+        g_mean.y * f.y / t.z,
+        -(g_mean.x * f.x * t.x + g_mean.y * f.y * t.y) / (t.z * t.z),
+    );
+
+    // Conic = inverse(T Sigma T^T + low pass), T = J W.
+    let rot = rotation_matrix(q_in);
+    let scale = exp(log_scale);
+    let m = rot * mat3x3<f32>(vec3<f32>(scale.x, 0.0, 0.0), vec3<f32>(0.0, scale.y, 0.0), vec3<f32>(0.0, 0.0, scale.z));
+    let sigma = m * transpose(m);
+    let lim = view.frustum;
+    let rx = t.x / t.z;
+    let ry = t.y / t.z;
+    let clamped_x = rx < -lim.x || rx > lim.x;
+    let clamped_y = ry < -lim.y || ry > lim.y;
+    let tx = clamp(rx, -lim.x, lim.x) * t.z;
+    let ty = clamp(ry, -lim.y, lim.y) * t.z;
+    let j = mat3x3<f32>(
+        vec3<f32>(f.x / t.z, 0.0, 0.0),
+        vec3<f32>(0.0, f.y / t.z, 0.0),
+        vec3<f32>(-f.x * tx / (t.z * t.z), -f.y * ty / (t.z * t.z), 0.0),
+    );
+    let tm = j * w;
+    let cov = tm * sigma * transpose(tm);
+    let a = cov[0].x + LOW_PASS;
+    let b = cov[1].x;
+    let c = cov[1].y + LOW_PASS;
+    let det = a * c - b * b;
+    // inv = [[A, B], [B, C]]; the conic's B appears twice in the quadratic form.
+    let inv = mat2x2<f32>(vec2<f32>(c / det, -b / det), vec2<f32>(-b / det, a / det));
+    let g_inv = mat2x2<f32>(vec2<f32>(g_conic.x, 0.5 * g_conic.y), vec2<f32>(0.5 * g_conic.y, g_conic.z));
+    let g_cov2 = (inv * g_inv * inv) * -1.0;
+    let g_cov = mat3x3<f32>(
+        vec3<f32>(g_cov2[0].x, g_cov2[0].y, 0.0),
+        vec3<f32>(g_cov2[1].x, g_cov2[1].y, 0.0),
+        vec3<f32>(0.0, 0.0, 0.0),
+    );
+    // d/dT of T Sigma T^T with symmetric G and Sigma: 2 G T Sigma.
+    let g_tm = 2.0 * g_cov * tm * sigma;
+    let g_sigma = transpose(tm) * g_cov * tm;
+    let g_j = g_tm * transpose(w);
+    // J entries: (0,0) fx/tz, (1,1) fy/tz, (0,2) -fx tx/tz^2, (1,2) -fy ty/tz^2 (row, column).
+    let tz2 = t.z * t.z;
+    let tz3 = tz2 * t.z;
+    g_t.z += g_j[0].x * (-f.x / tz2) + g_j[1].y * (-f.y / tz2);
+    if clamped_x {
+        // tx = +-lim tz: J02 = -+ fx lim / tz.
+        g_t.z += g_j[2].x * (f.x * tx / tz3);
+    } else {
+        g_t.x += g_j[2].x * (-f.x / tz2);
+        g_t.z += g_j[2].x * (2.0 * f.x * tx / tz3);
+    }
+    if clamped_y {
+        g_t.z += g_j[2].y * (f.y * ty / tz3);
+    } else {
+        g_t.y += g_j[2].y * (-f.y / tz2);
+        g_t.z += g_j[2].y * (2.0 * f.y * ty / tz3);
+    }
+    let g_p = transpose(w) * g_t + g_view_p;
+    param_grads[base] = g_p.x;
+    param_grads[base + 1u] = g_p.y;
+    param_grads[base + 2u] = g_p.z;
+
+    // Sigma = M M^T, M = R S.
+    let g_m = 2.0 * g_sigma * m;
+    var g_scale = vec3<f32>(0.0);
+    for (var col = 0u; col < 3u; col++) {
+        g_scale[col] = dot(g_m[col], rot[col]);
+    }
+    param_grads[base + 4u] = g_scale.x * scale.x;
+    param_grads[base + 5u] = g_scale.y * scale.y;
+    param_grads[base + 6u] = g_scale.z * scale.z;
+    let g_r = mat3x3<f32>(g_m[0] * scale.x, g_m[1] * scale.y, g_m[2] * scale.z);
+
+    // Rotation through the quaternion (x, y, z, w) and its normalisation.
+    let len2 = dot(q_in, q_in);
+    var qn = vec4<f32>(0.0, 0.0, 0.0, 1.0);
+    var inv_len = 0.0;
+    if len2 > 1e-24 && is_finite(len2) {
+        inv_len = inverseSqrt(len2);
+        qn = q_in * inv_len;
+    }
+    let x = qn.x;
+    let y = qn.y;
+    let z = qn.z;
+    let qw = qn.w;
+    // g(row, col) = g_r[col][row].
+    let r00 = g_r[0].x;
+    let r10 = g_r[0].y;
+    let r20 = g_r[0].z;
+    let r01 = g_r[1].x;
+    let r11 = g_r[1].y;
+    let r21 = g_r[1].z;
+    let r02 = g_r[2].x;
+    let r12 = g_r[2].y;
+    let r22 = g_r[2].z;
+    let g_qw = 2.0 * (-z * r01 + y * r02 + z * r10 - x * r12 - y * r20 + x * r21);
+    let g_qx = 2.0 * (y * r01 + z * r02 + y * r10 - 2.0 * x * r11 - qw * r12 + z * r20 + qw * r21 - 2.0 * x * r22);
+    let g_qy = 2.0 * (-2.0 * y * r00 + x * r01 + qw * r02 + x * r10 + z * r12 - qw * r20 + z * r21 - 2.0 * y * r22);
+    let g_qz = 2.0 * (-2.0 * z * r00 - qw * r01 + x * r02 + qw * r10 - 2.0 * z * r11 + y * r12 + x * r20 + y * r21);
+    let g_qn = vec4<f32>(g_qx, g_qy, g_qz, g_qw);
+    let g_q = (g_qn - qn * dot(qn, g_qn)) * inv_len;
+    param_grads[base + 7u] = g_q.x;
+    param_grads[base + 8u] = g_q.y;
+    param_grads[base + 9u] = g_q.z;
+    param_grads[base + 10u] = g_q.w;
+}
