@@ -14,6 +14,7 @@ pub(crate) enum Source {
     Unpack,
     Loss,
     Backward,
+    Adam,
 }
 
 impl Source {
@@ -26,6 +27,7 @@ impl Source {
             Source::Scan => include_str!("wgsl/scan.wgsl").to_owned(),
             Source::Unpack => include_str!("wgsl/unpack.wgsl").to_owned(),
             Source::Loss => include_str!("wgsl/loss.wgsl").to_owned(),
+            Source::Adam => include_str!("wgsl/adam.wgsl").to_owned(),
             Source::Backward => format!("{SPLAT}\n{}", include_str!("wgsl/backward.wgsl")),
         }
     }

@@ -12,6 +12,7 @@ pub mod gpu;
 mod kernels;
 pub mod loss;
 pub mod metrics;
+pub mod optimizer;
 pub mod reference;
 pub mod renderer;
 mod scan;
