@@ -12,6 +12,7 @@ pub mod plot;
 pub mod presets;
 pub mod quality;
 pub mod scene;
+pub mod train;
 pub mod views;
 
 pub use encode::{EncodeError, EncodeOptions, Encoded, GopReport, SequenceEncoder, stream_layout};

@@ -24,8 +24,7 @@ pub struct BackwardBuffers {
     count: u32,
     tiles: [u32; 2],
     splat_grads: wgpu::Buffer,
-    /// dLoss/d(parameter) per Gaussian, same layout as the Gaussian records.
-    pub param_grads: wgpu::Buffer,
+    param_grads: wgpu::Buffer,
     raster: wgpu::BindGroup,
     project: wgpu::BindGroup,
 }
@@ -46,28 +45,32 @@ impl Backward {
         })
     }
 
+    /// The buffer dLoss/d(parameter) lands in, one per Gaussian in the record layout; it outlives
+    /// re-bindings (the optimizer binds it once).
+    pub fn param_grads(gpu: &Gpu, gaussians: &GpuGaussians) -> Result<wgpu::Buffer, GpuError> {
+        let bytes = gaussians.count as u64 * GpuGaussians::stride(gaussians.sh_rest) as u64 * 4;
+        gpu.check_binding("the parameter gradients", bytes)?;
+        Ok(gpu.storage("parameter gradients", bytes, wgpu::BufferUsages::COPY_SRC))
+    }
+
     /// Binds the gradients of `render` (last rendered from `gaussians`) given `dl_dimage`
-    /// (one vec4 per pixel, colour gradient in xyz).
+    /// (one vec4 per pixel, colour gradient in xyz), into `param_grads` (from
+    /// [`Backward::param_grads`]).
     pub fn buffers(
         &self,
         gpu: &Gpu,
         render: &RenderBuffers,
         gaussians: &GpuGaussians,
         dl_dimage: &wgpu::Buffer,
+        param_grads: &wgpu::Buffer,
     ) -> Result<BackwardBuffers, GpuError> {
         let n = render.count() as u64;
-        let param_bytes = n * GpuGaussians::stride(gaussians.sh_rest) as u64 * 4;
-        gpu.check_binding("the parameter gradients", param_bytes)?;
         let splat_grads = gpu.storage(
             "splat gradients",
             n * SPLAT_GRADS * 4,
             wgpu::BufferUsages::empty(),
         );
-        let param_grads = gpu.storage(
-            "parameter gradients",
-            param_bytes,
-            wgpu::BufferUsages::COPY_SRC,
-        );
+        let param_grads = param_grads.clone();
         let d = &gpu.device;
         Ok(BackwardBuffers {
             count: render.count(),

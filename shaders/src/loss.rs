@@ -137,6 +137,13 @@ impl Loss {
         Ok(())
     }
 
+    /// The loss of the last encoded evaluation (waits for the GPU).
+    pub fn read_loss(&self, gpu: &Gpu, b: &LossBuffers) -> Result<f64, GpuError> {
+        let raw = gpu.read(&b.grad, b.width as u64 * b.height as u64 * 16)?;
+        let pixels: &[[f32; 4]] = bytemuck::cast_slice(&raw);
+        Ok(pixels.iter().map(|p| p[3] as f64).sum())
+    }
+
     /// Encodes the loss and its gradient of the image last rendered into the bound buffers.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, b: &LossBuffers) {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {

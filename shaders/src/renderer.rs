@@ -71,6 +71,51 @@ impl GpuGaussians {
         out
     }
 
+    /// Inverse of [`GpuGaussians::pack`]: records with `sh_rest` extra coefficients back into a
+    /// frame (rotations as stored; the renderer normalises them).
+    pub fn unpack(records: &[f32], sh_rest: u32) -> GaussianFrame {
+        let stride = Self::stride(sh_rest);
+        let degree = match sh_rest {
+            0 => 0,
+            3 => 1,
+            8 => 2,
+            _ => 3,
+        };
+        let n = records.len() / stride;
+        let mut f = GaussianFrame::with_capacity(n, degree);
+        for r in records.chunks_exact(stride) {
+            f.positions.push(Vec3::new(r[0], r[1], r[2]));
+            f.opacity_logits.push(r[3]);
+            f.log_scales.push(Vec3::new(r[4], r[5], r[6]));
+            f.rotations
+                .push(glam::Quat::from_xyzw(r[7], r[8], r[9], r[10]));
+            f.sh_dc.push(Vec3::new(r[11], r[12], r[13]));
+            for c in r[14..].chunks_exact(3) {
+                f.sh_rest.push(Vec3::new(c[0], c[1], c[2]));
+            }
+        }
+        f
+    }
+
+    /// Overwrites the records with `frame` (same count and SH degree).
+    pub fn write(&self, gpu: &Gpu, frame: &GaussianFrame) -> Result<(), GpuError> {
+        if frame.len() != self.count as usize || frame.rest_per_gaussian() as u32 != self.sh_rest {
+            return Err(GpuError::Readback(
+                "frame does not match the GPU records".into(),
+            ));
+        }
+        gpu.queue
+            .write_buffer(&self.buffer, 0, bytemuck::cast_slice(&Self::pack(frame)));
+        Ok(())
+    }
+
+    /// Reads the records back.
+    pub fn download(&self, gpu: &Gpu) -> Result<GaussianFrame, GpuError> {
+        let bytes = self.count as u64 * Self::stride(self.sh_rest) as u64 * 4;
+        let raw = gpu.read(&self.buffer, bytes)?;
+        Ok(Self::unpack(bytemuck::cast_slice(&raw), self.sh_rest))
+    }
+
     /// Uploads `frame`.
     pub fn upload(gpu: &Gpu, frame: &GaussianFrame) -> Result<Self, GpuError> {
         let sh_rest = frame.rest_per_gaussian() as u32;

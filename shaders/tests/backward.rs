@@ -130,7 +130,10 @@ fn check_gradients(backends: wgpu::Backends) {
         wgpu::BufferUsages::empty(),
     );
     gpu.queue.write_buffer(&dl, 0, bytemuck::cast_slice(&w));
-    let grads = backward.buffers(&gpu, &buffers, &gaussians, &dl).unwrap();
+    let param_grads = Backward::param_grads(&gpu, &gaussians).unwrap();
+    let grads = backward
+        .buffers(&gpu, &buffers, &gaussians, &dl, &param_grads)
+        .unwrap();
     renderer
         .set_view(&gpu, &buffers, &camera(), Vec3::new(0.1, 0.2, 0.3))
         .unwrap();
@@ -140,7 +143,7 @@ fn check_gradients(backends: wgpu::Backends) {
     gpu.queue.submit([encoder.finish()]);
     let stride = GpuGaussians::stride(3);
     let raw = gpu
-        .read(&grads.param_grads, (frame.len() * stride * 4) as u64)
+        .read(&param_grads, (frame.len() * stride * 4) as u64)
         .unwrap();
     let got: &[f32] = bytemuck::cast_slice(&raw);
 
@@ -242,7 +245,10 @@ fn random_and_degenerate_scenes_never_give_nan_gradients() {
         );
         gpu.queue
             .write_buffer(&dl, 0, bytemuck::cast_slice(&weights));
-        let grads = backward.buffers(&gpu, &buffers, &gaussians, &dl).unwrap();
+        let param_grads = Backward::param_grads(&gpu, &gaussians).unwrap();
+        let grads = backward
+            .buffers(&gpu, &buffers, &gaussians, &dl, &param_grads)
+            .unwrap();
         renderer
             .set_view(&gpu, &buffers, &camera, Vec3::ZERO)
             .unwrap();
@@ -251,10 +257,7 @@ fn random_and_degenerate_scenes_never_give_nan_gradients() {
         backward.encode(&mut encoder, &grads);
         gpu.queue.submit([encoder.finish()]);
         let raw = gpu
-            .read(
-                &grads.param_grads,
-                (400 * GpuGaussians::stride(8) * 4) as u64,
-            )
+            .read(&param_grads, (400 * GpuGaussians::stride(8) * 4) as u64)
             .unwrap();
         let got: &[f32] = bytemuck::cast_slice(&raw);
         assert!(

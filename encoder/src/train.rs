@@ -1,0 +1,426 @@
+//! Learning 3D Gaussians from posed photos on the GPU: every step renders one training view
+//! (the shaders crate's forward pass), scores it with 0.8 · L1 + 0.2 · D-SSIM, runs the backward
+//! pass and an Adam step. The Gaussian budget is fixed from the start (`max_gaussians`) and kept by
+//! relocation, as in 3DGS-MCMC: every 100 steps Gaussians that faded out are moved onto live ones
+//! chosen by opacity, and both share the opacity so the picture stays the same. SH degrees switch
+//! on one per 1,000 steps; the position learning rate decays 100× over the run.
+
+use std::time::Instant;
+
+use glam::{DVec3, Quat, Vec3};
+use splatcast_protocol::GaussianFrame;
+use splatcast_protocol::gaussian::{SH_C0, logit, sh_rest_count, sigmoid};
+use splatcast_shaders::backward::Backward;
+use splatcast_shaders::loss::Loss;
+use splatcast_shaders::optimizer::{Adam, LearningRates};
+use splatcast_shaders::{Camera, Gpu, GpuError, GpuGaussians, RenderError, Renderer, metrics};
+
+use crate::datasets::{Dataset, DatasetError, RgbImage, Split};
+
+/// Why training stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The dataset could not be read.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// The GPU refused.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The loss became NaN or infinite.
+    #[error("training diverged at step {0} (loss is not finite)")]
+    Diverged(u32),
+    /// Nothing to train on.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<splatcast_shaders::CameraError> for TrainError {
+    fn from(e: splatcast_shaders::CameraError) -> Self {
+        TrainError::Render(e.into())
+    }
+}
+
+impl From<GpuError> for TrainError {
+    fn from(e: GpuError) -> Self {
+        TrainError::Render(e.into())
+    }
+}
+
+/// What to train and how long.
+#[derive(Clone, Debug)]
+pub struct TrainOptions {
+    /// Optimisation steps.
+    pub iterations: u32,
+    /// Gaussians, fixed for the whole run.
+    pub max_gaussians: usize,
+    /// Photos are downscaled by this factor (1 = full size).
+    pub downscale: u32,
+    /// Highest SH degree learnt (0–3).
+    pub sh_degree: u8,
+    /// Seed for initialisation and view order.
+    pub seed: u64,
+    /// Background the renders composite over.
+    pub background: Vec3,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        Self {
+            iterations: 7000,
+            max_gaussians: 300_000,
+            downscale: 1,
+            sh_degree: 3,
+            seed: 1,
+            background: Vec3::ZERO,
+        }
+    }
+}
+
+/// Progress of a run, reported every few steps.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Steps done.
+    pub step: u32,
+    /// Mean loss over the steps since the last report.
+    pub loss: f64,
+    /// PSNR of the last training view.
+    pub psnr: f64,
+    /// Steps per second so far.
+    pub steps_per_second: f64,
+}
+
+/// Held-out evaluation of one test view.
+#[derive(Clone, Debug)]
+pub struct ViewScore {
+    /// The photo's file name.
+    pub name: String,
+    /// PSNR in dB over the full frame.
+    pub psnr: f64,
+    /// SSIM (11×11 Gaussian window).
+    pub ssim: f64,
+    /// The render.
+    pub render: RgbImage,
+    /// The (undistorted) photo.
+    pub photo: RgbImage,
+}
+
+struct View {
+    camera: Camera,
+    photo: Vec<[f32; 3]>,
+}
+
+/// A small deterministic random source (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() as f64 * n as f64) as usize).min(n.saturating_sub(1))
+    }
+}
+
+fn downscaled(camera: &Camera, photo: &RgbImage, factor: u32) -> (Camera, Vec<[f32; 3]>) {
+    let f = factor.max(1);
+    let (w, h) = ((photo.width / f).max(1), (photo.height / f).max(1));
+    let mut rgb = Vec::with_capacity(w as usize * h as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = [0.0f32; 3];
+            for dy in 0..f {
+                for dx in 0..f {
+                    let at = (((y * f + dy) * photo.width + x * f + dx) * 3) as usize;
+                    for (a, v) in acc.iter_mut().zip(&photo.data[at..at + 3]) {
+                        *a += *v as f32 / 255.0;
+                    }
+                }
+            }
+            rgb.push(acc.map(|v| v / (f * f) as f32));
+        }
+    }
+    (crate::views::resized(camera, w, h), rgb)
+}
+
+/// The point the cameras look at (least squares over their optical axes) and their mean
+/// distance to it.
+fn focus(cameras: &[Camera]) -> (DVec3, f64) {
+    let mut a = glam::DMat3::ZERO;
+    let mut b = DVec3::ZERO;
+    for c in cameras {
+        let o = c.position();
+        let d = c.rotation().transpose() * DVec3::Z;
+        let m = glam::DMat3::IDENTITY - glam::DMat3::from_cols(d * d.x, d * d.y, d * d.z);
+        a += m;
+        b += m * o;
+    }
+    let centre = if a.determinant().abs() > 1e-9 {
+        a.inverse() * b
+    } else {
+        cameras.iter().map(|c| c.position()).sum::<DVec3>() / cameras.len() as f64
+    };
+    let distance = cameras
+        .iter()
+        .map(|c| c.position().distance(centre))
+        .sum::<f64>()
+        / cameras.len() as f64;
+    (centre, distance.max(1e-6))
+}
+
+/// Initial Gaussians: the dataset's sparse points when it has them, else random in a ball around
+/// where the cameras look.
+fn initial(
+    dataset: &Dataset,
+    cameras: &[Camera],
+    options: &TrainOptions,
+    rng: &mut Rng,
+) -> GaussianFrame {
+    let n = options.max_gaussians;
+    let (centre, distance) = focus(cameras);
+    let radius = 0.5 * distance;
+    let k = sh_rest_count(options.sh_degree);
+    let mut f = GaussianFrame::with_capacity(n, options.sh_degree);
+    let spacing = if dataset.points.is_empty() {
+        radius * (4.19 / n as f64).cbrt()
+    } else {
+        0.01 * distance
+    };
+    for i in 0..n {
+        let (p, color) = if dataset.points.is_empty() {
+            let p = loop {
+                let v = DVec3::new(rng.next() as f64, rng.next() as f64, rng.next() as f64) * 2.0
+                    - DVec3::ONE;
+                if v.length_squared() <= 1.0 {
+                    break v;
+                }
+            };
+            (
+                centre + p * radius,
+                Vec3::new(rng.next(), rng.next(), rng.next()),
+            )
+        } else {
+            let (p, c) = dataset.points[i % dataset.points.len()];
+            let jitter = if i < dataset.points.len() {
+                0.0
+            } else {
+                spacing
+            };
+            let j = DVec3::new(rng.next() as f64, rng.next() as f64, rng.next() as f64)
+                - DVec3::splat(0.5);
+            (
+                p + j * jitter,
+                Vec3::new(c[0] as f32, c[1] as f32, c[2] as f32) / 255.0,
+            )
+        };
+        f.positions.push(p.as_vec3());
+        f.rotations.push(Quat::IDENTITY);
+        f.log_scales
+            .push(Vec3::splat(spacing.max(1e-6).ln() as f32));
+        f.opacity_logits.push(logit(0.1));
+        f.sh_dc.push((color - Vec3::splat(0.5)) / SH_C0);
+        f.sh_rest.extend(std::iter::repeat_n(Vec3::ZERO, k));
+    }
+    f
+}
+
+/// MCMC-style relocation: Gaussians below `threshold` opacity move onto live ones drawn by
+/// opacity; the two split the opacity so the render stays the same. Returns who moved.
+fn relocate(frame: &mut GaussianFrame, rng: &mut Rng, threshold: f32) -> Vec<u32> {
+    let opacity: Vec<f32> = frame.opacity_logits.iter().map(|&l| sigmoid(l)).collect();
+    let dead: Vec<usize> = (0..frame.len())
+        .filter(|&i| opacity[i].is_nan() || opacity[i] < threshold)
+        .collect();
+    let live: Vec<usize> = (0..frame.len())
+        .filter(|&i| opacity[i] >= threshold)
+        .collect();
+    if dead.is_empty() || live.is_empty() {
+        return Vec::new();
+    }
+    let mut cumulative = Vec::with_capacity(live.len());
+    let mut total = 0.0f64;
+    for &i in &live {
+        total += opacity[i] as f64;
+        cumulative.push(total);
+    }
+    let k = frame.rest_per_gaussian();
+    for &d in &dead {
+        let r = rng.next() as f64 * total;
+        let s = live[cumulative.partition_point(|&c| c < r).min(live.len() - 1)];
+        let shared = logit(1.0 - (1.0 - frame_opacity(frame, s)).sqrt());
+        frame.positions[d] = frame.positions[s];
+        frame.rotations[d] = frame.rotations[s];
+        frame.log_scales[d] = frame.log_scales[s];
+        frame.sh_dc[d] = frame.sh_dc[s];
+        for j in 0..k {
+            frame.sh_rest[d * k + j] = frame.sh_rest[s * k + j];
+        }
+        frame.opacity_logits[d] = shared;
+        frame.opacity_logits[s] = shared;
+    }
+    dead.iter().map(|&d| d as u32).collect()
+}
+
+fn frame_opacity(frame: &GaussianFrame, i: usize) -> f32 {
+    sigmoid(frame.opacity_logits[i])
+}
+
+/// Trains on the dataset's training views; calls `progress` every `report_every` steps.
+pub fn train(
+    dataset: &Dataset,
+    options: &TrainOptions,
+    report_every: u32,
+    mut progress: impl FnMut(Progress),
+) -> Result<(GaussianFrame, Vec<ViewScore>), TrainError> {
+    if options.max_gaussians == 0 || options.iterations == 0 {
+        return Err(TrainError::Invalid(
+            "--max-gaussians and --iterations must be positive".into(),
+        ));
+    }
+    let mut rng = Rng(options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut views = Vec::new();
+    for v in dataset.split(Split::Train) {
+        let (camera, photo) = v.load()?;
+        let (camera, rgb) = downscaled(&camera, &photo, options.downscale);
+        views.push(View { camera, photo: rgb });
+    }
+    if views.is_empty() {
+        return Err(TrainError::Invalid(
+            "the dataset has no training views".into(),
+        ));
+    }
+    let cameras: Vec<Camera> = views.iter().map(|v| v.camera).collect();
+    let (_, distance) = focus(&cameras);
+    let mut frame = initial(dataset, &cameras, options, &mut rng);
+
+    let gpu = Gpu::new()?;
+    let renderer = Renderer::new(&gpu);
+    let loss = Loss::new(&gpu);
+    let backward = Backward::new(&gpu)?;
+    let gaussians = GpuGaussians::upload(&gpu, &frame)?;
+    let mut setup: Option<(
+        splatcast_shaders::RenderBuffers,
+        splatcast_shaders::loss::LossBuffers,
+        splatcast_shaders::backward::BackwardBuffers,
+    )> = None;
+    let param_grads = Backward::param_grads(&gpu, &gaussians)?;
+    let mut adam = Adam::new(&gpu, &gaussians, &param_grads)?;
+    let base = LearningRates::default();
+    let start = Instant::now();
+    let (mut loss_sum, mut loss_count) = (0.0f64, 0u32);
+    for step in 1..=options.iterations {
+        let view = &views[rng.below(views.len())];
+        let size = (view.camera.width, view.camera.height);
+        let rebuild = setup.as_ref().is_none_or(|(r, _, _)| r.size() != size);
+        if rebuild {
+            let mut buffers = None;
+            renderer.render(
+                &gpu,
+                &gaussians,
+                &mut buffers,
+                &view.camera,
+                options.background,
+            )?;
+            let r = buffers.expect("made by render");
+            let l = loss.buffers(&gpu, &r)?;
+            let b = backward.buffers(&gpu, &r, &gaussians, &l.grad, &param_grads)?;
+            setup = Some((r, l, b));
+        }
+        let (r, l, b) = setup.as_ref().expect("set up above");
+        let t = step as f32 / options.iterations as f32;
+        let rates = LearningRates {
+            position: base.position * distance as f32 * 0.01f32.powf(t),
+            ..base
+        };
+        let degree = ((step / 1000) as u8).min(options.sh_degree);
+        let active_rest = 3 * sh_rest_count(degree) as u32;
+        renderer.set_view(&gpu, r, &view.camera, options.background)?;
+        loss.set_target(&gpu, l, &view.photo)?;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        renderer.encode(&mut encoder, r, None);
+        loss.encode(&mut encoder, l);
+        backward.encode(&mut encoder, b);
+        adam.encode(&gpu, &mut encoder, &rates, active_rest);
+        gpu.queue.submit([encoder.finish()]);
+
+        let report = step % report_every == 0 || step == options.iterations;
+        let relocation =
+            step % 100 == 0 && step >= 500 && (step as f32) < 0.9 * options.iterations as f32;
+        if report || relocation {
+            let value = loss.read_loss(&gpu, l)?;
+            if !value.is_finite() {
+                return Err(TrainError::Diverged(step));
+            }
+            loss_sum += value;
+            loss_count += 1;
+            let overflow = renderer.pairs_wanted(&gpu, r)? > r.capacity();
+            if report {
+                let image = splatcast_shaders::renderer::read_image(&gpu, r)?;
+                let rgb: Vec<[f32; 3]> = image.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
+                progress(Progress {
+                    step,
+                    loss: loss_sum / loss_count.max(1) as f64,
+                    psnr: metrics::psnr(&rgb, &view.photo),
+                    steps_per_second: step as f64 / start.elapsed().as_secs_f64(),
+                });
+                loss_sum = 0.0;
+                loss_count = 0;
+            }
+            if overflow {
+                // Grow the binning buffers on the next step.
+                setup = None;
+            }
+        }
+        if relocation {
+            frame = gaussians.download(&gpu)?;
+            let moved = relocate(&mut frame, &mut rng, 0.005);
+            if !moved.is_empty() {
+                gaussians.write(&gpu, &frame)?;
+                adam.reset(&gpu, &moved);
+            }
+        }
+    }
+    let trained = gaussians.download(&gpu)?;
+    let scores = evaluate(&gpu, &renderer, &gaussians, dataset, options)?;
+    Ok((trained, scores))
+}
+
+/// Renders every held-out view and scores it against its photo.
+fn evaluate(
+    gpu: &Gpu,
+    renderer: &Renderer,
+    gaussians: &GpuGaussians,
+    dataset: &Dataset,
+    options: &TrainOptions,
+) -> Result<Vec<ViewScore>, TrainError> {
+    let mut buffers = None;
+    let mut scores = Vec::new();
+    for v in dataset.split(Split::Test) {
+        let (camera, photo) = v.load()?;
+        let (camera, rgb) = downscaled(&camera, &photo, options.downscale);
+        let image = renderer.render(gpu, gaussians, &mut buffers, &camera, options.background)?;
+        let got: Vec<[f32; 3]> = image.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
+        let to_rgb8 = |px: &[[f32; 3]]| RgbImage {
+            width: camera.width,
+            height: camera.height,
+            data: px
+                .iter()
+                .flat_map(|p| p.map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8))
+                .collect(),
+        };
+        scores.push(ViewScore {
+            name: v
+                .path
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            psnr: metrics::psnr(&got, &rgb),
+            ssim: metrics::ssim(&got, &rgb, camera.width as usize, camera.height as usize),
+            render: to_rgb8(&got),
+            photo: to_rgb8(&rgb),
+        });
+    }
+    Ok(scores)
+}
