@@ -2,6 +2,7 @@
 
 mod commands;
 mod pictures;
+mod training;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +90,38 @@ enum Command {
         #[arg(long)]
         plot: Option<PathBuf>,
     },
+    /// Learn 3D Gaussians from posed photos (transforms.json, COLMAP sparse/0, LLFF/N3DV).
+    Train {
+        /// Dataset folder (or its transforms.json).
+        dataset: PathBuf,
+        /// Output PLY; beside it: .checkpoint.ply, .report.md, .heldout.png.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Optimisation steps.
+        #[arg(long, default_value_t = 7000)]
+        iterations: u32,
+        /// Gaussian budget (fixed for the run, kept by relocation).
+        #[arg(long, default_value_t = 300_000)]
+        max_gaussians: usize,
+        /// Downscale the photos by this factor (1 = full size).
+        #[arg(long, default_value_t = 1)]
+        resolution: u32,
+        /// Highest SH degree.
+        #[arg(long, default_value_t = 3)]
+        sh_degree: u8,
+        /// Hold out every n-th view (sorted by file name) for evaluation; 0 keeps all.
+        #[arg(long, default_value_t = 8)]
+        hold_out: usize,
+        /// Steps between checkpoints.
+        #[arg(long, default_value_t = 1000)]
+        checkpoint_every: u32,
+        /// Start from a checkpoint PLY (optimizer state starts fresh).
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Encode and decode a built-in procedural scene and print size and error.
     Demo {
         /// Keep the encoded file here instead of a temporary directory.
@@ -170,6 +203,32 @@ fn main() -> ExitCode {
             &view_args.choice(),
             &view_args.background,
             plot.as_deref(),
+        ),
+        Command::Train {
+            dataset,
+            output,
+            iterations,
+            max_gaussians,
+            resolution,
+            sh_degree,
+            hold_out,
+            checkpoint_every,
+            resume,
+            seed,
+        } => training::train(
+            &dataset,
+            &output,
+            splatcast_encoder::train::TrainOptions {
+                iterations,
+                max_gaussians,
+                downscale: resolution,
+                sh_degree,
+                seed,
+                checkpoint_every,
+                report_every: 20,
+                ..Default::default()
+            },
+            &training::TrainArgs { hold_out, resume },
         ),
         Command::Demo { output } => commands::demo(output.as_deref()),
     };

@@ -61,6 +61,13 @@ pub struct TrainOptions {
     pub seed: u64,
     /// Background the renders composite over.
     pub background: Vec3,
+    /// Start from these Gaussians (a checkpoint) instead of initialising; their count is the
+    /// budget.
+    pub resume: Option<GaussianFrame>,
+    /// Steps between progress events.
+    pub report_every: u32,
+    /// Steps between checkpoint events (0: none).
+    pub checkpoint_every: u32,
 }
 
 impl Default for TrainOptions {
@@ -72,8 +79,19 @@ impl Default for TrainOptions {
             sh_degree: 3,
             seed: 1,
             background: Vec3::ZERO,
+            resume: None,
+            report_every: 100,
+            checkpoint_every: 0,
         }
     }
+}
+
+/// What a run tells its caller while it goes.
+pub enum Event<'a> {
+    /// Loss and speed, every `report_every` steps.
+    Progress(Progress),
+    /// The Gaussians after `step` steps, every `checkpoint_every` steps (for checkpoint files).
+    Checkpoint(u32, &'a GaussianFrame),
 }
 
 /// Progress of a run, reported every few steps.
@@ -107,6 +125,8 @@ pub struct ViewScore {
 struct View {
     camera: Camera,
     photo: Vec<[f32; 3]>,
+    /// The photo on the GPU.
+    resident: Option<wgpu::Buffer>,
 }
 
 /// A small deterministic random source (xorshift).
@@ -268,13 +288,14 @@ fn frame_opacity(frame: &GaussianFrame, i: usize) -> f32 {
     sigmoid(frame.opacity_logits[i])
 }
 
-/// Trains on the dataset's training views; calls `progress` every `report_every` steps.
+/// Trains on the dataset's training views, telling `events` how it goes; returns the Gaussians
+/// and the held-out views' scores.
 pub fn train(
     dataset: &Dataset,
     options: &TrainOptions,
-    report_every: u32,
-    mut progress: impl FnMut(Progress),
+    mut events: impl FnMut(Event),
 ) -> Result<(GaussianFrame, Vec<ViewScore>), TrainError> {
+    let report_every = options.report_every.max(1);
     if options.max_gaussians == 0 || options.iterations == 0 {
         return Err(TrainError::Invalid(
             "--max-gaussians and --iterations must be positive".into(),
@@ -285,7 +306,11 @@ pub fn train(
     for v in dataset.split(Split::Train) {
         let (camera, photo) = v.load()?;
         let (camera, rgb) = downscaled(&camera, &photo, options.downscale);
-        views.push(View { camera, photo: rgb });
+        views.push(View {
+            camera,
+            photo: rgb,
+            resident: None,
+        });
     }
     if views.is_empty() {
         return Err(TrainError::Invalid(
@@ -294,13 +319,25 @@ pub fn train(
     }
     let cameras: Vec<Camera> = views.iter().map(|v| v.camera).collect();
     let (_, distance) = focus(&cameras);
-    let mut frame = initial(dataset, &cameras, options, &mut rng);
+    let mut frame = match &options.resume {
+        Some(f) if f.sh_degree != options.sh_degree => {
+            return Err(TrainError::Invalid(format!(
+                "the checkpoint has SH degree {}, training asks for {}",
+                f.sh_degree, options.sh_degree
+            )));
+        }
+        Some(f) => f.clone(),
+        None => initial(dataset, &cameras, options, &mut rng),
+    };
 
     let gpu = Gpu::new()?;
     let renderer = Renderer::new(&gpu);
     let loss = Loss::new(&gpu);
     let backward = Backward::new(&gpu)?;
     let gaussians = GpuGaussians::upload(&gpu, &frame)?;
+    for v in &mut views {
+        v.resident = Some(loss.photo(&gpu, &v.photo)?);
+    }
     let mut setup: Option<(
         splatcast_shaders::RenderBuffers,
         splatcast_shaders::loss::LossBuffers,
@@ -338,8 +375,8 @@ pub fn train(
         let degree = ((step / 1000) as u8).min(options.sh_degree);
         let active_rest = 3 * sh_rest_count(degree) as u32;
         renderer.set_view(&gpu, r, &view.camera, options.background)?;
-        loss.set_target(&gpu, l, &view.photo)?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        loss.use_photo(&mut encoder, l, view.resident.as_ref().expect("uploaded above"));
         renderer.encode(&mut encoder, r, None);
         loss.encode(&mut encoder, l);
         backward.encode(&mut encoder, b);
@@ -360,12 +397,12 @@ pub fn train(
             if report {
                 let image = splatcast_shaders::renderer::read_image(&gpu, r)?;
                 let rgb: Vec<[f32; 3]> = image.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
-                progress(Progress {
+                events(Event::Progress(Progress {
                     step,
                     loss: loss_sum / loss_count.max(1) as f64,
                     psnr: metrics::psnr(&rgb, &view.photo),
                     steps_per_second: step as f64 / start.elapsed().as_secs_f64(),
-                });
+                }));
                 loss_sum = 0.0;
                 loss_count = 0;
             }
@@ -373,6 +410,10 @@ pub fn train(
                 // Grow the binning buffers on the next step.
                 setup = None;
             }
+        }
+        if options.checkpoint_every > 0 && step % options.checkpoint_every == 0 {
+            frame = gaussians.download(&gpu)?;
+            events(Event::Checkpoint(step, &frame));
         }
         if relocation {
             frame = gaussians.download(&gpu)?;

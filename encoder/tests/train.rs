@@ -5,7 +5,7 @@ use std::path::Path;
 
 use glam::{DMat4, DVec3, DVec4, Quat, Vec3};
 use splatcast_encoder::datasets::Dataset;
-use splatcast_encoder::train::{TrainOptions, train};
+use splatcast_encoder::train::{Event, TrainOptions, train};
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::gaussian::{SH_C0, logit};
 use splatcast_shaders::{Camera, Gpu, Renderer, render_frame};
@@ -81,9 +81,17 @@ fn learns_a_known_scene_from_its_photos() {
         sh_degree: 0,
         ..TrainOptions::default()
     };
-    let (_, before) = train(&dataset, &options(1), 1, |_| {}).unwrap();
-    let mut reports = Vec::new();
-    let (trained, after) = train(&dataset, &options(600), 100, |p| reports.push(p)).unwrap();
+    let (_, before) = train(&dataset, &options(1), |_| {}).unwrap();
+    let (mut reports, mut checkpoints) = (Vec::new(), 0);
+    let (trained, after) = train(&dataset, &TrainOptions { checkpoint_every: 300, ..options(600) }, |e| match e {
+        Event::Progress(p) => reports.push(p),
+        Event::Checkpoint(_, f) => {
+            assert_eq!(f.len(), 400);
+            checkpoints += 1;
+        }
+    })
+    .unwrap();
+    assert_eq!(checkpoints, 2);
     assert_eq!(trained.len(), 400);
     assert_eq!(after.len(), 2, "views 0 and 5 held out");
     let mean = |s: &[splatcast_encoder::train::ViewScore]| {
