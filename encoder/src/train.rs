@@ -376,7 +376,11 @@ pub fn train(
         let active_rest = 3 * sh_rest_count(degree) as u32;
         renderer.set_view(&gpu, r, &view.camera, options.background)?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        loss.use_photo(&mut encoder, l, view.resident.as_ref().expect("uploaded above"));
+        loss.use_photo(
+            &mut encoder,
+            l,
+            view.resident.as_ref().expect("uploaded above"),
+        );
         renderer.encode(&mut encoder, r, None);
         loss.encode(&mut encoder, l);
         backward.encode(&mut encoder, b);

@@ -25,7 +25,8 @@ fn side_by_side(a: &RgbImage, b: &RgbImage) -> Result<Vec<u8>> {
     let width = 2 * w + gap;
     let mut rgb = vec![255u8; width * h * 3];
     for y in 0..h {
-        rgb[y * width * 3..y * width * 3 + w * 3].copy_from_slice(&a.data[y * w * 3..(y + 1) * w * 3]);
+        rgb[y * width * 3..y * width * 3 + w * 3]
+            .copy_from_slice(&a.data[y * w * 3..(y + 1) * w * 3]);
         let at = (y * width + w + gap) * 3;
         rgb[at..at + w * 3].copy_from_slice(&b.data[y * w * 3..(y + 1) * w * 3]);
     }
@@ -38,7 +39,8 @@ fn side_by_side(a: &RgbImage, b: &RgbImage) -> Result<Vec<u8>> {
 }
 
 fn report(scores: &[ViewScore], options: &TrainOptions, seconds: f64) -> String {
-    let mut s = String::from("# Held-out evaluation\n\n| view | PSNR dB | SSIM |\n|---|---:|---:|\n");
+    let mut s =
+        String::from("# Held-out evaluation\n\n| view | PSNR dB | SSIM |\n|---|---:|---:|\n");
     for v in scores {
         let _ = writeln!(s, "| {} | {:.2} | {:.4} |", v.name, v.psnr, v.ssim);
     }
@@ -65,11 +67,22 @@ fn report(scores: &[ViewScore], options: &TrainOptions, seconds: f64) -> String 
 }
 
 /// `splatcast train`.
-pub fn train(dataset_path: &Path, output: &Path, mut options: TrainOptions, args: &TrainArgs) -> Result<()> {
+pub fn train(
+    dataset_path: &Path,
+    output: &Path,
+    mut options: TrainOptions,
+    args: &TrainArgs,
+) -> Result<()> {
     ensure!(options.iterations > 0, "--iterations must be positive");
-    ensure!((1..=50_000_000).contains(&options.max_gaussians), "--max-gaussians must be 1 to 50,000,000");
+    ensure!(
+        (1..=50_000_000).contains(&options.max_gaussians),
+        "--max-gaussians must be 1 to 50,000,000"
+    );
     ensure!(options.sh_degree <= 3, "--sh-degree must be 0 to 3");
-    ensure!((1..=64).contains(&options.downscale), "--resolution must be 1 to 64");
+    ensure!(
+        (1..=64).contains(&options.downscale),
+        "--resolution must be 1 to 64"
+    );
     let dataset = Dataset::open(dataset_path, args.hold_out)?;
     if let Some(path) = &args.resume {
         let frame = formats::load(path)?;
@@ -114,16 +127,22 @@ pub fn train(dataset_path: &Path, output: &Path, mut options: TrainOptions, args
     }
     let (frame, scores) = result.with_context(|| {
         if checkpoint.exists() {
-            format!("{} (last checkpoint kept: {})", dataset_path.display(), checkpoint.display())
+            format!(
+                "{} (last checkpoint kept: {})",
+                dataset_path.display(),
+                checkpoint.display()
+            )
         } else {
             dataset_path.display().to_string()
         }
     })?;
     let seconds = start.elapsed().as_secs_f64();
-    write_file(output, &ply::write(&frame)).with_context(|| format!("{}: cannot write", output.display()))?;
+    write_file(output, &ply::write(&frame))
+        .with_context(|| format!("{}: cannot write", output.display()))?;
     let text = report(&scores, &options, seconds);
     let report_path = output.with_extension("report.md");
-    write_file(&report_path, text.as_bytes()).with_context(|| format!("{}: cannot write", report_path.display()))?;
+    write_file(&report_path, text.as_bytes())
+        .with_context(|| format!("{}: cannot write", report_path.display()))?;
     if let Some(first) = scores.first() {
         let picture = output.with_extension("heldout.png");
         write_file(&picture, &side_by_side(&first.render, &first.photo)?)

@@ -83,13 +83,20 @@ fn learns_a_known_scene_from_its_photos() {
     };
     let (_, before) = train(&dataset, &options(1), |_| {}).unwrap();
     let (mut reports, mut checkpoints) = (Vec::new(), 0);
-    let (trained, after) = train(&dataset, &TrainOptions { checkpoint_every: 300, ..options(600) }, |e| match e {
-        Event::Progress(p) => reports.push(p),
-        Event::Checkpoint(_, f) => {
-            assert_eq!(f.len(), 400);
-            checkpoints += 1;
-        }
-    })
+    let (trained, after) = train(
+        &dataset,
+        &TrainOptions {
+            checkpoint_every: 300,
+            ..options(600)
+        },
+        |e| match e {
+            Event::Progress(p) => reports.push(p),
+            Event::Checkpoint(_, f) => {
+                assert_eq!(f.len(), 400);
+                checkpoints += 1;
+            }
+        },
+    )
     .unwrap();
     assert_eq!(checkpoints, 2);
     assert_eq!(trained.len(), 400);

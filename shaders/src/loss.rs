@@ -128,13 +128,25 @@ impl Loss {
         gpu.check_binding("a photo", bytes)?;
         let buffer = gpu.storage("photo", bytes, wgpu::BufferUsages::COPY_SRC);
         let padded: Vec<[f32; 4]> = rgb.iter().map(|p| [p[0], p[1], p[2], 0.0]).collect();
-        gpu.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(&padded));
+        gpu.queue
+            .write_buffer(&buffer, 0, bytemuck::cast_slice(&padded));
         Ok(buffer)
     }
 
     /// Encodes copying `photo` (from [`Loss::photo`], same size) into the loss's target.
-    pub fn use_photo(&self, encoder: &mut wgpu::CommandEncoder, b: &LossBuffers, photo: &wgpu::Buffer) {
-        encoder.copy_buffer_to_buffer(photo, 0, &b.target, 0, b.width as u64 * b.height as u64 * 16);
+    pub fn use_photo(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        b: &LossBuffers,
+        photo: &wgpu::Buffer,
+    ) {
+        encoder.copy_buffer_to_buffer(
+            photo,
+            0,
+            &b.target,
+            0,
+            b.width as u64 * b.height as u64 * 16,
+        );
     }
 
     /// Uploads the photo (linear RGB per pixel, row-major).

@@ -34,55 +34,124 @@ fn add_float(at: u32, v: f32) {
     }
 }
 
+// Splats per batch: their data and gradient accumulators live in workgroup memory, so the
+// 256 pixels of a tile add into fast shared atomics and each splat reaches global memory once
+// per tile.
+const BATCH: u32 = 128u;
+
+var<workgroup> batch_mean_conic: array<vec4<f32>, 128>;
+var<workgroup> batch_conic_opacity: array<vec2<f32>, 128>;
+var<workgroup> batch_color_index: array<vec4<f32>, 128>;
+var<workgroup> batch_grads: array<atomic<u32>, 1152>;
+var<workgroup> longest: atomic<u32>;
+var<workgroup> longest_snapshot: u32;
+
+fn add_shared(at: u32, v: f32) {
+    if v == 0.0 {
+        return;
+    }
+    var old = atomicLoad(&batch_grads[at]);
+    loop {
+        let swapped = atomicCompareExchangeWeak(&batch_grads[at], old, bitcast<u32>(bitcast<f32>(old) + v));
+        if swapped.exchanged {
+            break;
+        }
+        old = swapped.old_value;
+    }
+}
+
 @compute @workgroup_size(16, 16)
 fn rasterize_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_id) local: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
 ) {
     let pixel = wid.xy * TILE + local.xy;
-    if pixel.x >= view.size.x || pixel.y >= view.size.y {
-        return;
-    }
+    let inside = pixel.x < view.size.x && pixel.y < view.size.y;
     let range = ranges[wid.y * view.tiles.x + wid.x];
-    let p = pixel.y * view.size.x + pixel.x;
-    let aux = image[2u * p + 1u];
-    let dl_dc = dl_dimage[p].xyz;
-    let count = u32(aux.z);
-    var t_after = aux.y;
+    var count = 0u;
+    var t_after = 1.0;
+    var dl_dc = vec3<f32>(0.0);
+    if inside {
+        let p = pixel.y * view.size.x + pixel.x;
+        let aux = image[2u * p + 1u];
+        count = u32(aux.z);
+        t_after = aux.y;
+        dl_dc = dl_dimage[p].xyz;
+    }
     var behind = t_after * view.background;
     let pf = vec2<f32>(pixel);
-    for (var k = count; k > 0u; k--) {
-        let index = tile_pairs[range.x + k - 1u].y;
-        let s = sorted[index];
-        let d = pf - s.mean;
-        let power = -0.5 * (s.conic.x * d.x * d.x + s.conic.z * d.y * d.y) - s.conic.y * d.x * d.y;
-        if power > 0.0 || power < -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA {
-            continue;
+    if lid == 0u {
+        atomicStore(&longest, 0u);
+    }
+    workgroupBarrier();
+    atomicMax(&longest, count);
+    workgroupBarrier();
+    if lid == 0u {
+        longest_snapshot = atomicLoad(&longest);
+    }
+    let n = workgroupUniformLoad(&longest_snapshot);
+    // Batches of the tile's list from the back, as compositing is undone back to front.
+    for (var b = (n + BATCH - 1u) / BATCH; b > 0u; b--) {
+        let first = (b - 1u) * BATCH;
+        let size = min(BATCH, n - first);
+        if lid < size {
+            let index = tile_pairs[range.x + first + lid].y;
+            let s = sorted[index];
+            batch_mean_conic[lid] = vec4<f32>(s.mean, s.conic.xy);
+            batch_conic_opacity[lid] = vec2<f32>(s.conic.z, s.opacity);
+            batch_color_index[lid] = vec4<f32>(s.color, bitcast<f32>(index));
         }
-        let g = exp(power);
-        let alpha = min(MAX_ALPHA, s.opacity * g);
-        if alpha < MIN_ALPHA {
-            continue;
+        for (var z = lid; z < BATCH * SPLAT_GRADS; z += 256u) {
+            atomicStore(&batch_grads[z], 0u);
         }
-        let t_before = t_after / (1.0 - alpha);
-        let weight = alpha * t_before;
-        let dl_dalpha = dot(dl_dc, s.color * t_before - behind / (1.0 - alpha));
-        behind += s.color * weight;
-        t_after = t_before;
-        let base = index * SPLAT_GRADS;
-        add_float(base + 6u, dl_dc.x * weight);
-        add_float(base + 7u, dl_dc.y * weight);
-        add_float(base + 8u, dl_dc.z * weight);
-        if s.opacity * g > MAX_ALPHA {
-            continue;
+        workgroupBarrier();
+        for (var j = size; j > 0u; j--) {
+            let at = j - 1u;
+            if first + at >= count {
+                continue;
+            }
+            let mc = batch_mean_conic[at];
+            let co = batch_conic_opacity[at];
+            let color = batch_color_index[at].xyz;
+            let d = pf - mc.xy;
+            let power = -0.5 * (mc.z * d.x * d.x + co.x * d.y * d.y) - mc.w * d.x * d.y;
+            if power > 0.0 || power < -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA {
+                continue;
+            }
+            let g = exp(power);
+            let alpha = min(MAX_ALPHA, co.y * g);
+            if alpha < MIN_ALPHA {
+                continue;
+            }
+            let t_before = t_after / (1.0 - alpha);
+            let weight = alpha * t_before;
+            let dl_dalpha = dot(dl_dc, color * t_before - behind / (1.0 - alpha));
+            behind += color * weight;
+            t_after = t_before;
+            let base = at * SPLAT_GRADS;
+            add_shared(base + 6u, dl_dc.x * weight);
+            add_shared(base + 7u, dl_dc.y * weight);
+            add_shared(base + 8u, dl_dc.z * weight);
+            if co.y * g > MAX_ALPHA {
+                continue;
+            }
+            let dl_dpower = dl_dalpha * alpha;
+            add_shared(base + 5u, dl_dalpha * g);
+            add_shared(base + 0u, dl_dpower * (mc.z * d.x + mc.w * d.y));
+            add_shared(base + 1u, dl_dpower * (mc.w * d.x + co.x * d.y));
+            add_shared(base + 2u, dl_dpower * -0.5 * d.x * d.x);
+            add_shared(base + 3u, dl_dpower * -d.x * d.y);
+            add_shared(base + 4u, dl_dpower * -0.5 * d.y * d.y);
         }
-        let dl_dpower = dl_dalpha * alpha;
-        add_float(base + 5u, dl_dalpha * g);
-        add_float(base + 0u, dl_dpower * (s.conic.x * d.x + s.conic.y * d.y));
-        add_float(base + 1u, dl_dpower * (s.conic.y * d.x + s.conic.z * d.y));
-        add_float(base + 2u, dl_dpower * -0.5 * d.x * d.x);
-        add_float(base + 3u, dl_dpower * -d.x * d.y);
-        add_float(base + 4u, dl_dpower * -0.5 * d.y * d.y);
+        workgroupBarrier();
+        if lid < size {
+            let index = bitcast<u32>(batch_color_index[lid].w);
+            for (var c = 0u; c < SPLAT_GRADS; c++) {
+                add_float(index * SPLAT_GRADS + c, bitcast<f32>(atomicLoad(&batch_grads[lid * SPLAT_GRADS + c])));
+            }
+        }
+        workgroupBarrier();
     }
 }
 
