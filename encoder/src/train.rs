@@ -13,6 +13,7 @@ use splatcast_protocol::gaussian::{SH_C0, logit, sh_rest_count, sigmoid};
 use splatcast_shaders::backward::Backward;
 use splatcast_shaders::loss::Loss;
 use splatcast_shaders::optimizer::{Adam, LearningRates};
+use splatcast_shaders::synthetic::Rng;
 use splatcast_shaders::{Camera, Gpu, GpuError, GpuGaussians, RenderError, Renderer, metrics};
 
 use crate::datasets::{Dataset, DatasetError, RgbImage, Split};
@@ -129,22 +130,6 @@ struct View {
     resident: Option<wgpu::Buffer>,
 }
 
-/// A small deterministic random source (xorshift).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next() as f64 * n as f64) as usize).min(n.saturating_sub(1))
-    }
-}
-
 fn downscaled(camera: &Camera, photo: &RgbImage, factor: u32) -> (Camera, Vec<[f32; 3]>) {
     let f = factor.max(1);
     let (w, h) = ((photo.width / f).max(1), (photo.height / f).max(1));
@@ -212,7 +197,7 @@ fn initial(
     for i in 0..n {
         let (p, color) = if dataset.points.is_empty() {
             let p = loop {
-                let v = DVec3::new(rng.next() as f64, rng.next() as f64, rng.next() as f64) * 2.0
+                let v = DVec3::new(rng.unit() as f64, rng.unit() as f64, rng.unit() as f64) * 2.0
                     - DVec3::ONE;
                 if v.length_squared() <= 1.0 {
                     break v;
@@ -220,7 +205,7 @@ fn initial(
             };
             (
                 centre + p * radius,
-                Vec3::new(rng.next(), rng.next(), rng.next()),
+                Vec3::new(rng.unit(), rng.unit(), rng.unit()),
             )
         } else {
             let (p, c) = dataset.points[i % dataset.points.len()];
@@ -229,7 +214,7 @@ fn initial(
             } else {
                 spacing
             };
-            let j = DVec3::new(rng.next() as f64, rng.next() as f64, rng.next() as f64)
+            let j = DVec3::new(rng.unit() as f64, rng.unit() as f64, rng.unit() as f64)
                 - DVec3::splat(0.5);
             (
                 p + j * jitter,
@@ -268,7 +253,7 @@ fn relocate(frame: &mut GaussianFrame, rng: &mut Rng, threshold: f32) -> Vec<u32
     }
     let k = frame.rest_per_gaussian();
     for &d in &dead {
-        let r = rng.next() as f64 * total;
+        let r = rng.unit() as f64 * total;
         let s = live[cumulative.partition_point(|&c| c < r).min(live.len() - 1)];
         let shared = logit(1.0 - (1.0 - frame_opacity(frame, s)).sqrt());
         frame.positions[d] = frame.positions[s];
@@ -301,7 +286,7 @@ pub fn train(
             "--max-gaussians and --iterations must be positive".into(),
         ));
     }
-    let mut rng = Rng(options.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    let mut rng = Rng::new(options.seed);
     let mut views = Vec::new();
     for v in dataset.split(Split::Train) {
         let (camera, photo) = v.load()?;

@@ -1,18 +1,43 @@
-//! Generated scenes for benchmarks: same seed, same Gaussians, on every machine.
+//! Generated scenes and the deterministic random source behind them (benchmarks, tests,
+//! initialisation): same seed, same Gaussians, on every machine.
 
 use glam::{DVec3, Quat, Vec3};
 use splatcast_protocol::GaussianFrame;
 
+/// A small, fast, deterministic random source (xorshift64); not for anything secret.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator for `seed` (any value; zero is remapped).
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn range(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * self.unit()
+    }
+
+    /// Uniform index below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        ((self.unit() as f64 * n as f64) as usize).min(n.saturating_sub(1))
+    }
+}
+
 /// A ball of `n` Gaussians with SH degree 3, sized so the screen coverage per Gaussian stays
 /// similar as `n` grows (σ ∝ n^(-1/3)): about 9 tiles per Gaussian at 1080p for 100k.
 pub fn cloud(n: usize) -> GaussianFrame {
-    let mut s = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut rng = Rng::new(1);
+    let mut next = move || rng.unit();
     let sigma = (0.015 * (1e5 / n as f64).cbrt()).ln() as f32;
     let mut f = GaussianFrame::with_capacity(n, 3);
     while f.len() < n {

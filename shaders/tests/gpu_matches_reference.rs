@@ -4,25 +4,11 @@
 use glam::{DVec3, Quat, Vec3};
 use splatcast_protocol::GaussianFrame;
 use splatcast_shaders::reference;
+use splatcast_shaders::synthetic::Rng;
 use splatcast_shaders::{Camera, Gpu, GpuGaussians, Renderer};
 
-/// Deterministic xorshift numbers in [0, 1).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-    fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.next()
-    }
-}
-
 fn scene(n: usize, sh_degree: u8, seed: u64) -> GaussianFrame {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let rest = [0, 3, 8, 15][sh_degree as usize];
     let mut f = GaussianFrame::with_capacity(n, sh_degree);
     for _ in 0..n {

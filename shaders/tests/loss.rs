@@ -4,18 +4,8 @@
 use glam::{Quat, Vec3};
 use splatcast_protocol::GaussianFrame;
 use splatcast_shaders::loss::Loss;
+use splatcast_shaders::synthetic::Rng;
 use splatcast_shaders::{Gpu, GpuGaussians, Renderer, metrics};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
 
 fn cpu_loss(x: &[[f32; 3]], y: &[[f32; 3]], w: usize, h: usize) -> f64 {
     let l1 = x
@@ -43,19 +33,19 @@ fn loss_and_gradient_match_cpu_and_finite_differences() {
     let image = renderer
         .buffers(&gpu, &gaussians, w as u32, h as u32, 1 << 10)
         .unwrap();
-    let mut rng = Rng(77);
+    let mut rng = Rng::new(77);
     // A smooth image plus noise, and a photo near it: SSIM well inside (0, 1).
     let rendered: Vec<[f32; 3]> = (0..w * h)
         .map(|i| {
             let (x, y) = ((i % w) as f32, (i / w) as f32);
             std::array::from_fn(|c| {
-                0.5 + 0.3 * (0.3 * x + 0.2 * y + c as f32).sin() + 0.1 * (rng.next() - 0.5)
+                0.5 + 0.3 * (0.3 * x + 0.2 * y + c as f32).sin() + 0.1 * (rng.unit() - 0.5)
             })
         })
         .collect();
     let photo: Vec<[f32; 3]> = rendered
         .iter()
-        .map(|p| p.map(|v| (v + 0.2 * (rng.next() - 0.5)).clamp(0.01, 0.99)))
+        .map(|p| p.map(|v| (v + 0.2 * (rng.unit() - 0.5)).clamp(0.01, 0.99)))
         .collect();
     let packed: Vec<[f32; 4]> = rendered
         .iter()
@@ -79,8 +69,8 @@ fn loss_and_gradient_match_cpu_and_finite_differences() {
     let eps = 1e-3f32;
     let mut worst = 0.0f64;
     for _ in 0..40 {
-        let p = (rng.next() * (w * h) as f32) as usize % (w * h);
-        let c = (rng.next() * 3.0) as usize % 3;
+        let p = (rng.unit() * (w * h) as f32) as usize % (w * h);
+        let c = (rng.unit() * 3.0) as usize % 3;
         let mut plus = rendered.clone();
         plus[p][c] += eps;
         let mut minus = rendered.clone();
