@@ -13,13 +13,8 @@ use splatcast_shaders::{Camera, Gpu, Renderer, render_frame};
 const SIZE: u32 = 40;
 
 fn truth() -> GaussianFrame {
-    let mut s = 99u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut rng = splatcast_shaders::synthetic::Rng::new(99u64);
+    let mut next = move || rng.unit();
     let mut f = GaussianFrame::with_capacity(120, 0);
     for _ in 0..120 {
         f.positions

@@ -193,13 +193,8 @@ fn random_and_degenerate_scenes_never_give_nan_gradients() {
     let gpu = Gpu::with_backends(wgpu::Backends::GL).unwrap();
     let renderer = Renderer::new(&gpu);
     let backward = Backward::new(&gpu).unwrap();
-    let mut s = 0x1234_5678_9abc_def0u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut rng = splatcast_shaders::synthetic::Rng::new(0x1234_5678_9abc_def0u64);
+    let mut next = move || rng.unit();
     for round in 0..4 {
         let mut f = GaussianFrame::with_capacity(400, 2);
         for _ in 0..400 {
