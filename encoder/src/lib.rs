@@ -7,6 +7,7 @@ pub mod correspond;
 pub mod datasets;
 pub mod demo;
 pub mod encode;
+pub mod init;
 pub mod metrics;
 pub mod plot;
 pub mod presets;

@@ -121,6 +121,8 @@ enum Command {
         /// Random seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[command(flatten)]
+        tuning: Tuning,
     },
     /// Encode and decode a built-in procedural scene and print size and error.
     Demo {
@@ -128,6 +130,41 @@ enum Command {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+}
+
+/// The trainer's initialisation and 3DGS-MCMC knobs (unset: the library's defaults).
+#[derive(clap::Args)]
+struct Tuning {
+    /// Opacity of the initial Gaussians [default: 0.1].
+    #[arg(long)]
+    init_opacity: Option<f32>,
+    /// Initial size as a fraction of the neighbour spacing [default: 1].
+    #[arg(long)]
+    init_scale: Option<f32>,
+    /// Weight of the mean-opacity penalty [default: 0.01].
+    #[arg(long)]
+    opacity_reg: Option<f32>,
+    /// Weight of the mean-scale penalty [default: 0.01].
+    #[arg(long)]
+    scale_reg: Option<f32>,
+    /// Position noise of transparent Gaussians, relative to the position rate [default: 5e5].
+    #[arg(long)]
+    noise_lr: Option<f32>,
+}
+
+impl Tuning {
+    fn apply(
+        &self,
+        mut o: splatcast_encoder::train::TrainOptions,
+    ) -> splatcast_encoder::train::TrainOptions {
+        let pick = |v: Option<f32>, d: f32| v.unwrap_or(d);
+        o.init_opacity = pick(self.init_opacity, o.init_opacity);
+        o.init_scale = pick(self.init_scale, o.init_scale);
+        o.opacity_reg = pick(self.opacity_reg, o.opacity_reg);
+        o.scale_reg = pick(self.scale_reg, o.scale_reg);
+        o.noise_lr = pick(self.noise_lr, o.noise_lr);
+        o
+    }
 }
 
 /// Where cameras come from.
@@ -215,19 +252,20 @@ fn main() -> ExitCode {
             checkpoint_every,
             resume,
             seed,
+            tuning,
         } => training::train(
             &dataset,
             &output,
-            splatcast_encoder::train::TrainOptions {
+            tuning.apply(splatcast_encoder::train::TrainOptions {
                 iterations,
                 max_gaussians,
                 downscale: resolution,
                 sh_degree,
                 seed,
                 checkpoint_every,
-                report_every: 20,
+                report_every: 100,
                 ..Default::default()
-            },
+            }),
             &training::TrainArgs { hold_out, resume },
         ),
         Command::Demo { output } => commands::demo(output.as_deref()),

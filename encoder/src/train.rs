@@ -7,16 +7,17 @@
 
 use std::time::Instant;
 
-use glam::{DVec3, Quat, Vec3};
+use glam::Vec3;
 use splatcast_protocol::GaussianFrame;
-use splatcast_protocol::gaussian::{SH_C0, logit, sh_rest_count, sigmoid};
+use splatcast_protocol::gaussian::{logit, sh_rest_count};
 use splatcast_shaders::backward::Backward;
 use splatcast_shaders::loss::Loss;
-use splatcast_shaders::optimizer::{Adam, LearningRates};
+use splatcast_shaders::optimizer::{Adam, Exploration, LearningRates, Move};
 use splatcast_shaders::synthetic::Rng;
 use splatcast_shaders::{Camera, Gpu, GpuError, GpuGaussians, RenderError, Renderer, metrics};
 
 use crate::datasets::{Dataset, DatasetError, RgbImage, Split};
+use crate::init::{Start, focus, initial};
 
 /// Why training stopped.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,17 @@ pub struct TrainOptions {
     pub report_every: u32,
     /// Steps between checkpoint events (0: none).
     pub checkpoint_every: u32,
+    /// Opacity of the initial Gaussians.
+    pub init_opacity: f32,
+    /// Size of the initial Gaussians, as a fraction of their neighbours' spacing.
+    pub init_scale: f32,
+    /// Weight of the mean-opacity penalty (3DGS-MCMC: 0.01).
+    pub opacity_reg: f32,
+    /// Weight of the mean-scale penalty, scales in units of the camera distance (3DGS-MCMC: 0.01).
+    pub scale_reg: f32,
+    /// Position noise of nearly transparent Gaussians relative to the position learning rate
+    /// (3DGS-MCMC: 5e5; 0 turns it off).
+    pub noise_lr: f32,
 }
 
 impl Default for TrainOptions {
@@ -83,6 +95,11 @@ impl Default for TrainOptions {
             resume: None,
             report_every: 100,
             checkpoint_every: 0,
+            init_opacity: 0.1,
+            init_scale: 1.0,
+            opacity_reg: 0.01,
+            scale_reg: 0.01,
+            noise_lr: 5e5,
         }
     }
 }
@@ -151,95 +168,48 @@ fn downscaled(camera: &Camera, photo: &RgbImage, factor: u32) -> (Camera, Vec<[f
     (crate::views::resized(camera, w, h), rgb)
 }
 
-/// The point the cameras look at (least squares over their optical axes) and their mean
-/// distance to it.
-fn focus(cameras: &[Camera]) -> (DVec3, f64) {
-    let mut a = glam::DMat3::ZERO;
-    let mut b = DVec3::ZERO;
-    for c in cameras {
-        let o = c.position();
-        let d = c.rotation().transpose() * DVec3::Z;
-        let m = glam::DMat3::IDENTITY - glam::DMat3::from_cols(d * d.x, d * d.y, d * d.z);
-        a += m;
-        b += m * o;
-    }
-    let centre = if a.determinant().abs() > 1e-9 {
-        a.inverse() * b
-    } else {
-        cameras.iter().map(|c| c.position()).sum::<DVec3>() / cameras.len() as f64
-    };
-    let distance = cameras
-        .iter()
-        .map(|c| c.position().distance(centre))
-        .sum::<f64>()
-        / cameras.len() as f64;
-    (centre, distance.max(1e-6))
-}
+/// A view ready to train on: its camera and linear RGB pixels.
+type Loaded = (Camera, Vec<[f32; 3]>);
 
-/// Initial Gaussians: the dataset's sparse points when it has them, else random in a ball around
-/// where the cameras look.
-fn initial(
+/// The views of `split`, decoded, undistorted and downscaled on all cores, in dataset order.
+fn load_all(
     dataset: &Dataset,
-    cameras: &[Camera],
-    options: &TrainOptions,
-    rng: &mut Rng,
-) -> GaussianFrame {
-    let n = options.max_gaussians;
-    let (centre, distance) = focus(cameras);
-    let radius = 0.5 * distance;
-    let k = sh_rest_count(options.sh_degree);
-    let mut f = GaussianFrame::with_capacity(n, options.sh_degree);
-    let spacing = if dataset.points.is_empty() {
-        radius * (4.19 / n as f64).cbrt()
-    } else {
-        0.01 * distance
-    };
-    for i in 0..n {
-        let (p, color) = if dataset.points.is_empty() {
-            let p = loop {
-                let v = DVec3::new(rng.unit() as f64, rng.unit() as f64, rng.unit() as f64) * 2.0
-                    - DVec3::ONE;
-                if v.length_squared() <= 1.0 {
-                    break v;
-                }
-            };
-            (
-                centre + p * radius,
-                Vec3::new(rng.unit(), rng.unit(), rng.unit()),
-            )
-        } else {
-            let (p, c) = dataset.points[i % dataset.points.len()];
-            let jitter = if i < dataset.points.len() {
-                0.0
-            } else {
-                spacing
-            };
-            let j = DVec3::new(rng.unit() as f64, rng.unit() as f64, rng.unit() as f64)
-                - DVec3::splat(0.5);
-            (
-                p + j * jitter,
-                Vec3::new(c[0] as f32, c[1] as f32, c[2] as f32) / 255.0,
-            )
-        };
-        f.positions.push(p.as_vec3());
-        f.rotations.push(Quat::IDENTITY);
-        f.log_scales
-            .push(Vec3::splat(spacing.max(1e-6).ln() as f32));
-        f.opacity_logits.push(logit(0.1));
-        f.sh_dc.push((color - Vec3::splat(0.5)) / SH_C0);
-        f.sh_rest.extend(std::iter::repeat_n(Vec3::ZERO, k));
-    }
-    f
+    split: Split,
+    downscale: u32,
+) -> Vec<Result<Loaded, DatasetError>> {
+    let wanted: Vec<_> = dataset.split(split).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = wanted.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = wanted
+            .chunks(chunk)
+            .map(|views| {
+                scope.spawn(move || {
+                    views
+                        .iter()
+                        .map(|v| {
+                            let (camera, photo) = v.load()?;
+                            Ok(downscaled(&camera, &photo, downscale))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a loader thread panicked"))
+            .collect()
+    })
 }
 
 /// MCMC-style relocation: Gaussians below `threshold` opacity move onto live ones drawn by
-/// opacity; the two split the opacity so the render stays the same. Returns who moved.
-fn relocate(frame: &mut GaussianFrame, rng: &mut Rng, threshold: f32) -> Vec<u32> {
-    let opacity: Vec<f32> = frame.opacity_logits.iter().map(|&l| sigmoid(l)).collect();
-    let dead: Vec<usize> = (0..frame.len())
+/// opacity; a source drawn k times shares its opacity o with its k copies as 1 − (1 − o)^(1/(k+1)),
+/// so together they look as it did.
+fn plan_relocation(opacity: &[f32], rng: &mut Rng, threshold: f32) -> Vec<Move> {
+    let dead: Vec<usize> = (0..opacity.len())
         .filter(|&i| opacity[i].is_nan() || opacity[i] < threshold)
         .collect();
-    let live: Vec<usize> = (0..frame.len())
+    let live: Vec<usize> = (0..opacity.len())
         .filter(|&i| opacity[i] >= threshold)
         .collect();
     if dead.is_empty() || live.is_empty() {
@@ -251,26 +221,29 @@ fn relocate(frame: &mut GaussianFrame, rng: &mut Rng, threshold: f32) -> Vec<u32
         total += opacity[i] as f64;
         cumulative.push(total);
     }
-    let k = frame.rest_per_gaussian();
-    for &d in &dead {
-        let r = rng.unit() as f64 * total;
-        let s = live[cumulative.partition_point(|&c| c < r).min(live.len() - 1)];
-        let shared = logit(1.0 - (1.0 - frame_opacity(frame, s)).sqrt());
-        frame.positions[d] = frame.positions[s];
-        frame.rotations[d] = frame.rotations[s];
-        frame.log_scales[d] = frame.log_scales[s];
-        frame.sh_dc[d] = frame.sh_dc[s];
-        for j in 0..k {
-            frame.sh_rest[d * k + j] = frame.sh_rest[s * k + j];
-        }
-        frame.opacity_logits[d] = shared;
-        frame.opacity_logits[s] = shared;
+    let sources: Vec<usize> = dead
+        .iter()
+        .map(|_| {
+            let r = rng.unit() as f64 * total;
+            live[cumulative.partition_point(|&c| c < r).min(live.len() - 1)]
+        })
+        .collect();
+    let mut drawn = std::collections::HashMap::<usize, i32>::new();
+    for &s in &sources {
+        *drawn.entry(s).or_default() += 1;
     }
-    dead.iter().map(|&d| d as u32).collect()
-}
-
-fn frame_opacity(frame: &GaussianFrame, i: usize) -> f32 {
-    sigmoid(frame.opacity_logits[i])
+    dead.iter()
+        .zip(sources)
+        .map(|(&d, s)| {
+            let copies = drawn[&s] + 1;
+            let shared = 1.0 - (1.0 - opacity[s]).powf(1.0 / copies as f32);
+            Move {
+                dead: d as u32,
+                source: s as u32,
+                shared_logit: logit(shared.max(1e-6)),
+            }
+        })
+        .collect()
 }
 
 /// Trains on the dataset's training views, telling `events` how it goes; returns the Gaussians
@@ -288,12 +261,11 @@ pub fn train(
     }
     let mut rng = Rng::new(options.seed);
     let mut views = Vec::new();
-    for v in dataset.split(Split::Train) {
-        let (camera, photo) = v.load()?;
-        let (camera, rgb) = downscaled(&camera, &photo, options.downscale);
+    for loaded in load_all(dataset, Split::Train, options.downscale) {
+        let (camera, photo) = loaded?;
         views.push(View {
             camera,
-            photo: rgb,
+            photo,
             resident: None,
         });
     }
@@ -304,7 +276,7 @@ pub fn train(
     }
     let cameras: Vec<Camera> = views.iter().map(|v| v.camera).collect();
     let (_, distance) = focus(&cameras);
-    let mut frame = match &options.resume {
+    let frame = match &options.resume {
         Some(f) if f.sh_degree != options.sh_degree => {
             return Err(TrainError::Invalid(format!(
                 "the checkpoint has SH degree {}, training asks for {}",
@@ -312,7 +284,17 @@ pub fn train(
             )));
         }
         Some(f) => f.clone(),
-        None => initial(dataset, &cameras, options, &mut rng),
+        None => initial(
+            &dataset.points,
+            &cameras,
+            Start {
+                count: options.max_gaussians,
+                sh_degree: options.sh_degree,
+                opacity: options.init_opacity,
+                scale: options.init_scale,
+            },
+            &mut rng,
+        ),
     };
 
     let gpu = Gpu::new()?;
@@ -357,6 +339,12 @@ pub fn train(
             position: base.position * distance as f32 * 0.01f32.powf(t),
             ..base
         };
+        let n = frame.len() as f32;
+        let exploration = Exploration {
+            opacity_reg: options.opacity_reg / n,
+            scale_reg: options.scale_reg / (n * distance as f32),
+            noise: options.noise_lr * rates.position / (distance * distance) as f32,
+        };
         let degree = ((step / 1000) as u8).min(options.sh_degree);
         let active_rest = 3 * sh_rest_count(degree) as u32;
         renderer.set_view(&gpu, r, &view.camera, options.background)?;
@@ -369,7 +357,7 @@ pub fn train(
         renderer.encode(&mut encoder, r, None);
         loss.encode(&mut encoder, l);
         backward.encode(&mut encoder, b);
-        adam.encode(&gpu, &mut encoder, &rates, active_rest);
+        adam.encode(&gpu, &mut encoder, &rates, active_rest, &exploration);
         gpu.queue.submit([encoder.finish()]);
 
         let report = step % report_every == 0 || step == options.iterations;
@@ -401,16 +389,12 @@ pub fn train(
             }
         }
         if options.checkpoint_every > 0 && step % options.checkpoint_every == 0 {
-            frame = gaussians.download(&gpu)?;
-            events(Event::Checkpoint(step, &frame));
+            let current = gaussians.download(&gpu)?;
+            events(Event::Checkpoint(step, &current));
         }
         if relocation {
-            frame = gaussians.download(&gpu)?;
-            let moved = relocate(&mut frame, &mut rng, 0.005);
-            if !moved.is_empty() {
-                gaussians.write(&gpu, &frame)?;
-                adam.reset(&gpu, &moved);
-            }
+            let moves = plan_relocation(&adam.opacities(&gpu)?, &mut rng, 0.005);
+            adam.relocate(&gpu, &moves);
         }
     }
     let trained = gaussians.download(&gpu)?;
@@ -428,9 +412,9 @@ fn evaluate(
 ) -> Result<Vec<ViewScore>, TrainError> {
     let mut buffers = None;
     let mut scores = Vec::new();
-    for v in dataset.split(Split::Test) {
-        let (camera, photo) = v.load()?;
-        let (camera, rgb) = downscaled(&camera, &photo, options.downscale);
+    let loaded = load_all(dataset, Split::Test, options.downscale);
+    for (v, loaded) in dataset.split(Split::Test).zip(loaded) {
+        let (camera, rgb) = loaded?;
         let image = renderer.render(gpu, gaussians, &mut buffers, &camera, options.background)?;
         let got: Vec<[f32; 3]> = image.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
         let to_rgb8 = |px: &[[f32; 3]]| RgbImage {
@@ -453,4 +437,27 @@ fn evaluate(
         });
     }
     Ok(scores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use splatcast_protocol::gaussian::sigmoid;
+
+    #[test]
+    fn relocation_moves_the_dead_and_keeps_each_sources_total_opacity() {
+        let mut rng = Rng::new(9);
+        let opacity = [0.001, 0.9, 0.002, 0.3, f32::NAN, 0.0001];
+        let moves = plan_relocation(&opacity, &mut rng, 0.005);
+        let dead: Vec<u32> = moves.iter().map(|m| m.dead).collect();
+        assert_eq!(dead, [0, 2, 4, 5]);
+        for m in &moves {
+            assert!([1, 3].contains(&m.source));
+            let copies = moves.iter().filter(|n| n.source == m.source).count() as i32 + 1;
+            // k + 1 layers of the shared opacity composite to the source's.
+            let together = 1.0 - (1.0 - sigmoid(m.shared_logit)).powi(copies);
+            assert!((together - opacity[m.source as usize]).abs() < 1e-4);
+        }
+        assert!(plan_relocation(&[0.5, 0.6], &mut rng, 0.005).is_empty());
+    }
 }

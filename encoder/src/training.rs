@@ -2,6 +2,7 @@
 //! held-out report (PSNR/SSIM per test view, a side-by-side picture of render and photo).
 
 use std::fmt::Write as _;
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
@@ -107,13 +108,19 @@ pub fn train(
     let gaussians = options.max_gaussians;
     let start = std::time::Instant::now();
     let mut checkpoint_error = None;
+    // Without a terminal the bar is hidden: progress goes to stderr as lines instead.
+    let lines = !std::io::stderr().is_terminal();
     let result = run(&dataset, &options, |event| match event {
         Event::Progress(p) => {
-            pb.set_position(p.step as u64);
-            pb.set_message(format!(
+            let message = format!(
                 "loss {:.4}  PSNR {:.2} dB  {gaussians} Gaussians  {:.1} it/s",
                 p.loss, p.psnr, p.steps_per_second
-            ));
+            );
+            if lines {
+                eprintln!("step {}/{}  {message}", p.step, options.iterations);
+            }
+            pb.set_position(p.step as u64);
+            pb.set_message(message);
         }
         Event::Checkpoint(step, frame) => {
             if let Err(e) = write_file(&checkpoint, &ply::write(frame)) {

@@ -1,7 +1,8 @@
 //! The renderer's backward pass (`wgsl/backward.wgsl`): from dLoss/d(pixel colour) — e.g. the
 //! [`crate::loss`] gradient — to dLoss/d(every Gaussian parameter), in the Gaussian record layout
-//! of [`GpuGaussians`]. Splat gradients are accumulated with compare-and-swap float adds (no
-//! subgroups, no float atomics needed). View-dependent colour is differentiated through the view
+//! of [`GpuGaussians`]. Splat gradients are accumulated per tile in workgroup memory with
+//! compare-and-swap float adds (no float atomics needed), summed over each subgroup first where
+//! the device has subgroups. View-dependent colour is differentiated through the view
 //! direction into the position as well.
 
 use crate::gpu::{Gpu, GpuError};
@@ -38,7 +39,12 @@ impl Backward {
                 gpu.describe()
             )));
         }
-        let module = Source::Backward.module(&gpu.device);
+        let source = if gpu.subgroups {
+            Source::BackwardSubgroups
+        } else {
+            Source::Backward
+        };
+        let module = source.module(&gpu.device);
         Ok(Self {
             raster: kernels::pipeline(&gpu.device, &module, "rasterize_backward"),
             project: kernels::pipeline(&gpu.device, &module, "project_backward"),

@@ -47,6 +47,9 @@ pub struct Gpu {
     pub adapter: wgpu::AdapterInfo,
     /// Whether GPU timestamps are available (benchmarks split time by phase with them).
     pub timestamps: bool,
+    /// Whether kernels may use subgroup operations (the trainer's backward pass sums over
+    /// subgroups when it can); benchmarks clear it to measure the fallback.
+    pub subgroups: bool,
 }
 
 impl Gpu {
@@ -96,13 +99,13 @@ impl Gpu {
         .using_resolution(offered.clone())
         .using_alignment(offered);
         let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
+        let subgroups = adapter.features().contains(wgpu::Features::SUBGROUP);
+        let mut required_features = wgpu::Features::empty();
+        required_features.set(wgpu::Features::TIMESTAMP_QUERY, timestamps);
+        required_features.set(wgpu::Features::SUBGROUP, subgroups);
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("splatcast"),
-            required_features: if timestamps {
-                wgpu::Features::TIMESTAMP_QUERY
-            } else {
-                wgpu::Features::empty()
-            },
+            required_features,
             required_limits,
             ..Default::default()
         }))
@@ -112,6 +115,7 @@ impl Gpu {
             queue,
             adapter: info,
             timestamps,
+            subgroups,
         })
     }
 

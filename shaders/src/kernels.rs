@@ -2,6 +2,8 @@
 
 /// Shared declarations and projection math, prepended to every kernel that sees splats.
 const SPLAT: &str = include_str!("wgsl/splat.wgsl");
+/// The backward kernels, completed by one of the `accumulate_*.wgsl` strategies.
+const BACKWARD: &str = include_str!("wgsl/backward.wgsl");
 
 /// A WGSL source of this crate.
 #[derive(Clone, Copy, Debug)]
@@ -13,7 +15,10 @@ pub(crate) enum Source {
     Scan,
     Unpack,
     Loss,
+    /// The backward pass, accumulating with workgroup atomics only.
     Backward,
+    /// The backward pass, summing over subgroups first (devices with `Features::SUBGROUP`).
+    BackwardSubgroups,
     Adam,
 }
 
@@ -27,8 +32,15 @@ impl Source {
             Source::Scan => include_str!("wgsl/scan.wgsl").to_owned(),
             Source::Unpack => include_str!("wgsl/unpack.wgsl").to_owned(),
             Source::Loss => include_str!("wgsl/loss.wgsl").to_owned(),
-            Source::Adam => include_str!("wgsl/adam.wgsl").to_owned(),
-            Source::Backward => format!("{SPLAT}\n{}", include_str!("wgsl/backward.wgsl")),
+            Source::Adam => format!("{SPLAT}\n{}", include_str!("wgsl/adam.wgsl")),
+            Source::Backward => format!(
+                "{SPLAT}\n{}\n{BACKWARD}",
+                include_str!("wgsl/accumulate_atomic.wgsl")
+            ),
+            Source::BackwardSubgroups => format!(
+                "{SPLAT}\n{}\n{BACKWARD}",
+                include_str!("wgsl/accumulate_subgroup.wgsl")
+            ),
         }
     }
 

@@ -107,17 +107,31 @@ fn param(f: &mut GaussianFrame, i: usize, k: usize) -> &mut f32 {
 
 #[test]
 fn gradients_match_finite_differences_of_the_reference_on_gl() {
-    check_gradients(wgpu::Backends::GL);
+    check_gradients(wgpu::Backends::GL, false);
 }
 
 #[test]
 #[ignore = "needs Vulkan (mesa-vulkan-drivers); .ci/run installs it"]
 fn gradients_match_finite_differences_of_the_reference_on_vulkan() {
-    check_gradients(wgpu::Backends::VULKAN);
+    check_gradients(wgpu::Backends::VULKAN, false);
 }
 
-fn check_gradients(backends: wgpu::Backends) {
-    let gpu = Gpu::with_backends(backends).unwrap();
+#[test]
+#[ignore = "needs Vulkan (mesa-vulkan-drivers); .ci/run installs it"]
+fn gradients_summed_over_subgroups_match_finite_differences_on_vulkan() {
+    check_gradients(wgpu::Backends::VULKAN, true);
+}
+
+/// Checks the backward pass on `backends`, with subgroup sums (`subgroups`, which the adapter
+/// must offer) or workgroup atomics alone.
+fn check_gradients(backends: wgpu::Backends, subgroups: bool) {
+    let mut gpu = Gpu::with_backends(backends).unwrap();
+    assert!(
+        gpu.subgroups || !subgroups,
+        "{} offers no subgroups",
+        gpu.describe()
+    );
+    gpu.subgroups = subgroups;
     let renderer = Renderer::new(&gpu);
     let backward = Backward::new(&gpu).expect("Mesa offers at least 8 storage buffers per stage");
     let frame = scene();

@@ -60,6 +60,22 @@ fn add_shared(at: u32, v: f32) {
     }
 }
 
+// Adds one pixel's (or one subgroup's) gradient of splat `base / SPLAT_GRADS` of the batch.
+fn add_splat(base: u32, low: vec4<f32>, high: vec4<f32>, blue: f32) {
+    add_shared(base, low.x);
+    add_shared(base + 1u, low.y);
+    add_shared(base + 2u, low.z);
+    add_shared(base + 3u, low.w);
+    add_shared(base + 4u, high.x);
+    add_shared(base + 5u, high.y);
+    add_shared(base + 6u, high.z);
+    add_shared(base + 7u, high.w);
+    add_shared(base + 8u, blue);
+}
+
+// `accumulate(base, hit, low, high, blue)` comes from accumulate_*.wgsl: per pixel with shared
+// atomics everywhere, or summed over the subgroup first where subgroups exist.
+
 @compute @workgroup_size(16, 16)
 fn rasterize_backward(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -108,41 +124,42 @@ fn rasterize_backward(
         workgroupBarrier();
         for (var j = size; j > 0u; j--) {
             let at = j - 1u;
-            if first + at >= count {
-                continue;
-            }
             let mc = batch_mean_conic[at];
             let co = batch_conic_opacity[at];
             let color = batch_color_index[at].xyz;
             let d = pf - mc.xy;
             let power = -0.5 * (mc.z * d.x * d.x + co.x * d.y * d.y) - mc.w * d.x * d.y;
-            if power > 0.0 || power < -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA {
-                continue;
-            }
             let g = exp(power);
             let alpha = min(MAX_ALPHA, co.y * g);
-            if alpha < MIN_ALPHA {
-                continue;
+            let hit = first + at < count && power <= 0.0 && power >= -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA
+                && alpha >= MIN_ALPHA;
+            // Gradients in the splat layout: mean xy, conic abc, opacity, colour rgb.
+            var g_low = vec4<f32>(0.0);
+            var g_high = vec4<f32>(0.0);
+            var g_blue = 0.0;
+            if hit {
+                let t_before = t_after / (1.0 - alpha);
+                let weight = alpha * t_before;
+                let dl_dalpha = dot(dl_dc, color * t_before - behind / (1.0 - alpha));
+                behind += color * weight;
+                t_after = t_before;
+                g_high.z = dl_dc.x * weight;
+                g_high.w = dl_dc.y * weight;
+                g_blue = dl_dc.z * weight;
+                // A clamped alpha does not move with the Gaussian.
+                if co.y * g <= MAX_ALPHA {
+                    let dl_dpower = dl_dalpha * alpha;
+                    g_low = dl_dpower * vec4<f32>(
+                        mc.z * d.x + mc.w * d.y,
+                        mc.w * d.x + co.x * d.y,
+                        -0.5 * d.x * d.x,
+                        -d.x * d.y,
+                    );
+                    g_high.x = dl_dpower * -0.5 * d.y * d.y;
+                    g_high.y = dl_dalpha * g;
+                }
             }
-            let t_before = t_after / (1.0 - alpha);
-            let weight = alpha * t_before;
-            let dl_dalpha = dot(dl_dc, color * t_before - behind / (1.0 - alpha));
-            behind += color * weight;
-            t_after = t_before;
-            let base = at * SPLAT_GRADS;
-            add_shared(base + 6u, dl_dc.x * weight);
-            add_shared(base + 7u, dl_dc.y * weight);
-            add_shared(base + 8u, dl_dc.z * weight);
-            if co.y * g > MAX_ALPHA {
-                continue;
-            }
-            let dl_dpower = dl_dalpha * alpha;
-            add_shared(base + 5u, dl_dalpha * g);
-            add_shared(base + 0u, dl_dpower * (mc.z * d.x + mc.w * d.y));
-            add_shared(base + 1u, dl_dpower * (mc.w * d.x + co.x * d.y));
-            add_shared(base + 2u, dl_dpower * -0.5 * d.x * d.x);
-            add_shared(base + 3u, dl_dpower * -d.x * d.y);
-            add_shared(base + 4u, dl_dpower * -0.5 * d.y * d.y);
+            accumulate(at * SPLAT_GRADS, hit, g_low, g_high, g_blue);
         }
         workgroupBarrier();
         if lid < size {
