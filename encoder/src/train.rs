@@ -172,11 +172,7 @@ fn downscaled(camera: &Camera, photo: &RgbImage, factor: u32) -> (Camera, Vec<[f
 type Loaded = (Camera, Vec<[f32; 3]>);
 
 /// The views of `split`, decoded, undistorted and downscaled on all cores, in dataset order.
-fn load_all(
-    dataset: &Dataset,
-    split: Split,
-    downscale: u32,
-) -> Vec<Result<Loaded, DatasetError>> {
+fn load_all(dataset: &Dataset, split: Split, downscale: u32) -> Vec<Result<Loaded, DatasetError>> {
     let wanted: Vec<_> = dataset.split(split).collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = wanted.len().div_ceil(threads).max(1);

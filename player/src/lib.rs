@@ -3,6 +3,13 @@
 //! Today this holds the frame-source abstraction over a Splatcast file (decode on demand, seek
 //! by GOP); the bevy plugin, GPU upload and render node arrive with the player issue and will
 //! read frames through the same trait, as will the QUIC and MoQ sources.
+//!
+//! It also holds the synthetic capture tool's parts (bin `splatcast-capture`): camera rigs,
+//! the bevy renderer that plays animated glTF models, and the data-set writers.
+
+pub mod capture;
+pub mod capture_files;
+pub mod rig;
 
 use std::fs::File;
 use std::io::BufReader;

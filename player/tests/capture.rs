@@ -1,0 +1,238 @@
+//! The synthetic capture of the animated fox: joints project onto the rendered model through
+//! the written cameras (both `poses_bounds.npy` and each frame's `transforms.json`, read by the
+//! trainer's own loaders), frames are non-empty and move, and two runs give the same bytes.
+
+use std::path::{Path, PathBuf};
+
+use glam::DVec3;
+use splatcast_encoder::datasets::{Dataset, RgbImage};
+use splatcast_player::capture::{Background, CaptureOptions, RigSpec, capture};
+use splatcast_player::capture_files::parse_joints;
+use splatcast_player::rig::Layout;
+use splatcast_shaders::Camera;
+
+fn fox() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/gltf_animated/Fox.glb")
+}
+
+fn options(output: &Path) -> CaptureOptions {
+    CaptureOptions {
+        model: fox(),
+        clip: Some("Run".into()),
+        rig: RigSpec {
+            layout: Layout::Ring,
+            count: 4,
+            held_out: 1,
+            radius: None,
+            height: None,
+            look_at: None,
+            fov_y: 40.0,
+            size: (128, 96),
+        },
+        fps: 10.0,
+        duration: Some(0.3),
+        start: 0.0,
+        background: Background::Plain([0.2, 0.3, 0.4]),
+        masks: true,
+        live: false,
+        output: output.to_owned(),
+    }
+}
+
+/// Every file under `dir`, relative, sorted, with its bytes.
+fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(dir).unwrap().to_owned(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn gray(path: &Path) -> (u32, u32, Vec<u8>) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    (info.width, info.height, buf)
+}
+
+fn project(c: &Camera, p: DVec3) -> Option<(f64, f64)> {
+    let t = c.world_to_camera.transform_point3(p);
+    (t.z > 0.0).then(|| (c.fx * t.x / t.z + c.cx, c.fy * t.y / t.z + c.cy))
+}
+
+/// Share of joints that land on the mask, and the largest distance (px) of any joint to it.
+fn joints_on_mask(dataset: &Dataset, masks: &Path, frame: usize, joints: &[DVec3]) -> (f64, f64) {
+    let (mut on, mut all, mut worst) = (0usize, 0usize, 0f64);
+    for v in &dataset.views {
+        let cam = v.path.parent().unwrap().file_name().unwrap();
+        let (w, h, mask) = gray(&masks.join(cam).join(format!("{frame:04}.png")));
+        for &p in joints {
+            let (u, vv) = project(&v.camera, p).expect("in front of the camera");
+            let (x, y) = (u.round() as i64, vv.round() as i64);
+            assert!(
+                (0..w as i64).contains(&x) && (0..h as i64).contains(&y),
+                "joint off image"
+            );
+            all += 1;
+            if mask[(y * w as i64 + x) as usize] > 0 {
+                on += 1;
+                continue;
+            }
+            let nearest = (0..h as i64)
+                .flat_map(|yy| (0..w as i64).map(move |xx| (xx, yy)))
+                .filter(|&(xx, yy)| mask[(yy * w as i64 + xx) as usize] > 0)
+                .map(|(xx, yy)| (((xx - x).pow(2) + (yy - y).pow(2)) as f64).sqrt())
+                .fold(f64::INFINITY, f64::min);
+            worst = worst.max(nearest);
+        }
+    }
+    (on as f64 / all as f64, worst)
+}
+
+#[test]
+#[ignore = "needs Vulkan (mesa-vulkan-drivers); .ci/run installs it"]
+fn fox_capture_has_exact_cameras_moves_and_repeats_bit_for_bit() {
+    let first = tempfile::tempdir().unwrap();
+    let report = capture(&options(first.path()), |_, _| {}).unwrap();
+    assert_eq!(report.frames, 3);
+    assert_eq!(report.cameras.len(), 5);
+    assert_eq!(report.clip.as_deref(), Some("Run"));
+    let out = first.path();
+
+    // The trainer's LLFF/N3DV loader reads the rig (first frame of each camera folder), and the
+    // held-out camera separately.
+    let train = Dataset::open(out, 0).unwrap();
+    assert_eq!(train.views.len(), 4);
+    assert_eq!(
+        Dataset::open(&out.join("heldout"), 0).unwrap().views.len(),
+        1
+    );
+
+    for frame in 0..3 {
+        let text = std::fs::read_to_string(out.join(format!("joints/{frame:04}.json"))).unwrap();
+        // Root joints stand on the ground under the fox, not inside it: every other joint must
+        // land on the rendered body.
+        let joints: Vec<DVec3> = parse_joints(&text)
+            .unwrap()
+            .into_iter()
+            .filter(|(name, _)| !name.to_lowercase().contains("root"))
+            .map(|(_, p)| p.as_dvec3())
+            .collect();
+        assert!(joints.len() > 10, "the fox has a skeleton");
+        // Through this frame's transforms.json.
+        let per_frame =
+            Dataset::open(&out.join(format!("frames/{frame:04}/transforms.json")), 0).unwrap();
+        assert_eq!(per_frame.views.len(), 4);
+        let (share, worst) = joints_on_mask(&per_frame, &out.join("masks"), frame, &joints);
+        // At 128×96 a joint of the thin legs or tail can sit on a silhouette pixel's edge.
+        assert!(
+            share >= 0.95,
+            "only {share} of the joints land on the model"
+        );
+        assert!(worst <= 1.5, "a joint lands {worst} px off the model");
+        if frame == 0 {
+            // poses_bounds.npy gives the same cameras.
+            let (share0, _) = joints_on_mask(&train, &out.join("masks"), 0, &joints);
+            assert_eq!(share0, share);
+        }
+    }
+
+    // Images: the model covers part of the view, and it moves between frames.
+    let (w, h, mask) = gray(&out.join("masks/cam00/0000.png"));
+    let covered = mask.iter().filter(|&&a| a > 0).count() as f64 / (w * h) as f64;
+    assert!((0.02..0.9).contains(&covered), "coverage {covered}");
+    let a = RgbImage::read(&out.join("cam00/0000.png")).unwrap();
+    let b = RgbImage::read(&out.join("cam00/0002.png")).unwrap();
+    let changed = a.data.iter().zip(&b.data).filter(|(x, y)| x != y).count();
+    assert!(
+        changed > a.data.len() / 200,
+        "frames 0 and 2 are too alike: {changed}"
+    );
+    // Background pixels are the background colour (linear 0.2, 0.3, 0.4 in sRGB bytes).
+    let corner = &a.data[..3];
+    assert!(
+        corner
+            .iter()
+            .zip([124, 149, 170])
+            .all(|(&c, e)| (c as i32 - e).abs() <= 2),
+        "{corner:?}"
+    );
+
+    // Same arguments, same bytes.
+    let second = tempfile::tempdir().unwrap();
+    capture(&options(second.path()), |_, _| {}).unwrap();
+    let (x, y) = (files(out), files(second.path()));
+    assert_eq!(x.len(), y.len());
+    for ((pa, da), (pb, db)) in x.iter().zip(&y) {
+        assert_eq!(pa, pb);
+        assert!(da == db, "{} differs between runs", pa.display());
+    }
+}
+
+#[test]
+#[ignore = "needs Vulkan (mesa-vulkan-drivers); .ci/run installs it"]
+fn bad_requests_fail_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path());
+    o.model = dir.path().join("missing.glb");
+    let e = capture(&o, |_, _| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("missing.glb") && e.contains("no such file"),
+        "{e}"
+    );
+    let mut o = options(dir.path());
+    o.background = Background::Checker;
+    assert!(
+        capture(&o, |_, _| {})
+            .unwrap_err()
+            .to_string()
+            .contains("plain background")
+    );
+    let mut o = options(dir.path());
+    o.clip = Some("Fly".into());
+    let e = capture(&o, |_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("no clip Fly") && e.contains("Run"), "{e}");
+    let bogus = dir.path().join("bogus.glb");
+    std::fs::write(&bogus, b"not a gltf").unwrap();
+    let mut o = options(dir.path());
+    o.model = bogus;
+    let e = capture(&o, |_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("bogus.glb"), "{e}");
+}
+
+#[test]
+#[ignore = "needs Vulkan (mesa-vulkan-drivers); .ci/run installs it"]
+fn live_mode_paces_frames_at_the_frame_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path());
+    o.live = true;
+    o.fps = 8.0;
+    o.duration = Some(0.75);
+    o.masks = false;
+    let mut seen = Vec::new();
+    let start = std::time::Instant::now();
+    let report = capture(&o, |done, all| seen.push((done, all, start.elapsed()))).unwrap();
+    assert_eq!(report.frames, 6);
+    assert_eq!(seen.len(), 6);
+    // Frame k starts no earlier than k / fps after the first.
+    let first = seen[0].2;
+    for (k, (done, all, at)) in seen.iter().enumerate() {
+        assert_eq!((*done, *all), (k + 1, 6));
+        assert!(at.saturating_sub(first).as_secs_f64() >= k as f64 / 8.0 - 0.01);
+    }
+    assert!(!dir.path().join("masks").exists());
+}
