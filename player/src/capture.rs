@@ -10,7 +10,8 @@
 //! of threads.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use bevy::app::SubApps;
@@ -133,8 +134,8 @@ pub struct CaptureReport {
     pub adapter: String,
 }
 
-/// Images handed from bevy's screenshot observers to the writer.
-type Captured = Arc<Mutex<Vec<(usize, usize, Image)>>>;
+/// A screenshot on its way to the writers: frame, camera index, image.
+type Shot = (usize, usize, Image);
 
 /// The bevy app, pumped by hand.
 struct Stage {
@@ -524,6 +525,25 @@ fn write_rig_files(
     Ok(())
 }
 
+/// Writes the skin joints' world positions at `frame` (clip time `time`), if the model has any.
+fn write_joints(
+    output: &Path,
+    frame: usize,
+    time: f32,
+    playing: Option<&Playing>,
+    world: &mut World,
+) -> Result<(), CaptureError> {
+    let joints = joints(world);
+    if joints.is_empty() {
+        return Ok(());
+    }
+    let path = output.join(format!("joints/{frame:04}.json"));
+    std::fs::create_dir_all(path.parent().expect("has a folder")).map_err(write_error(&path))?;
+    let clip_time = playing.map_or(0.0, |p| time.rem_euclid(p.duration.max(1e-6)));
+    splatcast_protocol::atomic::write_file(&path, joints_json(clip_time, &joints).as_bytes())
+        .map_err(write_error(&path))
+}
+
 /// Writes one captured RGBA image as the camera's RGB frame (and mask).
 fn write_frame(
     output: &Path,
@@ -678,99 +698,81 @@ pub fn capture(
     }
     write_rig_files(&options.output, &cameras, frames, centre, radius)?;
 
-    let captured: Captured = Arc::default();
+    // Screenshots go straight from bevy's observers to a pool of PNG writers, so rendering
+    // never waits for encoding.
+    let (sender, receiver) = mpsc::channel::<Option<Shot>>();
+    let receiver = Mutex::new(receiver);
+    let written = AtomicUsize::new(0);
+    let failure: Mutex<Option<CaptureError>> = Mutex::new(None);
+    let writers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let wanted = frames * cameras.len();
     let start = Instant::now();
     let mut late_frames = 0;
-    let mut written = 0usize;
-    let mut pending: Vec<(usize, usize, Image)> = Vec::new();
-    let flush = |pending: &mut Vec<(usize, usize, Image)>| -> Result<usize, CaptureError> {
-        let batch = std::mem::take(pending);
-        let count = batch.len();
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = batch
-                .chunks(batch.len().div_ceil(4).max(1))
-                .map(|chunk| {
-                    scope.spawn(|| {
-                        chunk.iter().try_for_each(|(frame, cam, image)| {
-                            write_frame(
-                                &options.output,
-                                &cameras[*cam],
-                                *frame,
-                                image,
-                                options.masks,
-                            )
-                        })
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .try_for_each(|w| w.join().expect("a writer thread panicked"))
-        })?;
-        Ok(count)
-    };
-    for frame in 0..frames {
-        if options.live {
-            let due = start + Duration::from_secs_f64(frame as f64 / options.fps as f64);
-            match due.checked_duration_since(Instant::now()) {
-                Some(wait) => std::thread::sleep(wait),
-                None if frame > 0 => late_frames += 1,
-                None => {}
-            }
-        }
-        seek(
-            &mut stage,
-            playing.as_ref(),
-            options.start + frame as f32 / options.fps,
-        );
-        for (cam, target) in targets.iter().enumerate() {
-            let sink = captured.clone();
-            stage
-                .world()
-                .spawn(Screenshot::image(target.clone()))
-                .observe(move |shot: On<ScreenshotCaptured>| {
-                    if let Ok(mut list) = sink.lock() {
-                        list.push((frame, cam, shot.image.clone()));
+    std::thread::scope(|scope| -> Result<(), CaptureError> {
+        for _ in 0..writers {
+            scope.spawn(|| {
+                while let Some((frame, cam, image)) =
+                    receiver.lock().ok().and_then(|r| r.recv().ok()).flatten()
+                {
+                    let result =
+                        write_frame(&options.output, &cameras[cam], frame, &image, options.masks);
+                    if let (Err(e), Ok(mut slot)) = (result, failure.lock()) {
+                        slot.get_or_insert(e);
                     }
-                });
-        }
-        stage.update();
-        let world = stage.world();
-        let joints = joints(world);
-        if !joints.is_empty() {
-            let path = options.output.join(format!("joints/{frame:04}.json"));
-            std::fs::create_dir_all(path.parent().expect("has a folder"))
-                .map_err(write_error(&path))?;
-            let time = playing.as_ref().map_or(0.0, |p| {
-                (options.start + frame as f32 / options.fps).rem_euclid(p.duration.max(1e-6))
+                    written.fetch_add(1, Ordering::SeqCst);
+                }
             });
-            splatcast_protocol::atomic::write_file(&path, joints_json(time, &joints).as_bytes())
-                .map_err(write_error(&path))?;
         }
-        pending.extend(
-            captured
-                .lock()
-                .map(|mut l| std::mem::take(&mut *l))
-                .unwrap_or_default(),
-        );
-        written += flush(&mut pending)?;
-        progress(frame + 1, frames);
-    }
-    // The last frames' images arrive on the following updates.
-    let wanted = frames * cameras.len();
-    let waiting = Instant::now();
-    while written < wanted {
-        stage.update();
-        pending.extend(
-            captured
-                .lock()
-                .map(|mut l| std::mem::take(&mut *l))
-                .unwrap_or_default(),
-        );
-        written += flush(&mut pending)?;
-        if waiting.elapsed() > Duration::from_secs(60) {
-            return Err(CaptureError::Stalled(written / cameras.len()));
+        let rendered = (|| {
+            for frame in 0..frames {
+                if options.live {
+                    let due = start + Duration::from_secs_f64(frame as f64 / options.fps as f64);
+                    match due.checked_duration_since(Instant::now()) {
+                        Some(wait) => std::thread::sleep(wait),
+                        None if frame > 0 => late_frames += 1,
+                        None => {}
+                    }
+                }
+                let time = options.start + frame as f32 / options.fps;
+                seek(&mut stage, playing.as_ref(), time);
+                for (cam, target) in targets.iter().enumerate() {
+                    let sink = sender.clone();
+                    stage
+                        .world()
+                        .spawn(Screenshot::image(target.clone()))
+                        .observe(move |shot: On<ScreenshotCaptured>| {
+                            let _ = sink.send(Some((frame, cam, shot.image.clone())));
+                        });
+                }
+                stage.update();
+                write_joints(
+                    &options.output,
+                    frame,
+                    time,
+                    playing.as_ref(),
+                    stage.world(),
+                )?;
+                progress(frame + 1, frames);
+            }
+            // The last frames' images arrive on the following updates.
+            let waiting = Instant::now();
+            while written.load(Ordering::SeqCst) < wanted {
+                stage.update();
+                if waiting.elapsed() > Duration::from_secs(60) {
+                    return Err(CaptureError::Stalled(
+                        written.load(Ordering::SeqCst) / cameras.len(),
+                    ));
+                }
+            }
+            Ok(())
+        })();
+        for _ in 0..writers {
+            let _ = sender.send(None);
         }
+        rendered
+    })?;
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e);
     }
     Ok(CaptureReport {
         frames,

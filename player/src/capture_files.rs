@@ -112,6 +112,7 @@ pub fn write_png(
         png::ColorType::Rgb
     });
     encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
     encoder
         .write_header()
         .and_then(|mut w| w.write_image_data(data))
