@@ -151,6 +151,18 @@ impl Gpu {
         })
     }
 
+    /// A storage buffer holding `data` (a whole number of 4-byte words).
+    pub fn storage_with(
+        &self,
+        label: &str,
+        data: &[u8],
+        extra: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
+        let buffer = self.storage(label, data.len() as u64, extra);
+        self.queue.write_buffer(&buffer, 0, data);
+        buffer
+    }
+
     /// Copies `bytes` bytes from the start of `buffer` (which needs `COPY_SRC`) back to the CPU,
     /// waiting for all submitted work.
     pub fn read(&self, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {

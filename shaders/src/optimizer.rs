@@ -263,6 +263,19 @@ impl Adam {
 mod tests {
     use super::*;
 
+    /// Gaussian records `start` (SH-rest count `sh_rest`) on the GPU, readable back.
+    fn upload(gpu: &Gpu, sh_rest: u32, start: &[f32]) -> GpuGaussians {
+        GpuGaussians {
+            buffer: gpu.storage_with(
+                "p",
+                bytemuck::cast_slice(start),
+                wgpu::BufferUsages::COPY_SRC,
+            ),
+            count: (start.len() / GpuGaussians::stride(sh_rest)) as u32,
+            sh_rest,
+        }
+    }
+
     #[test]
     fn adam_matches_the_textbook_update() {
         let gpu = Gpu::with_backends(wgpu::Backends::GL).unwrap();
@@ -270,13 +283,7 @@ mod tests {
         let stride = GpuGaussians::stride(3);
         let n = count as usize * stride;
         let start: Vec<f32> = (0..n).map(|i| (i as f32 * 0.37).sin()).collect();
-        let params = GpuGaussians {
-            buffer: gpu.storage("p", n as u64 * 4, wgpu::BufferUsages::COPY_SRC),
-            count,
-            sh_rest: 3,
-        };
-        gpu.queue
-            .write_buffer(&params.buffer, 0, bytemuck::cast_slice(&start));
+        let params = upload(&gpu, 3, &start);
         let grads = gpu.storage("g", n as u64 * 4, wgpu::BufferUsages::empty());
         let mut adam = Adam::new(&gpu, &params, &grads).unwrap();
         let rates = LearningRates::default();
@@ -349,13 +356,7 @@ mod tests {
             g[10] = 1.0;
         }
         let n = start.len() as u64;
-        let params = GpuGaussians {
-            buffer: gpu.storage("p", n * 4, wgpu::BufferUsages::COPY_SRC),
-            count,
-            sh_rest: 0,
-        };
-        gpu.queue
-            .write_buffer(&params.buffer, 0, bytemuck::cast_slice(&start));
+        let params = upload(&gpu, 0, &start);
         // Zero gradients and zero rates: only the noise moves anything.
         let grads = gpu.storage("g", n * 4, wgpu::BufferUsages::empty());
         let mut adam = Adam::new(&gpu, &params, &grads).unwrap();
@@ -401,13 +402,7 @@ mod tests {
         let stride = GpuGaussians::stride(1);
         let n = count as usize * stride;
         let start: Vec<f32> = (0..n).map(|i| (i as f32 * 0.61).sin()).collect();
-        let params = GpuGaussians {
-            buffer: gpu.storage("p", n as u64 * 4, wgpu::BufferUsages::COPY_SRC),
-            count,
-            sh_rest: 1,
-        };
-        gpu.queue
-            .write_buffer(&params.buffer, 0, bytemuck::cast_slice(&start));
+        let params = upload(&gpu, 1, &start);
         let grads = gpu.storage("g", n as u64 * 4, wgpu::BufferUsages::empty());
         gpu.queue
             .write_buffer(&grads, 0, bytemuck::cast_slice(&vec![1.0f32; n]));

@@ -155,20 +155,16 @@ impl Unpacker {
         });
         gpu.queue
             .write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
-        let gop_buffer = gpu.storage(
+        let gop_buffer = gpu.storage_with(
             "gop pixels",
-            gop.len() as u64 * 4,
+            bytemuck::cast_slice(&gop),
             wgpu::BufferUsages::empty(),
         );
-        gpu.queue
-            .write_buffer(&gop_buffer, 0, bytemuck::cast_slice(&gop));
-        let channel_buffer = gpu.storage(
+        let channel_buffer = gpu.storage_with(
             "gop channels",
-            (channels.len() * std::mem::size_of::<Channel>()) as u64,
+            bytemuck::cast_slice(&channels),
             wgpu::BufferUsages::empty(),
         );
-        gpu.queue
-            .write_buffer(&channel_buffer, 0, bytemuck::cast_slice(&channels));
         let planes = gpu.storage("decoded planes", at as u64 * 2, wgpu::BufferUsages::empty());
         let bind_group = kernels::bind(
             device,
