@@ -103,4 +103,28 @@ fn learns_a_known_scene_from_its_photos() {
     eprintln!("held-out PSNR {b:.2} dB -> {a:.2} dB; reports {reports:?}");
     assert!(a > b + 6.0 && a > 22.0, "held-out PSNR {b:.2} -> {a:.2} dB");
     assert!(reports.last().unwrap().loss < reports[0].loss, "loss falls");
+
+    // The PLY the CLI writes renders as the trainer saw it (what `splatcast render` shows).
+    let reloaded =
+        splatcast_protocol::formats::ply::read(&splatcast_protocol::formats::ply::write(&trained))
+            .unwrap();
+    let view = dataset
+        .split(splatcast_encoder::datasets::Split::Test)
+        .next()
+        .unwrap();
+    let (camera, _) = view.load().unwrap();
+    let gpu = Gpu::with_backends(wgpu::Backends::GL).unwrap();
+    let image = render_frame(&gpu, &Renderer::new(&gpu), &reloaded, &camera, DVec3::ZERO).unwrap();
+    let got: Vec<[f32; 3]> = image.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
+    let seen: Vec<[f32; 3]> = after[0]
+        .render
+        .data
+        .chunks(3)
+        .map(|p| [p[0], p[1], p[2]].map(|c| c as f32 / 255.0))
+        .collect();
+    let psnr = splatcast_shaders::metrics::psnr(&got, &seen);
+    assert!(
+        psnr > 45.0,
+        "reloaded PLY renders at {psnr:.1} dB of the trainer's view"
+    );
 }
