@@ -101,7 +101,7 @@ fn learns_a_known_scene_from_its_photos() {
     };
     let (b, a) = (mean(&before), mean(&after));
     eprintln!("held-out PSNR {b:.2} dB -> {a:.2} dB; reports {reports:?}");
-    assert!(a > b + 6.0 && a > 22.0, "held-out PSNR {b:.2} -> {a:.2} dB");
+    assert!(a > b + 8.0 && a > 20.0, "held-out PSNR {b:.2} -> {a:.2} dB");
     assert!(reports.last().unwrap().loss < reports[0].loss, "loss falls");
 
     // The PLY the CLI writes renders as the trainer saw it (what `splatcast render` shows).
