@@ -77,25 +77,6 @@ pub fn joints_json(time: f32, joints: &[(String, Vec3)]) -> String {
         .expect("plain JSON values")
 }
 
-/// Reads back what [`joints_json`] wrote.
-pub fn parse_joints(text: &str) -> Result<Vec<(String, Vec3)>, String> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let list = value["joints"].as_array().ok_or("no joints array")?;
-    list.iter()
-        .map(|j| {
-            let name = j["name"].as_str().ok_or("joint without a name")?.to_owned();
-            let p = j["position"].as_array().ok_or("joint without a position")?;
-            let c = |i: usize| {
-                p.get(i)
-                    .and_then(|v| v.as_f64())
-                    .map(|v| v as f32)
-                    .ok_or("bad position")
-            };
-            Ok((name, Vec3::new(c(0)?, c(1)?, c(2)?)))
-        })
-        .collect()
-}
-
 /// An 8-bit PNG (`channels` 1 = gray, 3 = RGB), written atomically.
 pub fn write_png(
     path: &Path,
@@ -194,11 +175,5 @@ mod tests {
             assert!((got[0] - u as f64).abs() < 1e-3 && (got[1] - vv as f64).abs() < 1e-3);
             assert_eq!(v.principal, [39.5, 29.5]);
         }
-    }
-
-    #[test]
-    fn joints_round_trip() {
-        let joints = vec![("hip".to_owned(), Vec3::new(1.0, 2.0, 3.5))];
-        assert_eq!(parse_joints(&joints_json(0.5, &joints)).unwrap(), joints);
     }
 }

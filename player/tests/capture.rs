@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use glam::DVec3;
 use splatcast_encoder::datasets::{Dataset, RgbImage};
 use splatcast_player::capture::{Background, CaptureOptions, RigSpec, capture};
-use splatcast_player::capture_files::parse_joints;
 use splatcast_player::rig::Layout;
 use splatcast_shaders::Camera;
 
@@ -105,11 +104,32 @@ fn joints_on_mask(dataset: &Dataset, masks: &Path, frame: usize, joints: &[DVec3
     (on as f64 / all as f64, worst)
 }
 
+/// Joint names and positions from a `joints/NNNN.json`.
+fn parse_joints(text: &str) -> Vec<(String, glam::Vec3)> {
+    let value: serde_json::Value = serde_json::from_str(text).unwrap();
+    value["joints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            let p: Vec<f32> = j["position"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            (
+                j["name"].as_str().unwrap().to_owned(),
+                glam::Vec3::from_slice(&p),
+            )
+        })
+        .collect()
+}
+
 /// The world positions of the joints of `frame` that are part of the body (not `helper`s).
 fn body_joints(out: &Path, frame: usize, helper: impl Fn(&str) -> bool) -> Vec<DVec3> {
     let text = std::fs::read_to_string(out.join(format!("joints/{frame:04}.json"))).unwrap();
     parse_joints(&text)
-        .unwrap()
         .into_iter()
         .filter(|(name, _)| !helper(name))
         .map(|(_, p)| p.as_dvec3())
