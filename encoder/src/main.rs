@@ -180,7 +180,7 @@ struct ViewArgs {
     #[arg(long)]
     size: Option<String>,
     /// World direction shown as up for orbit cameras.
-    #[arg(long, value_enum, default_value_t = Up::NegY)]
+    #[arg(long, default_value = "-y", allow_hyphen_values = true)]
     up: Up,
     /// Background colour R,G,B in [0, 1].
     #[arg(long, default_value = "0,0,0")]

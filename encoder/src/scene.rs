@@ -9,6 +9,7 @@ use glam::Vec3;
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::av1::Rav1dDecoder;
 use splatcast_protocol::formats::{self, LoadError};
+use splatcast_protocol::gaussian::robust_bounds;
 use splatcast_protocol::sequence::{SequenceError, list_frames};
 use splatcast_protocol::stream::{StreamError, StreamReader};
 
@@ -185,26 +186,7 @@ impl FrameSet {
     }
 }
 
-/// A robust centre and radius of a frame: the per-axis median, and the 90th percentile of the
-/// distance to it (stray Gaussians far away do not push the camera out).
+/// A robust centre and radius of a frame (see [`robust_bounds`]).
 pub fn bounds(frame: &GaussianFrame) -> (Vec3, f32) {
-    let finite: Vec<Vec3> = frame
-        .positions
-        .iter()
-        .copied()
-        .filter(|p| p.is_finite())
-        .collect();
-    if finite.is_empty() {
-        return (Vec3::ZERO, 1.0);
-    }
-    let median = |axis: usize| {
-        let mut v: Vec<f32> = finite.iter().map(|p| p[axis]).collect();
-        let mid = v.len() / 2;
-        *v.select_nth_unstable_by(mid, f32::total_cmp).1
-    };
-    let centre = Vec3::new(median(0), median(1), median(2));
-    let mut d: Vec<f32> = finite.iter().map(|p| p.distance(centre)).collect();
-    let at = (d.len() * 9 / 10).min(d.len() - 1);
-    let radius = *d.select_nth_unstable_by(at, f32::total_cmp).1;
-    (centre, if radius > 1e-6 { radius } else { 1.0 })
+    robust_bounds(frame.positions.iter().copied())
 }

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use glam::{DMat4, DVec3, Vec3};
-use splatcast_protocol::transforms;
+use glam::Vec3;
 use splatcast_shaders::Camera;
 
 /// Why cameras cannot be made.
@@ -23,122 +22,7 @@ pub enum ViewError {
     },
 }
 
-/// The world direction shown as up: 3DGS scenes from COLMAP are usually −y.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Up {
-    /// +x
-    #[value(name = "+x")]
-    PosX,
-    /// −x
-    #[value(name = "-x")]
-    NegX,
-    /// +y
-    #[value(name = "+y")]
-    PosY,
-    /// −y (COLMAP / 3DGS captures)
-    #[value(name = "-y")]
-    NegY,
-    /// +z (Blender, many LiDAR scenes)
-    #[value(name = "+z")]
-    PosZ,
-    /// −z
-    #[value(name = "-z")]
-    NegZ,
-}
-
-impl Up {
-    /// The unit vector.
-    pub fn vector(self) -> DVec3 {
-        match self {
-            Up::PosX => DVec3::X,
-            Up::NegX => DVec3::NEG_X,
-            Up::PosY => DVec3::Y,
-            Up::NegY => DVec3::NEG_Y,
-            Up::PosZ => DVec3::Z,
-            Up::NegZ => DVec3::NEG_Z,
-        }
-    }
-}
-
-/// A camera on a sphere around a scene: angles in degrees, distance in scene radii.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Orbit {
-    /// Angle around the up axis.
-    pub azimuth: f64,
-    /// Angle above the horizontal plane.
-    pub elevation: f64,
-    /// Distance from the centre in scene radii.
-    pub distance: f64,
-    /// Vertical field of view.
-    pub fov: f64,
-}
-
-impl Default for Orbit {
-    fn default() -> Self {
-        Self {
-            azimuth: 0.0,
-            elevation: 20.0,
-            distance: 2.5,
-            fov: 50.0,
-        }
-    }
-}
-
-impl Orbit {
-    /// Parses `AZIMUTH,ELEVATION[,DISTANCE[,FOV]]` (degrees, scene radii, degrees).
-    pub fn parse(spec: &str) -> Result<Self, ViewError> {
-        let bad = || {
-            ViewError::Spec(format!(
-                "camera '{spec}': expected AZIMUTH,ELEVATION[,DISTANCE[,FOV]]"
-            ))
-        };
-        let values: Vec<f64> = spec
-            .split(',')
-            .map(|v| v.trim().parse::<f64>().map_err(|_| bad()))
-            .collect::<Result<_, _>>()?;
-        if !(2..=4).contains(&values.len()) || values.iter().any(|v| !v.is_finite()) {
-            return Err(bad());
-        }
-        let mut orbit = Orbit {
-            azimuth: values[0],
-            elevation: values[1],
-            ..Orbit::default()
-        };
-        if let Some(d) = values.get(2) {
-            orbit.distance = *d;
-        }
-        if let Some(f) = values.get(3) {
-            orbit.fov = *f;
-        }
-        if orbit.distance <= 0.0
-            || !(1.0..179.0).contains(&orbit.fov)
-            || orbit.elevation.abs() >= 90.0
-        {
-            return Err(ViewError::Spec(format!(
-                "camera '{spec}': distance must be positive, fov in [1, 179), elevation within ±90"
-            )));
-        }
-        Ok(orbit)
-    }
-
-    /// The camera for a scene with this centre and radius.
-    pub fn camera(&self, centre: Vec3, radius: f32, up: Up, width: u32, height: u32) -> Camera {
-        let up_v = up.vector();
-        // Any axis orthogonal to up serves as azimuth zero.
-        let side = if up_v.x.abs() > 0.5 {
-            DVec3::Y
-        } else {
-            DVec3::X
-        };
-        let forward0 = up_v.cross(side).normalize();
-        let right0 = forward0.cross(up_v);
-        let (az, el) = (self.azimuth.to_radians(), self.elevation.to_radians());
-        let dir = (forward0 * az.cos() + right0 * az.sin()) * el.cos() + up_v * el.sin();
-        let target = centre.as_dvec3();
-        let eye = target + dir * self.distance * radius as f64;
-        Camera::look_at(eye, target, up_v, self.fov, width, height)
-    }
-}
+pub use splatcast_shaders::orbit::{Orbit, Up};
 
 /// `count` cameras evenly around the scene at the orbit's elevation and distance.
 pub fn ring(
@@ -179,88 +63,25 @@ pub fn parse_size(spec: &str) -> Result<(u32, u32), ViewError> {
     Ok((w, h))
 }
 
-/// One view of a transforms file: its pinhole camera and image path. Lens distortion is not
-/// applied here (renders are pinhole); the trainer undistorts the photos instead.
-#[derive(Clone, Debug)]
-pub struct TransformsView {
-    /// The camera at the file's resolution.
-    pub camera: Camera,
-    /// The parsed view, distortion included.
-    pub view: transforms::TransformsView,
-}
+pub use splatcast_shaders::posed::{TransformsView, orthonormalized};
 
-/// Reads a nerfstudio / instant-ngp `transforms.json` into our OpenCV-convention cameras.
+/// Reads a nerfstudio / instant-ngp `transforms.json` (see [`splatcast_shaders::posed`]).
 pub fn read_transforms(path: &Path) -> Result<Vec<TransformsView>, ViewError> {
-    let fail = |message: String| ViewError::Transforms {
+    splatcast_shaders::posed::read_transforms(path).map_err(|e| ViewError::Transforms {
         path: path.to_owned(),
-        message,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let parsed = transforms::parse_transforms(&text).map_err(|e| fail(e.to_string()))?;
-    let gl_to_cv = DMat4::from_diagonal(glam::DVec4::new(1.0, -1.0, -1.0, 1.0));
-    parsed
-        .into_iter()
-        .enumerate()
-        .map(|(i, view)| {
-            let c2w = DMat4::from_cols_array_2d(&view.camera_to_world).transpose();
-            let c2w = orthonormalized(c2w).ok_or_else(|| {
-                fail(format!(
-                    "frame {i}: transform_matrix is not a rotation plus translation"
-                ))
-            })?;
-            let camera = Camera {
-                fx: view.focal[0],
-                fy: view.focal[1],
-                cx: view.principal[0],
-                cy: view.principal[1],
-                width: view.width,
-                height: view.height,
-                world_to_camera: (c2w * gl_to_cv).inverse(),
-            };
-            camera
-                .validate()
-                .map_err(|e| fail(format!("frame {i}: {e}")))?;
-            Ok(TransformsView { camera, view })
-        })
-        .collect()
-}
-
-/// The pose with its rotation snapped to the nearest rotation (polar decomposition by Newton
-/// iteration): exported poses carry rounding of ~1e-5. `None` when it is no rotation at all.
-pub(crate) fn orthonormalized(pose: DMat4) -> Option<DMat4> {
-    let mut r = glam::DMat3::from_mat4(pose);
-    let close = (r * r.transpose()).abs_diff_eq(glam::DMat3::IDENTITY, 1e-2)
-        && (r.determinant() - 1.0).abs() < 1e-2;
-    if !close {
-        return None;
-    }
-    for _ in 0..8 {
-        r = (r + r.inverse().transpose()) * 0.5;
-    }
-    let mut out = DMat4::from_mat3(r);
-    out.w_axis = pose.w_axis;
-    Some(out)
+        message: e.message,
+    })
 }
 
 /// `camera` re-rendered at `width`×`height` (intrinsics scaled).
 pub fn resized(camera: &Camera, width: u32, height: u32) -> Camera {
-    let (sx, sy) = (
-        width as f64 / camera.width as f64,
-        height as f64 / camera.height as f64,
-    );
-    Camera {
-        fx: camera.fx * sx,
-        fy: camera.fy * sy,
-        cx: (camera.cx + 0.5) * sx - 0.5,
-        cy: (camera.cy + 0.5) * sy - 0.5,
-        width,
-        height,
-        ..*camera
-    }
+    camera.resized(width, height)
 }
 
 #[cfg(test)]
 mod tests {
+    use glam::DVec3;
+
     use super::*;
 
     #[test]

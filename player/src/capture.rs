@@ -14,26 +14,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use bevy::app::SubApps;
 use bevy::asset::{LoadState, RenderAssetUsages};
 use bevy::camera::RenderTarget;
 use bevy::camera::primitives::Aabb;
 use bevy::core_pipeline::tonemapping::Tonemapping;
 use bevy::gltf::Gltf;
-use bevy::log::LogPlugin;
 use bevy::mesh::skinning::SkinnedMesh;
 use bevy::prelude::*;
-use bevy::render::RenderPlugin;
-use bevy::render::render_resource::{
-    Extent3d, PollType, TextureDimension, TextureFormat, TextureUsages,
-};
-use bevy::render::renderer::RenderDevice;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
-use bevy::window::ExitCondition;
 use bevy::world_serialization::{WorldAsset, WorldAssetRoot};
 
 use crate::capture_files::{joints_json, poses_bounds, transforms_json, write_png};
 use crate::rig::{Layout, Rig, RigCamera};
+use crate::stage::Stage;
 
 /// Why a capture failed.
 #[derive(Debug, thiserror::Error)]
@@ -136,82 +130,6 @@ pub struct CaptureReport {
 
 /// A screenshot on its way to the writers: frame, camera index, image.
 type Shot = (usize, usize, Image);
-
-/// The bevy app, pumped by hand.
-struct Stage {
-    apps: SubApps,
-}
-
-impl Stage {
-    fn new(asset_root: &Path) -> Self {
-        let mut app = App::new();
-        app.add_plugins(
-            DefaultPlugins
-                .set(WindowPlugin {
-                    primary_window: None,
-                    exit_condition: ExitCondition::DontExit,
-                    ..default()
-                })
-                .set(RenderPlugin {
-                    synchronous_pipeline_compilation: true,
-                    ..default()
-                })
-                .set(AssetPlugin {
-                    file_path: asset_root.to_string_lossy().into_owned(),
-                    ..default()
-                })
-                .disable::<LogPlugin>(),
-        );
-        app.insert_resource(GlobalAmbientLight {
-            color: Color::WHITE,
-            brightness: 600.0,
-            ..default()
-        });
-        app.finish();
-        app.cleanup();
-        Self {
-            apps: std::mem::take(app.sub_apps_mut()),
-        }
-    }
-
-    fn world(&mut self) -> &mut World {
-        self.apps.main.world_mut()
-    }
-
-    /// One update, then wait for the GPU.
-    fn update(&mut self) {
-        self.apps.update();
-        // A poll error means the device is gone; the stall timeout reports it.
-        let _ = self
-            .apps
-            .main
-            .world()
-            .resource::<RenderDevice>()
-            .wgpu_device()
-            .poll(PollType::Wait {
-                submission_index: None,
-                timeout: None,
-            });
-    }
-
-    /// Updates until `ready` says so, or fails after 60 s.
-    fn until(
-        &mut self,
-        what: &str,
-        mut ready: impl FnMut(&mut World) -> Result<bool, String>,
-    ) -> Result<(), String> {
-        let start = Instant::now();
-        loop {
-            self.update();
-            if ready(self.world())? {
-                return Ok(());
-            }
-            if start.elapsed() > Duration::from_secs(60) {
-                return Err(format!("{what}: nothing after 60 s"));
-            }
-        }
-    }
-}
 
 /// The animation the capture plays: its player entity, graph node and clip length.
 struct Playing {
@@ -626,7 +544,13 @@ pub fn capture(
     if !options.model.is_file() {
         return Err(model_error("no such file".into()));
     }
-    let mut stage = Stage::new(&asset_root);
+    let mut stage = Stage::new(Some(&asset_root), |app| {
+        app.insert_resource(GlobalAmbientLight {
+            color: Color::WHITE,
+            brightness: 600.0,
+            ..default()
+        });
+    });
     let adapter = stage
         .world()
         .get_resource::<bevy::render::renderer::RenderAdapterInfo>()

@@ -247,6 +247,26 @@ pub fn orientation_error_degrees(a: Quat, b: Quat) -> f64 {
     2.0 * dot.acos().to_degrees()
 }
 
+/// A robust centre and radius of a point set: the per-axis median, and the 90th percentile of
+/// the distance to it (stray Gaussians far away do not push a camera out). Non-finite points
+/// are ignored; an empty set gives the unit sphere.
+pub fn robust_bounds(positions: impl Iterator<Item = Vec3>) -> (Vec3, f32) {
+    let finite: Vec<Vec3> = positions.filter(|p| p.is_finite()).collect();
+    if finite.is_empty() {
+        return (Vec3::ZERO, 1.0);
+    }
+    let median = |axis: usize| {
+        let mut v: Vec<f32> = finite.iter().map(|p| p[axis]).collect();
+        let mid = v.len() / 2;
+        *v.select_nth_unstable_by(mid, f32::total_cmp).1
+    };
+    let centre = Vec3::new(median(0), median(1), median(2));
+    let mut d: Vec<f32> = finite.iter().map(|p| p.distance(centre)).collect();
+    let at = (d.len() * 9 / 10).min(d.len() - 1);
+    let radius = *d.select_nth_unstable_by(at, f32::total_cmp).1;
+    (centre, if radius > 1e-6 { radius } else { 1.0 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

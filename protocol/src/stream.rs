@@ -243,13 +243,8 @@ impl<R: Read + Seek> StreamReader<R> {
         })
     }
 
-    /// Decodes the AV1 planes of GOP `index`: its side data and, per track in side-data
-    /// order, one picture per frame.
-    pub fn decode_planes(
-        &mut self,
-        index: usize,
-        decoder: &mut dyn PlaneDecoder,
-    ) -> Result<(u64, GopSide, Vec<Vec<Picture>>), StreamError> {
+    /// GOP `index`'s fragment, its side data, and per track the coded samples.
+    fn coded_gop(&mut self, index: usize) -> Result<(Fragment, GopSide), StreamError> {
         let fragment = self.mp4.fragment(index)?;
         let side = self.side_of(&fragment)?;
         if side.tracks.len() != self.video_tracks.len() {
@@ -257,14 +252,71 @@ impl<R: Read + Seek> StreamReader<R> {
                 "side data and tracks disagree".into(),
             ));
         }
-        let mut planes: Vec<Vec<Picture>> = Vec::with_capacity(self.video_tracks.len());
-        for &id in &self.video_tracks {
-            let samples = fragment
-                .samples(id)
-                .ok_or_else(|| StreamError::Inconsistent(format!("GOP lacks track {id}")))?;
-            let refs: Vec<&[u8]> = samples.iter().map(|s| s.data.as_slice()).collect();
-            planes.push(decoder.decode_gop(&refs)?);
+        Ok((fragment, side))
+    }
+
+    fn track_samples<'f>(&self, fragment: &'f Fragment) -> Result<Vec<Vec<&'f [u8]>>, StreamError> {
+        self.video_tracks
+            .iter()
+            .map(|&id| {
+                let samples = fragment
+                    .samples(id)
+                    .ok_or_else(|| StreamError::Inconsistent(format!("GOP lacks track {id}")))?;
+                Ok(samples.iter().map(|s| s.data.as_slice()).collect())
+            })
+            .collect()
+    }
+
+    /// Decodes the AV1 planes of GOP `index`: its side data and, per track in side-data
+    /// order, one picture per frame.
+    pub fn decode_planes(
+        &mut self,
+        index: usize,
+        decoder: &mut dyn PlaneDecoder,
+    ) -> Result<(u64, GopSide, Vec<Vec<Picture>>), StreamError> {
+        let (fragment, side) = self.coded_gop(index)?;
+        let planes = self
+            .track_samples(&fragment)?
+            .iter()
+            .map(|refs| decoder.decode_gop(refs))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((fragment.base_time / FRAME_TICKS as u64, side, planes))
+    }
+
+    /// [`StreamReader::decode_planes`] with one decoder per track, each track on its own
+    /// thread: the tracks are independent AV1 streams, so a player decodes a GOP in the time
+    /// of its slowest track instead of the sum of all.
+    pub fn decode_planes_parallel(
+        &mut self,
+        index: usize,
+        decoders: &mut [Box<dyn PlaneDecoder>],
+    ) -> Result<(u64, GopSide, Vec<Vec<Picture>>), StreamError> {
+        let (fragment, side) = self.coded_gop(index)?;
+        if decoders.len() != side.tracks.len() {
+            return Err(StreamError::Inconsistent(format!(
+                "{} decoders for {} tracks",
+                decoders.len(),
+                side.tracks.len()
+            )));
         }
+        let coded = self.track_samples(&fragment)?;
+        let planes = std::thread::scope(|scope| {
+            let workers: Vec<_> = decoders
+                .iter_mut()
+                .zip(&coded)
+                .map(|(decoder, refs)| scope.spawn(move || decoder.decode_gop(refs)))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(crate::av1::CodecError::Decoder(
+                            "decoder thread panicked".into(),
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
         Ok((fragment.base_time / FRAME_TICKS as u64, side, planes))
     }
 

@@ -64,6 +64,24 @@ impl Camera {
         }
     }
 
+    /// The same camera at `width`×`height`: intrinsics scaled about pixel centres, so the
+    /// picture covers the same view at another resolution.
+    pub fn resized(&self, width: u32, height: u32) -> Camera {
+        let (sx, sy) = (
+            width as f64 / self.width as f64,
+            height as f64 / self.height as f64,
+        );
+        Camera {
+            fx: self.fx * sx,
+            fy: self.fy * sy,
+            cx: (self.cx + 0.5) * sx - 0.5,
+            cy: (self.cy + 0.5) * sy - 0.5,
+            width,
+            height,
+            ..*self
+        }
+    }
+
     /// Checks the camera can render.
     pub fn validate(&self) -> Result<(), CameraError> {
         if !(1..=16384).contains(&self.width) || !(1..=16384).contains(&self.height) {

@@ -8,7 +8,8 @@
 //! trainer's backward pass binds 6 storage buffers per stage; up to 8 are requested where the
 //! adapter offers them (every desktop GPU), and training refuses devices with fewer.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 
 /// Why the GPU cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +120,46 @@ impl Gpu {
         })
     }
 
+    /// Wraps a device someone else opened (a game engine's, say), so the kernels run on it;
+    /// what the device offers decides timestamps and subgroups.
+    pub fn from_device(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        adapter: wgpu::AdapterInfo,
+    ) -> Self {
+        let features = device.features();
+        Self {
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            device,
+            queue,
+            adapter,
+        }
+    }
+
+    /// Opens the first adapter on `backends` with exactly [`wgpu::Limits::downlevel_defaults`]
+    /// and no optional features: what a GLES 3.1 phone offers, for testing the player's path
+    /// on desktop machines.
+    pub fn downlevel(backends: wgpu::Backends) -> Result<Self, GpuError> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&Default::default()))
+            .map_err(|e| GpuError::NoAdapter(format!("{backends:?} ({e})")))?;
+        let offered = adapter.limits();
+        let (device, queue) = pollster::block_on(
+            adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("splatcast downlevel"),
+                required_limits: wgpu::Limits::downlevel_defaults()
+                    .using_resolution(offered.clone())
+                    .using_alignment(offered),
+                ..Default::default()
+            }),
+        )
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+        Ok(Self::from_device(device, queue, adapter.get_info()))
+    }
+
     /// One line naming the adapter, for logs and benchmark tables.
     pub fn describe(&self) -> String {
         format!(
@@ -189,5 +230,77 @@ impl Gpu {
         let data = staging.slice(..).get_mapped_range().to_vec();
         staging.unmap();
         Ok(data[..bytes as usize].to_vec())
+    }
+}
+
+/// A small GPU → CPU copy that never waits: a presenting app cannot block its frame on a
+/// readback, so it copies after a render, maps once that render has been submitted (the next
+/// frame), and picks the bytes up a frame or two later. One copy is in flight at a time.
+pub struct Readback {
+    staging: wgpu::Buffer,
+    bytes: u64,
+    state: Arc<AtomicU32>,
+    data: Arc<Mutex<Vec<u8>>>,
+}
+
+const IDLE: u32 = 0;
+const COPIED: u32 = 1;
+const MAPPING: u32 = 2;
+const READY: u32 = 3;
+
+impl Readback {
+    /// A readback of `bytes` bytes (a multiple of 4).
+    pub fn new(gpu: &Gpu, bytes: u64, label: &str) -> Self {
+        Self {
+            staging: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            bytes,
+            state: Arc::new(AtomicU32::new(IDLE)),
+            data: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Call once per frame before encoding: maps what an earlier frame copied (submitted
+    /// since) and returns the bytes of a finished readback, if one finished.
+    pub fn poll(&self) -> Option<Vec<u8>> {
+        match self.state.load(Ordering::Acquire) {
+            COPIED => {
+                self.state.store(MAPPING, Ordering::Release);
+                let (state, data, staging) =
+                    (self.state.clone(), self.data.clone(), self.staging.clone());
+                self.staging
+                    .slice(..)
+                    .map_async(wgpu::MapMode::Read, move |result| {
+                        if result.is_ok() {
+                            let bytes = staging.slice(..).get_mapped_range().to_vec();
+                            staging.unmap();
+                            *data.lock().unwrap_or_else(|e| e.into_inner()) = bytes;
+                            state.store(READY, Ordering::Release);
+                        } else {
+                            state.store(IDLE, Ordering::Release);
+                        }
+                    });
+                None
+            }
+            READY => {
+                let bytes =
+                    std::mem::take(&mut *self.data.lock().unwrap_or_else(|e| e.into_inner()));
+                self.state.store(IDLE, Ordering::Release);
+                Some(bytes)
+            }
+            _ => None,
+        }
+    }
+
+    /// Copies from `source` at `offset` unless a readback is still in flight.
+    pub fn copy(&self, encoder: &mut wgpu::CommandEncoder, source: &wgpu::Buffer, offset: u64) {
+        if self.state.load(Ordering::Acquire) == IDLE {
+            encoder.copy_buffer_to_buffer(source, offset, &self.staging, 0, self.bytes);
+            self.state.store(COPIED, Ordering::Release);
+        }
     }
 }

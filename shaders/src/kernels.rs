@@ -20,6 +20,8 @@ pub(crate) enum Source {
     /// The backward pass, summing over subgroups first (devices with `Features::SUBGROUP`).
     BackwardSubgroups,
     Adam,
+    /// The player's full-screen pass from the rendered image to a colour target.
+    Present,
 }
 
 impl Source {
@@ -33,6 +35,7 @@ impl Source {
             Source::Unpack => include_str!("wgsl/unpack.wgsl").to_owned(),
             Source::Loss => include_str!("wgsl/loss.wgsl").to_owned(),
             Source::Adam => format!("{SPLAT}\n{}", include_str!("wgsl/adam.wgsl")),
+            Source::Present => include_str!("wgsl/present.wgsl").to_owned(),
             Source::Backward => format!(
                 "{SPLAT}\n{}\n{BACKWARD}",
                 include_str!("wgsl/accumulate_atomic.wgsl")

@@ -13,6 +13,9 @@ mod kernels;
 pub mod loss;
 pub mod metrics;
 pub mod optimizer;
+pub mod orbit;
+pub mod posed;
+pub mod present;
 pub mod reference;
 pub mod renderer;
 mod scan;
@@ -22,7 +25,7 @@ pub mod synthetic;
 pub mod unpack;
 
 pub use camera::{Camera, CameraError};
-pub use gpu::{Gpu, GpuError};
+pub use gpu::{Gpu, GpuError, Readback};
 pub use renderer::{
     GpuGaussians, RenderBuffers, RenderError, RenderedImage, Renderer, render_frame,
 };

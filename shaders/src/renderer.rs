@@ -6,7 +6,7 @@ use glam::{DVec3, Vec3};
 use splatcast_protocol::GaussianFrame;
 
 use crate::camera::{Camera, CameraError};
-use crate::gpu::{Gpu, GpuError};
+use crate::gpu::{Gpu, GpuError, Readback};
 use crate::kernels::{self, Groups, Source, groups_for};
 use crate::scan::{self, Scan, ScanBindings};
 use crate::sort::{RadixSort, SORT_BLOCK, SortBindings};
@@ -272,12 +272,7 @@ impl Timestamps {
 
     /// Milliseconds per phase of the last render encoded with these queries.
     pub fn read(&self, gpu: &Gpu) -> Result<[f64; 4], GpuError> {
-        let raw = gpu.read(&self.resolve, 16 * PHASES.len() as u64)?;
-        let ticks: &[u64] = bytemuck::cast_slice(&raw);
-        let period = gpu.queue.get_timestamp_period() as f64;
-        Ok(std::array::from_fn(|p| {
-            ticks[2 * p + 1].saturating_sub(ticks[2 * p]) as f64 * period * 1e-6
-        }))
+        Ok(Self::millis(gpu, &gpu.read(&self.resolve, Self::BYTES)?))
     }
 }
 
@@ -715,6 +710,37 @@ impl Renderer {
             }
             *buffers = Some(self.buffers(gpu, gaussians, camera.width, camera.height, grown)?);
         }
+    }
+}
+
+impl RenderBuffers {
+    /// Copies the tile-splat pairs the render just encoded wanted into `readback`: more than
+    /// [`RenderBuffers::capacity`] means crowded tiles lost splats, and the buffers should grow.
+    pub fn copy_pairs_wanted(&self, encoder: &mut wgpu::CommandEncoder, readback: &Readback) {
+        readback.copy(encoder, &self.tile_info, 8);
+    }
+}
+
+impl Timestamps {
+    /// Copies the phase times of the render just encoded into `readback` (of
+    /// [`Timestamps::BYTES`]); [`Timestamps::millis`] reads them.
+    pub fn copy(&self, encoder: &mut wgpu::CommandEncoder, readback: &Readback) {
+        readback.copy(encoder, &self.resolve, 0);
+    }
+
+    /// Bytes of the phase times.
+    pub const BYTES: u64 = 16 * PHASES.len() as u64;
+
+    /// Milliseconds per phase from raw timestamps.
+    pub fn millis(gpu: &Gpu, raw: &[u8]) -> [f64; 4] {
+        let mut ticks = [0u64; 8];
+        for (t, chunk) in ticks.iter_mut().zip(raw.chunks_exact(8)) {
+            *t = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        }
+        let period = gpu.queue.get_timestamp_period() as f64;
+        std::array::from_fn(|p| {
+            ticks[2 * p + 1].saturating_sub(ticks[2 * p]) as f64 * period * 1e-6
+        })
     }
 }
 

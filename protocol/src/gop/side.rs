@@ -114,6 +114,14 @@ impl GopSide {
         self.box_min + (self.box_max - self.box_min) * t
     }
 
+    /// Centre and radius of the keyframe (see [`crate::gaussian::robust_bounds`]): what a
+    /// player frames its first view on, before any picture is decoded.
+    pub fn bounds(&self) -> (Vec3, f32) {
+        crate::gaussian::robust_bounds(
+            (0..self.keyframe_positions.len()).map(|i| self.keyframe_position(i)),
+        )
+    }
+
     /// True when pixel `p` holds a Gaussian.
     pub fn occupied(&self, p: usize) -> bool {
         self.occupancy

@@ -1,0 +1,312 @@
+//! The decode pipeline's CPU half: a worker thread decodes GOPs ahead of the playback clock
+//! into a bounded queue; the frame loop takes what the clock asks for without ever waiting.
+//! When decoding falls behind, the clock wins: frames that arrive late are dropped, and the
+//! worker jumps ahead to the GOP the clock has reached instead of decoding ones already past.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use splatcast_protocol::av1::Picture;
+use splatcast_protocol::gop::GopSide;
+
+use crate::source::PlaneSource;
+
+/// A position on the playback timeline: which pass over the stream (looping adds one) and
+/// which frame. Ordered, so "earlier than the clock" is a comparison.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// Pass over the stream.
+    pub lap: u64,
+    /// Frame index.
+    pub frame: u64,
+}
+
+/// One decoded frame: its planes and the side data to unpack them with.
+pub struct DecodedFrame {
+    /// Where it sits on the timeline.
+    pub at: Position,
+    /// Its GOP.
+    pub gop: usize,
+    /// The GOP's side data (the same `Arc` for every frame of the GOP).
+    pub side: Arc<GopSide>,
+    /// One picture per track.
+    pub pictures: Vec<Picture>,
+}
+
+/// Running figures for the overlay.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecodeStats {
+    /// Wall-clock decode time per frame of the last GOP, in ms.
+    pub ms_per_frame: f64,
+    /// Coded bits per second of the last GOP at the stream's frame rate.
+    pub bits_per_second: f64,
+    /// Frames decoded in all.
+    pub decoded: u64,
+}
+
+struct State {
+    queue: VecDeque<Arc<DecodedFrame>>,
+    capacity: usize,
+    seek: Option<Position>,
+    clock: Position,
+    generation: u64,
+    looping: bool,
+    suspended: bool,
+    stop: bool,
+    finished: bool,
+    log: Vec<String>,
+    stats: DecodeStats,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere leaves the queue usable: it holds only finished frames.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What [`DecodeWorker::take`] found.
+#[derive(Default)]
+pub struct Taken {
+    /// The newest decoded frame at or before the clock, when one arrived since the last take.
+    pub frame: Option<Arc<DecodedFrame>>,
+    /// Frames the clock passed before they could be shown.
+    pub dropped: u64,
+}
+
+/// The decode thread and its queue.
+pub struct DecodeWorker {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+    fps: f64,
+    frame_count: u64,
+}
+
+impl DecodeWorker {
+    /// Starts decoding `source` from frame 0, keeping up to `capacity` frames ready (one GOP
+    /// more may arrive at once, since GOPs decode whole).
+    pub fn spawn(mut source: Box<dyn PlaneSource>, capacity: usize) -> Self {
+        let (fps, frame_count) = (source.fps(), source.frame_count());
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                capacity: capacity.max(1),
+                seek: None,
+                clock: Position::default(),
+                generation: 0,
+                looping: false,
+                suspended: false,
+                stop: false,
+                finished: false,
+                log: source.cut_short().into_iter().collect(),
+                stats: DecodeStats::default(),
+            }),
+            wake: Condvar::new(),
+        });
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("splatcast-decode".into())
+            .spawn(move || run(source.as_mut(), &worker))
+            .ok();
+        Self {
+            shared,
+            thread,
+            fps,
+            frame_count,
+        }
+    }
+
+    /// Frames per second of the stream.
+    pub fn fps(&self) -> f64 {
+        self.fps
+    }
+
+    /// Frames in the stream.
+    pub fn frame_count(&self) -> u64 {
+        self.frame_count
+    }
+
+    /// Restarts decoding at `at` (its GOP is decoded from the start, frames before `at` are
+    /// not queued); what was queued is dropped.
+    pub fn seek(&self, at: Position) {
+        let mut s = self.shared.lock();
+        s.queue.clear();
+        s.seek = Some(at);
+        s.clock = at;
+        s.generation += 1;
+        s.finished = false;
+        self.shared.wake.notify_all();
+    }
+
+    /// Whether decoding continues at frame 0 of the next lap after the last frame.
+    pub fn set_looping(&self, looping: bool) {
+        let mut s = self.shared.lock();
+        s.looping = looping;
+        self.shared.wake.notify_all();
+    }
+
+    /// Stops decoding while the app is in the background (the queue is kept).
+    pub fn set_suspended(&self, suspended: bool) {
+        let mut s = self.shared.lock();
+        s.suspended = suspended;
+        self.shared.wake.notify_all();
+    }
+
+    /// The newest frame at or before `clock`; older queued frames are dropped. Never waits.
+    pub fn take(&self, clock: Position) -> Taken {
+        let mut s = self.shared.lock();
+        if s.clock != clock {
+            s.clock = clock;
+            self.shared.wake.notify_all();
+        }
+        let mut taken = Taken::default();
+        while s.queue.front().is_some_and(|f| f.at <= clock) {
+            if taken.frame.is_some() {
+                taken.dropped += 1;
+            }
+            taken.frame = s.queue.pop_front();
+        }
+        if taken.frame.is_some() {
+            self.shared.wake.notify_all();
+        }
+        taken
+    }
+
+    /// Frames decoded and waiting.
+    pub fn buffered(&self) -> usize {
+        self.shared.lock().queue.len()
+    }
+
+    /// True once the last frame was queued and no loop or seek follows.
+    pub fn finished(&self) -> bool {
+        let s = self.shared.lock();
+        s.finished && s.queue.is_empty()
+    }
+
+    /// Decode figures.
+    pub fn stats(&self) -> DecodeStats {
+        self.shared.lock().stats
+    }
+
+    /// Messages since the last call: skipped GOPs, a file cut short.
+    pub fn drain_log(&self) -> Vec<String> {
+        std::mem::take(&mut self.shared.lock().log)
+    }
+
+    /// Blocks until a frame at or after `at` is queued or decoding ends; for headless
+    /// rendering, where every frame must be shown. Returns false if it never comes.
+    pub fn wait_for(&self, at: Position) -> bool {
+        let mut s = self.shared.lock();
+        loop {
+            if s.queue.iter().any(|f| f.at >= at) {
+                return true;
+            }
+            if s.finished || s.stop {
+                return false;
+            }
+            if s.clock < at {
+                s.clock = at;
+                self.shared.wake.notify_all();
+            }
+            s = self.shared.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Drop for DecodeWorker {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(source: &mut dyn PlaneSource, shared: &Shared) {
+    let frame_count = source.frame_count();
+    let mut next = Position::default();
+    loop {
+        let generation;
+        {
+            let mut s = shared.lock();
+            loop {
+                if s.stop {
+                    return;
+                }
+                if let Some(at) = s.seek.take() {
+                    next = at;
+                }
+                let full = s.queue.len() >= s.capacity;
+                if !(full || s.suspended || s.finished) {
+                    break;
+                }
+                s = shared.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+            // Behind the clock by a whole GOP: skip to where the clock is.
+            if s.clock.lap > next.lap
+                || (s.clock.lap == next.lap
+                    && source.gop_of(s.clock.frame) > source.gop_of(next.frame))
+            {
+                next = s.clock;
+            }
+            generation = s.generation;
+        }
+        let gop = source.gop_of(next.frame);
+        let start = Instant::now();
+        let decoded = source.decode_gop(gop);
+        let elapsed = start.elapsed().as_secs_f64();
+        let mut s = shared.lock();
+        if s.generation != generation {
+            continue; // a seek came in meanwhile; its GOP is decoded next
+        }
+        match decoded {
+            Ok(d) => {
+                let n = d.frames.len().max(1) as f64;
+                s.stats.ms_per_frame = 1e3 * elapsed / n;
+                s.stats.bits_per_second = 8.0 * d.coded_bytes as f64 * source.fps() / n;
+                s.stats.decoded += d.frames.len() as u64;
+                let end = d.first_frame + d.frames.len() as u64;
+                for (k, pictures) in d.frames.into_iter().enumerate() {
+                    let frame = d.first_frame + k as u64;
+                    if frame >= next.frame {
+                        s.queue.push_back(Arc::new(DecodedFrame {
+                            at: Position {
+                                lap: next.lap,
+                                frame,
+                            },
+                            gop: d.index,
+                            side: d.side.clone(),
+                            pictures,
+                        }));
+                    }
+                }
+                next.frame = end.max(source.gop_start(gop + 1));
+            }
+            Err(e) => {
+                let (a, b) = (source.gop_start(gop), source.gop_start(gop + 1));
+                s.log
+                    .push(format!("GOP {gop} (frames {a}..{b}) skipped: {e}"));
+                next.frame = b.max(next.frame + 1);
+            }
+        }
+        if next.frame >= frame_count {
+            if s.looping {
+                next = Position {
+                    lap: next.lap + 1,
+                    frame: 0,
+                };
+            } else {
+                s.finished = true;
+            }
+        }
+        shared.wake.notify_all();
+    }
+}

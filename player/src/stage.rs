@@ -1,0 +1,91 @@
+//! A bevy app without a window, driven from outside one update at a time (bevy's externally
+//! driven headless pattern): what the capture tool and the player's headless mode render with.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bevy::app::SubApps;
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use bevy::render::RenderPlugin;
+use bevy::render::render_resource::PollType;
+use bevy::render::renderer::RenderDevice;
+use bevy::window::ExitCondition;
+use bevy::winit::WinitPlugin;
+
+/// The bevy app, pumped by hand.
+pub struct Stage {
+    apps: SubApps,
+}
+
+impl Stage {
+    /// A windowless app with bevy's default plugins (assets read from `asset_root`), set up
+    /// further by `configure`.
+    pub fn new(asset_root: Option<&Path>, configure: impl FnOnce(&mut App)) -> Self {
+        let mut app = App::new();
+        let mut assets = AssetPlugin::default();
+        if let Some(root) = asset_root {
+            assets.file_path = root.to_string_lossy().into_owned();
+        }
+        app.add_plugins(
+            DefaultPlugins
+                .set(WindowPlugin {
+                    primary_window: None,
+                    exit_condition: ExitCondition::DontExit,
+                    ..default()
+                })
+                .set(RenderPlugin {
+                    synchronous_pipeline_compilation: true,
+                    ..default()
+                })
+                .set(assets)
+                .disable::<LogPlugin>()
+                .disable::<WinitPlugin>(),
+        );
+        configure(&mut app);
+        app.finish();
+        app.cleanup();
+        Self {
+            apps: std::mem::take(app.sub_apps_mut()),
+        }
+    }
+
+    /// The main world.
+    pub fn world(&mut self) -> &mut World {
+        self.apps.main.world_mut()
+    }
+
+    /// One update, then wait for the GPU.
+    pub fn update(&mut self) {
+        self.apps.update();
+        // A poll error means the device is gone; the stall timeout reports it.
+        let _ = self
+            .apps
+            .main
+            .world()
+            .resource::<RenderDevice>()
+            .wgpu_device()
+            .poll(PollType::Wait {
+                submission_index: None,
+                timeout: None,
+            });
+    }
+
+    /// Updates until `ready` says so, or fails after 60 s.
+    pub fn until(
+        &mut self,
+        what: &str,
+        mut ready: impl FnMut(&mut World) -> Result<bool, String>,
+    ) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            self.update();
+            if ready(self.world())? {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(format!("{what}: nothing after 60 s"));
+            }
+        }
+    }
+}
