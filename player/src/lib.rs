@@ -5,7 +5,8 @@
 //! - [`render`]: the GPU half inside bevy's render graph (unpack → project → sort → rasterize
 //!   → present), [`app`]: the plugin, camera controls and lifecycle, [`controls`]: orbit view
 //!   and touch gestures, [`overlay`]: figures and the timeline bar.
-//! - [`headless`]: the same pipeline into images, for PNG sequences and timings.
+//! - [`headless`]: the same pipeline into images, for PNG sequences and timings;
+//!   [`window`]: the app in a window, on desktops and phones.
 //!
 //! It also holds the synthetic capture tool's parts (bin `splatcast-capture`): camera rigs,
 //! the bevy renderer that plays animated glTF models, and the data-set writers.
@@ -22,6 +23,7 @@ pub mod render;
 pub mod rig;
 pub mod source;
 pub mod stage;
+pub mod window;
 
 pub use app::{Budget, Player, PlayerOptions, PlayerPlugin, splat_camera};
 pub use source::{DecodedGop, FileSource, PlaneSource, SourceError};

@@ -6,15 +6,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, save_to_disk};
-use bevy::window::PresentMode;
 use clap::Parser;
-use splatcast_player::app::{
-    Budget, Player, PlayerOptions, PlayerPlugin, PlayerSystems, splat_camera,
-};
+use splatcast_player::app::{Budget, Player, PlayerOptions, PlayerSystems};
 use splatcast_player::headless::{self, HeadlessOptions};
-use splatcast_player::overlay::OverlayPlugin;
 use splatcast_player::render::RenderFeedback;
-use splatcast_player::source::{FileSource, PlaneSource};
+use splatcast_player::window::{WindowSettings, open_file, window_app};
 use splatcast_shaders::orbit::{Orbit, Up};
 use splatcast_shaders::posed::read_transforms;
 
@@ -271,31 +267,14 @@ fn run_window(cli: &Cli) -> Result<()> {
         .map(parse_size)
         .transpose()?
         .unwrap_or((1280, 720));
-    let options = options(cli, size)?;
-    // A file that cannot be opened is shown as a message in the window, not a crash.
-    let source = FileSource::open(&cli.input)
-        .map(|s| Box::new(s) as Box<dyn PlaneSource>)
-        .map_err(|e| format!("{}: {e}", cli.input.display()));
-    if let Err(e) = &source {
-        eprintln!("{e}");
-    }
-    let overlay = !cli.no_overlay;
-    let mut app = App::new();
-    app.add_plugins(DefaultPlugins.set(WindowPlugin {
-        primary_window: Some(Window {
+    let mut app = window_app(
+        open_file(&cli.input),
+        options(cli, size)?,
+        WindowSettings {
             title: format!("Splatcast — {}", cli.input.display()),
-            resolution: (size.0, size.1).into(),
-            present_mode: PresentMode::AutoNoVsync,
-            ..default()
-        }),
-        ..default()
-    }))
-    .add_plugins((PlayerPlugin::new(source, options, true), OverlayPlugin))
-    .add_systems(
-        Startup,
-        move |mut commands: Commands, mut player: ResMut<Player>| {
-            player.overlay = overlay;
-            commands.spawn(splat_camera(&player));
+            size,
+            fullscreen: false,
+            overlay: !cli.no_overlay,
         },
     );
     if let Some(path) = &cli.screenshot {

@@ -86,6 +86,15 @@ impl FileSource {
     /// Opens a file and indexes its GOPs. A GOP whose fragment cannot be read is kept in the
     /// index (its frames are skipped when played), so one bad fragment does not lose the file.
     pub fn open(path: &Path) -> Result<Self, SourceError> {
+        Self::open_with(path, || Box::new(Rav1dDecoder::new(1)))
+    }
+
+    /// [`FileSource::open`] with decoders from `decoder` (one per track): where a platform's
+    /// hardware decoder (MediaCodec, VideoToolbox) implements [`PlaneDecoder`], it plugs in here.
+    pub fn open_with(
+        path: &Path,
+        decoder: impl Fn() -> Box<dyn PlaneDecoder>,
+    ) -> Result<Self, SourceError> {
         let mut reader = StreamReader::open(BufReader::new(File::open(path)?))?;
         let gops = reader.gop_count();
         let mut gop_starts = Vec::with_capacity(gops);
@@ -114,9 +123,7 @@ impl FileSource {
         });
         Ok(Self {
             reader,
-            decoders: (0..tracks)
-                .map(|_| Box::new(Rav1dDecoder::new(1)) as Box<dyn PlaneDecoder>)
-                .collect(),
+            decoders: (0..tracks).map(|_| decoder()).collect(),
             gop_starts,
             frame_count,
             first_side,

@@ -3,9 +3,10 @@
 
 use glam::{DVec3, Quat, Vec3};
 use splatcast_protocol::GaussianFrame;
+use splatcast_shaders::present::Presenter;
 use splatcast_shaders::reference;
 use splatcast_shaders::synthetic::Rng;
-use splatcast_shaders::{Camera, Gpu, GpuGaussians, Renderer};
+use splatcast_shaders::{Camera, Gpu, GpuGaussians, RenderBuffers, Renderer};
 
 fn scene(n: usize, sh_degree: u8, seed: u64) -> GaussianFrame {
     let mut rng = Rng::new(seed);
@@ -226,4 +227,134 @@ fn images_larger_than_a_binding_render_in_strips_identically() {
         seam.iter().any(|p| p[3] > 0.1),
         "the scene crosses the strip seam"
     );
+}
+
+#[test]
+fn downlevel_limits_render_like_the_desktop_device() {
+    // What a GLES 3.1 phone offers: downlevel_defaults, no optional features.
+    let gpu = Gpu::downlevel(wgpu::Backends::GL).unwrap();
+    assert!(!gpu.timestamps && !gpu.subgroups);
+    assert_eq!(
+        gpu.device.limits().max_storage_buffers_per_shader_stage,
+        wgpu::Limits::downlevel_defaults().max_storage_buffers_per_shader_stage
+    );
+    let renderer = Renderer::new(&gpu);
+    let frame = scene(300, 2, 31);
+    let cam = camera(96, 72, DVec3::new(0.3, -0.2, -3.0));
+    let gaussians = GpuGaussians::upload(&gpu, &frame).unwrap();
+    let got = renderer
+        .render(&gpu, &gaussians, &mut None, &cam, Vec3::ZERO)
+        .unwrap();
+    let want = reference::render(&frame, &cam, DVec3::ZERO).unwrap();
+    let db = psnr_against(&got.rgba, &want.rgb);
+    assert!(db > 50.0, "{db:.1} dB on downlevel limits");
+}
+
+/// Draws the last render of `b` onto a new `format` texture of `w`×`h` and reads it back.
+fn present_to(
+    gpu: &Gpu,
+    presenter: &mut Presenter,
+    b: &RenderBuffers,
+    format: wgpu::TextureFormat,
+    (w, h): (u32, u32),
+) -> Vec<u8> {
+    let texture = gpu.device.create_texture(&wgpu::TextureDescriptor {
+        label: None,
+        size: wgpu::Extent3d {
+            width: w,
+            height: h,
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format,
+        usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+        view_formats: &[],
+    });
+    let row = (w * 4).next_multiple_of(256);
+    let out = gpu.storage(
+        "present readback",
+        (row * h) as u64,
+        wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+    );
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    let view = texture.create_view(&Default::default());
+    presenter.encode(gpu, &mut encoder, b, &view, format, (w, h));
+    encoder.copy_texture_to_buffer(
+        texture.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &out,
+            layout: wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(row),
+                rows_per_image: None,
+            },
+        },
+        wgpu::Extent3d {
+            width: w,
+            height: h,
+            depth_or_array_layers: 1,
+        },
+    );
+    gpu.queue.submit([encoder.finish()]);
+    let raw = gpu.read(&out, (row * h) as u64).unwrap();
+    raw.chunks_exact(row as usize)
+        .flat_map(|r| {
+            r[..(w * 4) as usize]
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+        })
+        .collect::<Vec<u8>>()
+}
+
+#[test]
+fn present_draws_the_rendered_image_onto_colour_targets() {
+    let gpu = Gpu::with_backends(wgpu::Backends::GL).unwrap();
+    let renderer = Renderer::new(&gpu);
+    let mut presenter = Presenter::new(&gpu);
+    let frame = scene(200, 1, 37);
+    let cam = camera(32, 24, DVec3::new(0.1, -0.2, -3.0));
+    let gaussians = GpuGaussians::upload(&gpu, &frame).unwrap();
+    let mut buffers = None;
+    let image = renderer
+        .render(
+            &gpu,
+            &gaussians,
+            &mut buffers,
+            &cam,
+            Vec3::new(0.1, 0.2, 0.3),
+        )
+        .unwrap();
+    let want = image.to_rgb8();
+    let b = buffers.as_ref().unwrap();
+    // Same size, on an sRGB target (what bevy's views are) and a plain one: the bytes the
+    // CLI's PNGs hold, to rounding.
+    for format in [
+        wgpu::TextureFormat::Rgba8UnormSrgb,
+        wgpu::TextureFormat::Rgba8Unorm,
+    ] {
+        let got = present_to(&gpu, &mut presenter, b, format, (32, 24));
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(worst <= 1, "{format:?}: off by {worst}");
+    }
+    // Twice the size: each rendered pixel covers 2×2 target pixels.
+    let got = present_to(
+        &gpu,
+        &mut presenter,
+        b,
+        wgpu::TextureFormat::Rgba8Unorm,
+        (64, 48),
+    );
+    for (y, x) in [(0, 0), (5, 9), (47, 63), (30, 17)] {
+        let (g, w) = ((y * 64 + x) * 3, ((y / 2) * 32 + x / 2) * 3);
+        for c in 0..3 {
+            assert!(got[g + c].abs_diff(want[w + c]) <= 1, "pixel {x},{y}");
+        }
+    }
 }

@@ -1,10 +1,14 @@
 //! Playback speed of a Splatcast stream: the player's pipeline without its window. AV1 decode of
-//! every GOP's planes on the CPU (rav1d), then upload + unpack on the GPU, then render at
-//! 1920×1080, each timed on its own. The stream is the demo galaxy (moving, SH degree 1) at
+//! every GOP's planes on the CPU (rav1d) — the player's way (one decoder per track, tracks in
+//! parallel) and one track after another with `--threads` rav1d threads, in the same run — then
+//! upload + unpack on the GPU, then render at 1920×1080, each timed on its own. The stream is a
+//! generated moving cloud (`--scene drift`: the demo galaxy moving rigidly, every Gaussian
+//! moving every frame; `--scene galaxy`: the demo's shearing spiral, a worst case) at
 //! `--gaussians` per frame, encoded first (GOP 30, Medium), or any file given with `--input`.
 //!
 //! `cargo run --release -p splatcast-encoder --bin playback-bench -- [--gaussians 100000]
-//! [--frames 60] [--threads N] [--input s.mp4] [--keep s.mp4] [--decode-only]`
+//! [--frames 60] [--scene drift|galaxy] [--threads N] [--input s.mp4] [--keep s.mp4]
+//! [--decode-only]`
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -13,7 +17,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use glam::{DVec3, Vec3};
 use splatcast_encoder::{EncodeOptions, SequenceEncoder, demo, stream_layout};
-use splatcast_protocol::av1::Rav1dDecoder;
+use splatcast_protocol::av1::{PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::stream::StreamReader;
 use splatcast_shaders::unpack::Unpacker;
 use splatcast_shaders::{Camera, Gpu, Renderer, synthetic};
@@ -25,6 +29,7 @@ struct Args {
     input: Option<PathBuf>,
     keep: Option<PathBuf>,
     decode_only: bool,
+    galaxy: bool,
 }
 
 fn args() -> Result<Args> {
@@ -35,6 +40,7 @@ fn args() -> Result<Args> {
         input: None,
         keep: None,
         decode_only: false,
+        galaxy: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -46,13 +52,20 @@ fn args() -> Result<Args> {
             "--input" => a.input = Some(value()?.into()),
             "--keep" => a.keep = Some(value()?.into()),
             "--decode-only" => a.decode_only = true,
+            "--scene" => {
+                a.galaxy = match value()?.as_str() {
+                    "drift" => false,
+                    "galaxy" => true,
+                    other => bail!("--scene {other}: drift or galaxy"),
+                }
+            }
             other => bail!("unknown argument {other}"),
         }
     }
     Ok(a)
 }
 
-/// The demo galaxy, encoded.
+/// The generated stream, encoded.
 fn encode(a: &Args) -> Result<Vec<u8>> {
     let options = EncodeOptions::default();
     let start = Instant::now();
@@ -63,7 +76,12 @@ fn encode(a: &Args) -> Result<Vec<u8>> {
         false,
     );
     for t in 0..a.frames {
-        enc.push(demo::galaxy_frame(a.gaussians, t, options.fps))?;
+        let frame = if a.galaxy {
+            demo::galaxy_frame(a.gaussians, t, options.fps)
+        } else {
+            demo::drifting_frame(a.gaussians, t, options.fps)
+        };
+        enc.push(frame)?;
     }
     let bytes = enc.finish()?.output;
     println!(
@@ -87,24 +105,37 @@ fn main() -> Result<()> {
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
 
-    // 1. AV1 decode of the plane sets, GOP by GOP, on `threads` threads.
+    // 1. AV1 decode of the plane sets, GOP by GOP: the player's way (a decoder per track, the
+    //    tracks in parallel), then one track after another on `threads` rav1d threads.
     let mut reader = StreamReader::open(Cursor::new(bytes))?;
-    let mut decoder = Rav1dDecoder::new(a.threads as u32);
+    let tracks = reader.gop_sizes(0)?.track_bytes.len();
+    let mut decoders: Vec<Box<dyn PlaneDecoder>> = (0..tracks)
+        .map(|_| Box::new(Rav1dDecoder::new(1)) as Box<dyn PlaneDecoder>)
+        .collect();
     let mut gops = Vec::with_capacity(reader.gop_count());
     let start = Instant::now();
     for g in 0..reader.gop_count() {
-        gops.push(reader.decode_planes(g, &mut decoder)?);
+        gops.push(reader.decode_planes_parallel(g, &mut decoders)?);
     }
     let decode = start.elapsed().as_secs_f64();
+    let mut sequential = Rav1dDecoder::new(a.threads as u32);
+    let start = Instant::now();
+    for g in 0..reader.gop_count() {
+        reader.decode_planes(g, &mut sequential)?;
+    }
+    let decode_sequential = start.elapsed().as_secs_f64();
     let frames: usize = gops
         .iter()
         .map(|(_, _, p)| p.first().map_or(0, Vec::len))
         .sum();
     println!(
-        "decode: {frames} plane sets in {decode:.2} s on {} threads: {:.1} plane sets/s ({:.2} ms each)",
-        a.threads,
+        "decode: {frames} plane sets of {tracks} tracks; tracks in parallel: {:.1} plane sets/s ({:.2} ms each); \
+         one track at a time on {} rav1d threads: {:.1} plane sets/s ({:.2}x slower)",
         frames as f64 / decode,
-        1000.0 * decode / frames as f64
+        1000.0 * decode / frames as f64,
+        a.threads,
+        frames as f64 / decode_sequential,
+        decode_sequential / decode
     );
     if a.decode_only {
         return Ok(());
