@@ -6,7 +6,7 @@ use std::io::Cursor;
 use splatcast_encoder::{EncodeOptions, SequenceEncoder, demo, stream_layout};
 use splatcast_protocol::av1::Rav1dDecoder;
 use splatcast_protocol::stream::StreamReader;
-use splatcast_shaders::unpack::Unpacker;
+use splatcast_shaders::unpack::{Order, Unpacker};
 use splatcast_shaders::{Gpu, GpuGaussians};
 
 #[test]
@@ -31,7 +31,7 @@ fn gpu_unpack_matches_cpu_decode() {
         let (_, side, planes) = reader.decode_planes(g, &mut decoder).unwrap();
         assert!(side.sh_degree > 0, "the test scene exercises SH planes");
         let out = unpacker.output(&gpu, &side).unwrap();
-        let gop = unpacker.prepare(&gpu, &side, &out).unwrap();
+        let gop = unpacker.prepare(&gpu, &side, &out, Order::Coded).unwrap();
         for (f, want) in cpu.frames.iter().enumerate() {
             let pictures: Vec<_> = planes.iter().map(|track| &track[f]).collect();
             let mut encoder = gpu.device.create_command_encoder(&Default::default());

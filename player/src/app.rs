@@ -22,26 +22,32 @@ use crate::source::PlaneSource;
 pub const TIMELINE_HEIGHT: f32 = 22.0;
 
 /// What a device can afford: renders above `max_pixels` are made at a lower resolution and
-/// scaled up (phones render at a fraction of their panel's pixels).
+/// scaled up (phones render at a fraction of their panel's pixels), and frames with more than
+/// `max_gaussians` draw an even subsample of them.
 #[derive(Clone, Copy, Debug)]
 pub struct Budget {
     /// Most pixels rendered per frame.
     pub max_pixels: u64,
+    /// Most Gaussians drawn per frame.
+    pub max_gaussians: u32,
 }
 
 impl Default for Budget {
     fn default() -> Self {
         Self {
             max_pixels: 3840 * 2160,
+            max_gaussians: u32::MAX,
         }
     }
 }
 
 impl Budget {
-    /// A budget for phones: about 1.2 megapixels (a 1080p panel at 0.75 scale).
+    /// A budget for phones: about 1.2 megapixels (a 1080p panel at 0.75 scale) and 250k
+    /// Gaussians (V³ plays 100k-Gaussian frames at 27 fps on an A15).
     pub fn phone() -> Self {
         Self {
             max_pixels: 1_200_000,
+            max_gaussians: 250_000,
         }
     }
 
@@ -203,6 +209,7 @@ pub fn splat_camera(player: &Player) -> impl Bundle {
         SplatView {
             camera: player.view.camera(16, 16),
             background: Vec3::from_array(player.options.background.to_array()),
+            max_gaussians: player.options.budget.max_gaussians,
         },
     )
 }

@@ -127,6 +127,7 @@ pub fn run(
         looping: false,
         budget: crate::app::Budget {
             max_pixels: u64::MAX,
+            ..options.player.budget
         },
         ..options.player
     };
@@ -169,13 +170,15 @@ pub fn run(
             let worker = player.worker.as_ref().expect("opened above");
             worker.wait_for(Position { lap: 0, frame });
         }
-        let sink = sender.clone();
-        stage
-            .world()
-            .spawn(Screenshot::image(target.clone()))
-            .observe(move |shot: On<ScreenshotCaptured>| {
-                let _ = sink.send((frame, shot.image.clone()));
-            });
+        if options.out.is_some() {
+            let sink = sender.clone();
+            stage
+                .world()
+                .spawn(Screenshot::image(target.clone()))
+                .observe(move |shot: On<ScreenshotCaptured>| {
+                    let _ = sink.send((frame, shot.image.clone()));
+                });
+        }
         let start = Instant::now();
         stage.update();
         let update_ms = 1e3 * start.elapsed().as_secs_f64();
@@ -197,7 +200,11 @@ pub fn run(
         progress(i as u64 + 1, frames.end - frames.start);
     }
     // The last screenshots arrive on the following updates.
-    let wanted = timings.len();
+    let wanted = if options.out.is_some() {
+        timings.len()
+    } else {
+        0
+    };
     let waiting = Instant::now();
     drop(sender);
     while written < wanted {

@@ -58,6 +58,9 @@ struct Cli {
     /// Most pixels rendered per frame (larger windows are upscaled), e.g. 1200000 on phones.
     #[arg(long)]
     max_pixels: Option<u64>,
+    /// Most Gaussians drawn per frame (an even subsample above it), e.g. 250000 on phones.
+    #[arg(long)]
+    max_gaussians: Option<u32>,
     /// Start paused.
     #[arg(long)]
     paused: bool,
@@ -190,9 +193,10 @@ fn options(cli: &Cli, size: (u32, u32)) -> Result<PlayerOptions> {
         up: cli.up,
         camera,
         background: parse_background(&cli.background)?,
-        budget: cli
-            .max_pixels
-            .map_or_else(Budget::default, |max_pixels| Budget { max_pixels }),
+        budget: Budget {
+            max_pixels: cli.max_pixels.unwrap_or(Budget::default().max_pixels),
+            max_gaussians: cli.max_gaussians.unwrap_or(u32::MAX),
+        },
         ..PlayerOptions::default()
     })
 }

@@ -19,7 +19,7 @@ use bevy::render::view::ViewTarget;
 use bevy::render::{RenderApp, RenderStartup};
 use splatcast_shaders::present::Presenter;
 use splatcast_shaders::renderer::{RenderBuffers, Timestamps};
-use splatcast_shaders::unpack::{GpuGop, Unpacker};
+use splatcast_shaders::unpack::{GpuGop, Order, Unpacker};
 use splatcast_shaders::{Camera, Gpu, GpuGaussians, Readback, Renderer};
 
 use crate::decode::DecodedFrame;
@@ -40,6 +40,9 @@ pub struct SplatView {
     pub camera: Camera,
     /// Background colour (sRGB values in [0, 1]).
     pub background: Vec3,
+    /// Most Gaussians drawn: above it the GPU unpacks in spread order and this view draws an
+    /// even subsample (the device budget of phones).
+    pub max_gaussians: u32,
 }
 
 /// What the GPU side reports back to the main world (for the overlay and benchmarks).
@@ -161,6 +164,7 @@ impl SplatGpu {
         encoder: &mut wgpu::CommandEncoder,
         frame: &DecodedFrame,
         serial: u64,
+        max_gaussians: u32,
     ) -> Result<(), String> {
         let side_id = Arc::as_ptr(&frame.side) as usize;
         if self.gop.as_ref().is_none_or(|g| g.side != side_id) {
@@ -178,9 +182,14 @@ impl SplatGpu {
                 self.views.clear();
             }
             let out = self.gaussians.as_ref().expect("made above");
+            let order = if (max_gaussians as usize) < frame.side.keyframe_positions.len() {
+                Order::Spread
+            } else {
+                Order::Coded
+            };
             let gop = self
                 .unpacker
-                .prepare(&self.gpu, &frame.side, out)
+                .prepare(&self.gpu, &frame.side, out, order)
                 .map_err(|e| e.to_string())?;
             self.gop = Some(GopState { side: side_id, gop });
         }
@@ -195,8 +204,19 @@ impl SplatGpu {
 
     /// Makes the view's buffers fit `size`, growing them when the last readback found them
     /// too small.
-    fn fit_view(&mut self, entity: Entity, size: (u32, u32)) -> Result<(), String> {
-        let gaussians = self.gaussians.as_ref().ok_or("no frame yet")?;
+    fn fit_view(
+        &mut self,
+        entity: Entity,
+        size: (u32, u32),
+        max_gaussians: u32,
+    ) -> Result<(), String> {
+        let all = self.gaussians.as_ref().ok_or("no frame yet")?;
+        // The budget draws a prefix of the (spread) buffer.
+        let gaussians = &GpuGaussians {
+            buffer: all.buffer.clone(),
+            count: all.count.min(max_gaussians),
+            sh_rest: all.sh_rest,
+        };
         let mut capacity = None;
         if let Some(v) = self.views.get(&entity) {
             let wanted = v.pairs.poll().map(|raw| {
@@ -211,7 +231,9 @@ impl SplatGpu {
                     let max = (self.gpu.max_binding() / 8).min(u32::MAX as u64) as u32;
                     capacity = Some((w as u64 * 5 / 4).min(max as u64) as u32);
                 }
-                _ if v.buffers.size() != size => capacity = Some(v.buffers.capacity()),
+                _ if v.buffers.size() != size || v.buffers.count() != gaussians.count => {
+                    capacity = Some(v.buffers.capacity())
+                }
                 _ => {}
             }
         } else {
@@ -245,7 +267,7 @@ fn splat_pass(
     if let Some(frame) = &shown.frame
         && shown.serial != state.serial
     {
-        let result = state.unpack(encoder, frame, shown.serial);
+        let result = state.unpack(encoder, frame, shown.serial, splat.max_gaussians);
         feedback.update(|r| {
             r.unpacked += 1;
             r.serial = shown.serial;
@@ -262,7 +284,7 @@ fn splat_pass(
     let target_size = (texture.width(), texture.height());
     let camera = &splat.camera;
     let size = (camera.width, camera.height);
-    if let Err(e) = state.fit_view(entity, size) {
+    if let Err(e) = state.fit_view(entity, size, splat.max_gaussians) {
         feedback.update(|r| r.error = Some(e));
         return;
     }

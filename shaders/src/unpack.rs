@@ -48,6 +48,33 @@ struct Channel {
     pad: u32,
 }
 
+/// The order unpacked Gaussians take in the output buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Coded (grid) order, as the CPU decode gives them.
+    Coded,
+    /// Bit-reversed grid order: every prefix is an even subsample of the scene, so a device
+    /// with a Gaussian budget renders the first N and still sees all of it.
+    Spread,
+}
+
+/// Grid-order indices `0..n` in bit-reversed order (those ≥ `n` skipped): prefixes are
+/// stratified over the whole range.
+pub fn spread_order(n: usize) -> Vec<u32> {
+    let bits = usize::BITS - n.saturating_sub(1).leading_zeros();
+    (0..1usize << bits)
+        .map(|i| {
+            if bits == 0 {
+                0
+            } else {
+                i.reverse_bits() >> (usize::BITS - bits)
+            }
+        })
+        .filter(|&i| i < n)
+        .map(|i| i as u32)
+        .collect()
+}
+
 /// The unpack pipeline.
 pub struct Unpacker {
     pipeline: wgpu::ComputePipeline,
@@ -94,12 +121,13 @@ impl Unpacker {
         })
     }
 
-    /// Uploads `side` and binds it to `out` (from [`Unpacker::output`]).
+    /// Uploads `side` and binds it to `out` (from [`Unpacker::output`]), Gaussians in `order`.
     pub fn prepare(
         &self,
         gpu: &Gpu,
         side: &GopSide,
         out: &GpuGaussians,
+        order: Order,
     ) -> Result<GpuGop, UnpackError> {
         let w = side.grid.width;
         let pixels: Vec<u32> = (0..w * side.grid.height)
@@ -111,10 +139,17 @@ impl Unpacker {
                 "occupancy, keyframe positions and output disagree".into(),
             ));
         }
-        let mut gop = Vec::with_capacity(3 * pixels.len());
-        for (p, q) in pixels.iter().zip(&side.keyframe_positions) {
-            gop.extend_from_slice(&[*p, q[0] as u32 | (q[1] as u32) << 16, q[2] as u32]);
-        }
+        let record = |i: usize| {
+            let (p, q) = (pixels[i], side.keyframe_positions[i]);
+            [p, q[0] as u32 | (q[1] as u32) << 16, q[2] as u32]
+        };
+        let gop: Vec<u32> = match order {
+            Order::Coded => (0..pixels.len()).flat_map(record).collect(),
+            Order::Spread => spread_order(pixels.len())
+                .into_iter()
+                .flat_map(|i| record(i as usize))
+                .collect(),
+        };
         let (mut channels, mut tracks, mut at) = (Vec::new(), Vec::new(), 0usize);
         for t in &side.tracks {
             let tiles = Tiles::new(t.ranges.len(), side.grid);
@@ -221,5 +256,26 @@ impl Unpacker {
             &gop.bind_group,
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread_order;
+
+    #[test]
+    fn spread_order_is_a_permutation_whose_prefixes_are_even() {
+        for n in [0usize, 1, 2, 5, 1000, 1024, 1025] {
+            let order = spread_order(n);
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..n as u32).collect::<Vec<_>>(), "n = {n}");
+        }
+        // The first quarter of 1000 covers every stretch of 8 consecutive indices once or twice.
+        let quarter = &spread_order(1000)[..250];
+        for block in 0..125 {
+            let hits = quarter.iter().filter(|&&i| i as usize / 8 == block).count();
+            assert!((1..=3).contains(&hits), "block {block}: {hits}");
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! `--gaussians` per frame, encoded first (GOP 30, Medium), or any file given with `--input`.
 //!
 //! `cargo run --release -p splatcast-encoder --bin playback-bench -- [--gaussians 100000]
-//! [--frames 60] [--scene drift|galaxy] [--threads N] [--input s.mp4] [--keep s.mp4]
+//! [--frames 60] [--scene drift|galaxy] [--quality low|medium|high|max] [--threads N] [--input s.mp4] [--keep s.mp4]
 //! [--decode-only]`
 
 use std::io::Cursor;
@@ -15,11 +15,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use clap::ValueEnum;
 use glam::{DVec3, Vec3};
-use splatcast_encoder::{EncodeOptions, SequenceEncoder, demo, stream_layout};
+use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, demo, stream_layout};
 use splatcast_protocol::av1::{PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::stream::StreamReader;
-use splatcast_shaders::unpack::Unpacker;
+use splatcast_shaders::unpack::{Order, Unpacker};
 use splatcast_shaders::{Camera, Gpu, Renderer, synthetic};
 
 struct Args {
@@ -30,6 +31,7 @@ struct Args {
     keep: Option<PathBuf>,
     decode_only: bool,
     galaxy: bool,
+    quality: Quality,
 }
 
 fn args() -> Result<Args> {
@@ -41,6 +43,7 @@ fn args() -> Result<Args> {
         keep: None,
         decode_only: false,
         galaxy: false,
+        quality: Quality::Medium,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -52,6 +55,10 @@ fn args() -> Result<Args> {
             "--input" => a.input = Some(value()?.into()),
             "--keep" => a.keep = Some(value()?.into()),
             "--decode-only" => a.decode_only = true,
+            "--quality" => {
+                a.quality = Quality::from_str(&value()?, true)
+                    .map_err(|e| anyhow::anyhow!("--quality: {e}"))?
+            }
             "--scene" => {
                 a.galaxy = match value()?.as_str() {
                     "drift" => false,
@@ -67,7 +74,10 @@ fn args() -> Result<Args> {
 
 /// The generated stream, encoded.
 fn encode(a: &Args) -> Result<Vec<u8>> {
-    let options = EncodeOptions::default();
+    let options = EncodeOptions {
+        quality: a.quality,
+        ..EncodeOptions::default()
+    };
     let start = Instant::now();
     let mut enc = SequenceEncoder::new(
         Vec::new(),
@@ -154,7 +164,7 @@ fn main() -> Result<()> {
     let mut camera_at = None;
     for (_, side, planes) in &gops {
         let out = unpacker.output(&gpu, side)?;
-        let gop = unpacker.prepare(&gpu, side, &out)?;
+        let gop = unpacker.prepare(&gpu, side, &out, Order::Coded)?;
         let count = planes.first().map_or(0, Vec::len);
         let picture = |f: usize| planes.iter().map(|track| &track[f]).collect::<Vec<_>>();
         let unpack = |f: usize| -> Result<wgpu::CommandEncoder> {

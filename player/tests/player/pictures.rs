@@ -15,7 +15,7 @@ use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::window::AppLifecycle;
 use glam::{DMat4, DVec4};
 use splatcast_encoder::scene::{FrameSet, bounds};
-use splatcast_player::app::{Player, PlayerOptions, PlayerPlugin, splat_camera};
+use splatcast_player::app::{Budget, Player, PlayerOptions, PlayerPlugin, splat_camera};
 use splatcast_player::headless::{self, HeadlessOptions};
 use splatcast_player::source::FileSource;
 use splatcast_player::stage::Stage;
@@ -129,6 +129,33 @@ fn headless_frames_match_the_cli_render() {
     // The frame before differs (the galaxy turns): the player showed the frame asked for.
     let (_, _, before) = read_png(&out.join(format!("{:04}.png", FRAME - 1)));
     assert!(psnr(&before, &player) < db - 3.0);
+
+    // A device budget of a third of the Gaussians draws an even subsample: the whole galaxy,
+    // thinner.
+    let thin = dir.path().join("thin");
+    headless::run(
+        HeadlessOptions {
+            input: file.clone(),
+            frames: FRAME..FRAME + 1,
+            size: (w, h),
+            player: PlayerOptions {
+                camera: Some(camera_of(&transforms, w, h)),
+                budget: Budget {
+                    max_pixels: u64::MAX,
+                    max_gaussians: 1000,
+                },
+                ..PlayerOptions::default()
+            },
+            out: Some(thin.clone()),
+        },
+        |_, _| {},
+    )
+    .unwrap();
+    let (_, _, sparse) = read_png(&thin.join(format!("{FRAME:04}.png")));
+    let (full, part) = (covered(&cli), covered(&sparse));
+    eprintln!("budget of 1000 of 3000 Gaussians: {part:.3} of the picture covered, full {full:.3}");
+    assert!(part > 0.5 * full && part < full, "{part} vs {full}");
+    assert!(psnr(&sparse, &cli) < 40.0);
 }
 
 fn target(stage: &mut Stage, w: u32, h: u32) -> Handle<Image> {
