@@ -21,7 +21,7 @@ use bevy::core_pipeline::tonemapping::Tonemapping;
 use bevy::gltf::Gltf;
 use bevy::mesh::skinning::SkinnedMesh;
 use bevy::prelude::*;
-use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::world_serialization::{WorldAsset, WorldAssetRoot};
 
@@ -588,20 +588,8 @@ pub fn capture(
     }
     let mut targets = Vec::with_capacity(cameras.len());
     for c in &cameras {
-        let mut image = Image::new_uninit(
-            Extent3d {
-                width: w,
-                height: h,
-                depth_or_array_layers: 1,
-            },
-            TextureDimension::D2,
-            TextureFormat::Rgba8UnormSrgb,
-            RenderAssetUsages::RENDER_WORLD,
-        );
-        image.texture_descriptor.usage |=
-            TextureUsages::RENDER_ATTACHMENT | TextureUsages::COPY_SRC;
+        let handle = stage.render_target(w, h);
         let world = stage.world();
-        let handle = world.resource_mut::<Assets<Image>>().add(image);
         world.spawn((
             Camera3d::default(),
             Camera {

@@ -7,10 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use bevy::asset::RenderAssetUsages;
 use bevy::camera::RenderTarget;
 use bevy::prelude::*;
-use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 
 use crate::app::{Player, PlayerOptions, PlayerPlugin, splat_camera};
@@ -84,21 +82,6 @@ pub struct HeadlessReport {
     pub adapter: String,
 }
 
-fn target_image(stage: &mut Stage, (w, h): (u32, u32)) -> Handle<Image> {
-    let mut image = Image::new_uninit(
-        Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
-        TextureDimension::D2,
-        TextureFormat::Rgba8UnormSrgb,
-        RenderAssetUsages::RENDER_WORLD,
-    );
-    image.texture_descriptor.usage |= TextureUsages::RENDER_ATTACHMENT | TextureUsages::COPY_SRC;
-    stage.world().resource_mut::<Assets<Image>>().add(image)
-}
-
 /// Renders `options.frames` of a file through the player's pipeline.
 pub fn run(
     options: HeadlessOptions,
@@ -142,7 +125,7 @@ pub fn run(
         .world()
         .get_resource::<bevy::render::renderer::RenderAdapterInfo>()
         .map_or_else(String::new, |a| format!("{} ({:?})", a.name, a.backend));
-    let target = target_image(&mut stage, options.size);
+    let target = stage.render_target(w, h);
     let world = stage.world();
     let camera = splat_camera(world.resource::<Player>());
     world.spawn((camera, RenderTarget::Image(target.clone().into())));

@@ -5,10 +5,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bevy::app::SubApps;
+use bevy::asset::RenderAssetUsages;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
 use bevy::render::RenderPlugin;
-use bevy::render::render_resource::PollType;
+use bevy::render::render_resource::{
+    Extent3d, PollType, TextureDimension, TextureFormat, TextureUsages,
+};
 use bevy::render::renderer::RenderDevice;
 use bevy::window::ExitCondition;
 use bevy::winit::WinitPlugin;
@@ -48,6 +51,23 @@ impl Stage {
         Self {
             apps: std::mem::take(app.sub_apps_mut()),
         }
+    }
+
+    /// A new `w`×`h` sRGB image that cameras can render into and screenshots can read.
+    pub fn render_target(&mut self, w: u32, h: u32) -> Handle<Image> {
+        let mut image = Image::new_uninit(
+            Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
+            TextureDimension::D2,
+            TextureFormat::Rgba8UnormSrgb,
+            RenderAssetUsages::RENDER_WORLD,
+        );
+        image.texture_descriptor.usage |=
+            TextureUsages::RENDER_ATTACHMENT | TextureUsages::COPY_SRC;
+        self.world().resource_mut::<Assets<Image>>().add(image)
     }
 
     /// The main world.

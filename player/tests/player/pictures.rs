@@ -7,10 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bevy::asset::RenderAssetUsages;
 use bevy::camera::RenderTarget;
 use bevy::prelude::*;
-use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat, TextureUsages};
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::window::AppLifecycle;
 use glam::{DMat4, DVec4};
@@ -158,21 +156,6 @@ fn headless_frames_match_the_cli_render() {
     assert!(psnr(&sparse, &cli) < 40.0);
 }
 
-fn target(stage: &mut Stage, w: u32, h: u32) -> Handle<Image> {
-    let mut image = Image::new_uninit(
-        Extent3d {
-            width: w,
-            height: h,
-            depth_or_array_layers: 1,
-        },
-        TextureDimension::D2,
-        TextureFormat::Rgba8UnormSrgb,
-        RenderAssetUsages::RENDER_WORLD,
-    );
-    image.texture_descriptor.usage |= TextureUsages::RENDER_ATTACHMENT | TextureUsages::COPY_SRC;
-    stage.world().resource_mut::<Assets<Image>>().add(image)
-}
-
 /// Updates until a screenshot of `image` arrives.
 fn shoot(stage: &mut Stage, image: &Handle<Image>) -> Vec<u8> {
     // A new camera learns its target's size during its first update.
@@ -226,7 +209,7 @@ fn the_picture_survives_suspend_and_a_new_surface_of_another_size() {
             frame: FRAME
         }));
     }
-    let first = target(&mut stage, 200, 150);
+    let first = stage.render_target(200, 150);
     let bundle = splat_camera(stage.world().resource::<Player>());
     let camera = stage
         .world()
@@ -246,7 +229,7 @@ fn the_picture_survives_suspend_and_a_new_surface_of_another_size() {
     assert!(stage.world().resource::<Player>().suspended);
     // Resumed on a new surface of another size.
     stage.world().write_message(AppLifecycle::Running);
-    let second = target(&mut stage, 320, 240);
+    let second = stage.render_target(320, 240);
     let bundle = splat_camera(stage.world().resource::<Player>());
     stage
         .world()
