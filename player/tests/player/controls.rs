@@ -20,15 +20,15 @@ struct Phone {
 
 impl Phone {
     fn new(path: &std::path::Path) -> Self {
+        let source = FileSource::open(path).map_err(|e| e.to_string());
+        Self::with(source.map(|s| Box::new(s) as _))
+    }
+
+    fn with(source: splatcast_player::app::SourceOrError) -> Self {
         let mut app = App::new();
         app.add_plugins((MinimalPlugins, InputPlugin))
             .add_message::<AppLifecycle>();
-        let source = FileSource::open(path).unwrap();
-        app.add_plugins(PlayerPlugin::new(
-            Ok(Box::new(source)),
-            PlayerOptions::default(),
-            true,
-        ));
+        app.add_plugins(PlayerPlugin::new(source, PlayerOptions::default(), true));
         let window = app
             .world_mut()
             .spawn((
@@ -145,4 +145,27 @@ fn suspend_stops_the_clock_and_resume_goes_on() {
         "the clock moves again"
     );
     assert!(phone.player().shown.is_some(), "frames reach the screen");
+}
+
+#[test]
+fn a_file_that_cannot_be_played_is_a_message_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, _) = encode_demo(dir.path(), "g.mp4", 300, 3, 3);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.truncate(100);
+    let broken = dir.path().join("broken.mp4");
+    std::fs::write(&broken, bytes).unwrap();
+    let mut phone = Phone::with(splatcast_player::window::open_file(&broken));
+    let fatal = phone.player().fatal.clone().unwrap();
+    assert!(fatal.contains("broken.mp4") && fatal.contains("moov"), "{fatal}");
+    // Controls and the clock keep working on nothing.
+    phone.touch(1, TouchPhase::Started, 10.0, 10.0);
+    phone.touch(1, TouchPhase::Moved, 40.0, 10.0);
+    phone.touch(1, TouchPhase::Ended, 40.0, 10.0);
+    phone.touch(2, TouchPhase::Started, 300.0, 475.0);
+    phone.touch(2, TouchPhase::Ended, 300.0, 475.0);
+    for _ in 0..3 {
+        phone.app.update();
+    }
+    assert!(phone.player().shown.is_none());
 }
