@@ -544,7 +544,7 @@ pub fn capture(
     if !options.model.is_file() {
         return Err(model_error("no such file".into()));
     }
-    let mut stage = Stage::new(Some(&asset_root), |app| {
+    let mut stage = Stage::new(Some(&asset_root), true, |app| {
         app.insert_resource(GlobalAmbientLight {
             color: Color::WHITE,
             brightness: 600.0,

@@ -114,7 +114,7 @@ pub fn run(
         },
         ..options.player
     };
-    let mut stage = Stage::new(None, |app| {
+    let mut stage = Stage::new(None, false, |app| {
         app.add_plugins(PlayerPlugin::new(
             Ok(Box::new(source)),
             player_options,

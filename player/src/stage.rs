@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use bevy::app::SubApps;
+use bevy::app::{PluginGroupBuilder, SubApps};
 use bevy::asset::RenderAssetUsages;
 use bevy::log::LogPlugin;
 use bevy::prelude::*;
@@ -23,28 +23,31 @@ pub struct Stage {
 
 impl Stage {
     /// A windowless app with bevy's default plugins (assets read from `asset_root`), set up
-    /// further by `configure`.
-    pub fn new(asset_root: Option<&Path>, configure: impl FnOnce(&mut App)) -> Self {
+    /// further by `configure`. `models` keeps glTF loading and PBR materials (the capture tool's
+    /// scenes); without them the app also runs on GL (see [`without_models`]).
+    pub fn new(asset_root: Option<&Path>, models: bool, configure: impl FnOnce(&mut App)) -> Self {
         let mut app = App::new();
         let mut assets = AssetPlugin::default();
         if let Some(root) = asset_root {
             assets.file_path = root.to_string_lossy().into_owned();
         }
-        app.add_plugins(
-            DefaultPlugins
-                .set(WindowPlugin {
-                    primary_window: None,
-                    exit_condition: ExitCondition::DontExit,
-                    ..default()
-                })
-                .set(RenderPlugin {
-                    synchronous_pipeline_compilation: true,
-                    ..default()
-                })
-                .set(assets)
-                .disable::<LogPlugin>()
-                .disable::<WinitPlugin>(),
-        );
+        let mut plugins = DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: None,
+                exit_condition: ExitCondition::DontExit,
+                ..default()
+            })
+            .set(RenderPlugin {
+                synchronous_pipeline_compilation: true,
+                ..default()
+            })
+            .set(assets)
+            .disable::<LogPlugin>()
+            .disable::<WinitPlugin>();
+        if !models {
+            plugins = without_models(plugins);
+        }
+        app.add_plugins(plugins);
         configure(&mut app);
         app.finish();
         app.cleanup();
@@ -108,4 +111,13 @@ impl Stage {
             }
         }
     }
+}
+
+/// `plugins` without glTF loading and PBR materials, which splat playback does not use:
+/// bevy_pbr's shadow shaders fail to compile on Mesa's GL backend, which stops bevy's render
+/// world (the capture tool, which needs them, therefore runs on Vulkan only).
+pub fn without_models(plugins: PluginGroupBuilder) -> PluginGroupBuilder {
+    plugins
+        .disable::<bevy::pbr::PbrPlugin>()
+        .disable::<bevy::gltf::GltfPlugin>()
 }

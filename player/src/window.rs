@@ -10,6 +10,7 @@ use bevy::window::{PresentMode, WindowMode};
 use crate::app::{Budget, Player, PlayerOptions, PlayerPlugin, SourceOrError, splat_camera};
 use crate::overlay::OverlayPlugin;
 use crate::source::{FileSource, PlaneSource};
+use crate::stage::without_models;
 
 /// How the window looks.
 pub struct WindowSettings {
@@ -39,17 +40,17 @@ pub fn window_app(source: SourceOrError, options: PlayerOptions, settings: Windo
     let mut window = Window {
         title: settings.title,
         resolution: (settings.size.0, settings.size.1).into(),
-        present_mode: PresentMode::AutoNoVsync,
+        present_mode: PresentMode::AutoVsync,
         ..default()
     };
     if settings.fullscreen {
         window.mode = WindowMode::BorderlessFullscreen(MonitorSelection::Primary);
     }
     let overlay = settings.overlay;
-    app.add_plugins(DefaultPlugins.set(WindowPlugin {
+    app.add_plugins(without_models(DefaultPlugins.set(WindowPlugin {
         primary_window: Some(window),
         ..default()
-    }))
+    })))
     .add_plugins((PlayerPlugin::new(source, options, true), OverlayPlugin))
     .add_systems(
         Startup,

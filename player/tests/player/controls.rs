@@ -157,7 +157,10 @@ fn a_file_that_cannot_be_played_is_a_message_not_a_crash() {
     std::fs::write(&broken, bytes).unwrap();
     let mut phone = Phone::with(splatcast_player::window::open_file(&broken));
     let fatal = phone.player().fatal.clone().unwrap();
-    assert!(fatal.contains("broken.mp4") && fatal.contains("moov"), "{fatal}");
+    assert!(
+        fatal.contains("broken.mp4") && fatal.contains("moov"),
+        "{fatal}"
+    );
     // Controls and the clock keep working on nothing.
     phone.touch(1, TouchPhase::Started, 10.0, 10.0);
     phone.touch(1, TouchPhase::Moved, 40.0, 10.0);
