@@ -121,13 +121,45 @@ const PLAUSIBLE_COST: f32 = 4.0;
 
 /// Matching cost of prev Gaussian `i` continuing as next Gaussian `j`.
 fn cost(prev: &GaussianFrame, next: &GaussianFrame, i: usize, j: usize, spacing: f32) -> f32 {
+    prev.positions[i].distance_squared(next.positions[j]) / (spacing * spacing)
+        + attribute_cost(prev, next, i, j)
+}
+
+/// The colour, scale and opacity part of [`cost`].
+fn attribute_cost(prev: &GaussianFrame, next: &GaussianFrame, i: usize, j: usize) -> f32 {
     use splatcast_protocol::gaussian::{SH_C0, sigmoid};
-    let dp = prev.positions[i].distance_squared(next.positions[j]) / (spacing * spacing);
     let dc = ((prev.sh_dc[i] - next.sh_dc[j]) * (SH_C0 / COLOR_UNIT)).length_squared();
     let ds = ((prev.log_scales[i] - next.log_scales[j]) / LOG_SCALE_UNIT).length_squared();
     let da = ((sigmoid(prev.opacity_logits[i]) - sigmoid(next.opacity_logits[j])) / OPACITY_UNIT)
         .powi(2);
-    dp + dc + ds + da
+    dc + ds + da
+}
+
+/// The cost of keeping the input order, Gaussian by Gaussian, with each one's motion measured
+/// against the mean motion of its nearest neighbours when that is smaller: a dense cloud that
+/// moves coherently keeps its identities however far it moves per frame (it codes as smooth
+/// displacement planes); a shuffle does not, since neighbours then move every which way.
+fn identity_costs(prev: &GaussianFrame, next: &GaussianFrame, spacing: f32) -> Vec<f32> {
+    let cells = Cells::new(&prev.positions);
+    let mut found = Vec::new();
+    (0..prev.len())
+        .map(|i| {
+            cells.nearest(
+                &prev.positions,
+                prev.positions[i],
+                CANDIDATES + 1,
+                &mut found,
+            );
+            let local = found
+                .iter()
+                .map(|&(_, j)| next.positions[j as usize] - prev.positions[j as usize])
+                .sum::<Vec3>()
+                / found.len().max(1) as f32;
+            let own = next.positions[i] - prev.positions[i];
+            let moved = own.length_squared().min((own - local).length_squared());
+            moved / (spacing * spacing) + attribute_cost(prev, next, i, i)
+        })
+        .collect()
 }
 
 fn plausible(costs: impl Iterator<Item = f32>, n: usize) -> bool {
@@ -163,7 +195,7 @@ pub fn correspond(prev: &GaussianFrame, next: &GaussianFrame) -> Correspondence 
         return Correspondence::None;
     }
     let spacing = typical_spacing(prev);
-    let identity: Vec<f32> = (0..n).map(|i| cost(prev, next, i, i, spacing)).collect();
+    let identity = identity_costs(prev, next, spacing);
     let identity_total: f32 = identity.iter().sum();
     if identity_total == 0.0 {
         return Correspondence::Identity;
@@ -262,6 +294,17 @@ mod tests {
             correspond(&prev, &cloud(1000, 0.06)),
             Correspondence::Identity
         );
+        // A dense cloud turning fast (its rim moves ~2.5 spacings a frame) keeps its order too.
+        let turned = {
+            let mut f = prev.clone();
+            let centre = Vec3::new(0.8, 0.6, 0.2);
+            let turn = Quat::from_rotation_z(0.3);
+            f.positions
+                .iter_mut()
+                .for_each(|p| *p = centre + turn * (*p - centre));
+            f
+        };
+        assert_eq!(correspond(&prev, &turned), Correspondence::Identity);
         // A different scene with the same count has no correspondence.
         let mut other = cloud(1000, 0.0);
         other.sh_dc.reverse();
