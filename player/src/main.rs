@@ -202,9 +202,6 @@ fn options(cli: &Cli, size: (u32, u32)) -> Result<PlayerOptions> {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
@@ -242,10 +239,15 @@ fn run_headless(cli: &Cli) -> Result<()> {
             );
         }
         let pick = |f: fn(&headless::FrameTiming) -> Option<f64>| {
-            median(report.timings.iter().filter_map(f).collect())
+            let v: Vec<f64> = report.timings.iter().filter_map(f).collect();
+            if v.is_empty() {
+                "n/a (no timestamp queries)".to_owned()
+            } else {
+                format!("{:.3} ms", median(v))
+            }
         };
         println!(
-            "median  decode {:.2} ms/frame  update {:.2} ms  gpu {:.3} ms",
+            "median  decode {} / frame  update {}  gpu {}",
             pick(|t| Some(t.decode_ms)),
             pick(|t| Some(t.update_ms)),
             pick(|t| t.gpu_ms),

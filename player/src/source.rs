@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use splatcast_protocol::av1::{Picture, PlaneDecoder, Rav1dDecoder};
-use splatcast_protocol::gop::GopSide;
+use splatcast_protocol::gop::{GopSide, SideError};
 use splatcast_protocol::stream::{StreamError, StreamReader};
 
 /// Why a source could not deliver.
@@ -97,26 +97,32 @@ impl FileSource {
     ) -> Result<Self, SourceError> {
         let mut reader = StreamReader::open(BufReader::new(File::open(path)?))?;
         let gops = reader.gop_count();
-        let mut gop_starts = Vec::with_capacity(gops);
-        let (mut frame_count, mut last_len, mut first_side, mut tracks) = (0u64, 1u64, None, 0);
-        for g in 0..gops {
-            match reader.gop_sizes(g) {
-                Ok(sizes) => {
-                    gop_starts.push(sizes.first_frame.max(frame_count));
-                    last_len = u64::from(sizes.side.frame_count);
-                    tracks = sizes.side.tracks.len();
-                    first_side.get_or_insert(sizes.side);
-                }
-                Err(StreamError::Side(e)) if first_side.is_none() && g == 0 => {
-                    // The first GOP's side data names the format version: refuse clearly.
-                    return Err(StreamError::Side(e).into());
-                }
-                Err(_) => gop_starts.push(frame_count),
-            }
-            frame_count = gop_starts[g] + last_len;
-        }
         if gops == 0 {
             return Err(StreamError::Inconsistent("the file holds no complete GOP".into()).into());
+        }
+        // The first GOP's side data: the format version (refused clearly when unknown), the
+        // track count and the scene's extent. A first GOP broken otherwise is skipped like any.
+        let first_side = match reader.gop_sizes(0) {
+            Ok(sizes) => Some(sizes.side),
+            Err(StreamError::Side(SideError::Version(v))) => {
+                return Err(StreamError::Side(SideError::Version(v)).into());
+            }
+            Err(_) => (1..gops).find_map(|g| reader.gop_sizes(g).ok().map(|s| s.side)),
+        };
+        let tracks = first_side.as_ref().map_or(0, |s| s.tracks.len());
+        // Every GOP's place in time from its moof alone; an unreadable one is assumed as long as
+        // the one before (its frames are skipped when played).
+        let mut gop_starts = Vec::with_capacity(gops);
+        let (mut frame_count, mut last_len) = (0u64, 1u64);
+        for g in 0..gops {
+            match reader.gop_span(g) {
+                Ok((first, frames)) if frames > 0 => {
+                    gop_starts.push(first.max(frame_count));
+                    last_len = frames;
+                }
+                _ => gop_starts.push(frame_count),
+            }
+            frame_count = gop_starts[g] + last_len;
         }
         let cut_short = reader.truncated().then(|| {
             format!("the file ends inside a fragment: playing the {frame_count} frames before it")

@@ -219,6 +219,18 @@ impl<R: Read + Seek> StreamReader<R> {
         Ok(GopSide::from_bytes(&sample.data)?)
     }
 
+    /// First frame and frame count of GOP `index`, from its `moof` alone (no samples read):
+    /// what a player indexes a long file with.
+    pub fn gop_span(&mut self, index: usize) -> Result<(u64, u64), StreamError> {
+        let span = self.mp4.fragment_span(index)?;
+        let frames = span
+            .samples
+            .iter()
+            .find(|(id, _)| self.video_tracks.contains(id))
+            .map_or(0, |&(_, n)| n as u64);
+        Ok((span.base_time / FRAME_TICKS as u64, frames))
+    }
+
     /// Sizes of GOP `index`'s parts.
     pub fn gop_sizes(&mut self, index: usize) -> Result<GopSizes, StreamError> {
         let fragment = self.mp4.fragment(index)?;

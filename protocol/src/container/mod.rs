@@ -9,7 +9,9 @@ mod boxes;
 pub mod reader;
 pub mod writer;
 
-pub use reader::{FragmentEntry, Mp4Reader, parse_fragment, parse_init};
+pub use reader::{
+    FragmentEntry, FragmentSpan, Mp4Reader, parse_fragment, parse_fragment_span, parse_init,
+};
 pub use writer::{fragment_index, init_segment, media_segment};
 
 /// What a track carries.

@@ -191,6 +191,59 @@ pub fn parse_fragment(data: &[u8]) -> Result<Fragment, ContainerError> {
     })
 }
 
+/// Where a fragment sits in time, read from its `moof` alone: the decode time of its first
+/// sample and each track's sample count. Indexing a long file needs only this, not the samples.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FragmentSpan {
+    /// Decode time of the first sample, in timescale ticks.
+    pub base_time: u64,
+    /// Samples per track ID, in track order.
+    pub samples: Vec<(u32, u32)>,
+}
+
+/// Parses the `moof` at the start of `data` (what follows it is not read).
+pub fn parse_fragment_span(data: &[u8]) -> Result<FragmentSpan, ContainerError> {
+    let (kind, header_len, size) = header(data)?;
+    if &kind != b"moof" {
+        return Err(ContainerError::Malformed(
+            "fragment does not start with moof".into(),
+        ));
+    }
+    let moof_end = usize::try_from(size)
+        .ok()
+        .filter(|&e| e <= data.len())
+        .ok_or_else(|| ContainerError::Truncated("moof".into()))?;
+    let moof = &data[header_len..moof_end];
+    let mut base_time = 0;
+    let mut samples = Vec::new();
+    for traf in children(moof)?.into_iter().filter(|b| &b.kind == b"traf") {
+        let mut tfhd = Fields::new(child(traf.body, b"tfhd")?);
+        tfhd.u32()?;
+        let id = tfhd.u32()?;
+        if let Ok(tfdt) = child(traf.body, b"tfdt") {
+            let mut f = Fields::new(tfdt);
+            let version = f.u8()?;
+            f.take(3)?;
+            base_time = if version == 1 {
+                f.u64()?
+            } else {
+                f.u32()? as u64
+            };
+        }
+        let mut count = 0u32;
+        for trun in children(traf.body)?
+            .into_iter()
+            .filter(|b| &b.kind == b"trun")
+        {
+            let mut f = Fields::new(trun.body);
+            f.u32()?;
+            count = count.saturating_add(f.u32()?);
+        }
+        samples.push((id, count));
+    }
+    Ok(FragmentSpan { base_time, samples })
+}
+
 /// Where a fragment lives in a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FragmentEntry {
@@ -292,6 +345,28 @@ impl<R: Read + Seek> Mp4Reader<R> {
         self.inner.seek(SeekFrom::Start(entry.offset))?;
         self.inner.read_exact(&mut data)?;
         parse_fragment(&data)
+    }
+
+    /// Reads fragment `index`'s `moof` only and parses its span.
+    pub fn fragment_span(&mut self, index: usize) -> Result<FragmentSpan, ContainerError> {
+        let entry = *self
+            .fragments
+            .get(index)
+            .ok_or_else(|| ContainerError::Malformed(format!("no fragment {index}")))?;
+        let mut head = [0u8; 16];
+        let n = entry.length.min(16) as usize;
+        self.inner.seek(SeekFrom::Start(entry.offset))?;
+        self.inner.read_exact(&mut head[..n])?;
+        let (_, _, size) = header(&head[..n])?;
+        if size > entry.length || size > MAX_BOX {
+            return Err(ContainerError::Malformed(
+                "moof larger than its fragment".into(),
+            ));
+        }
+        let mut moof = vec![0; size as usize];
+        self.inner.seek(SeekFrom::Start(entry.offset))?;
+        self.inner.read_exact(&mut moof)?;
+        parse_fragment_span(&moof)
     }
 }
 
@@ -461,7 +536,11 @@ mod tests {
             assert_eq!(r.fragments.len(), 3);
             assert!(!r.truncated);
             for i in (0..3).rev() {
-                assert_eq!(r.fragment(i).unwrap(), fragment(i as u32 + 1));
+                let want = fragment(i as u32 + 1);
+                assert_eq!(r.fragment(i).unwrap(), want);
+                let span = r.fragment_span(i).unwrap();
+                assert_eq!(span.base_time, want.base_time);
+                assert_eq!(span.samples, vec![(1, 3), (2, 1)]);
             }
         }
     }
