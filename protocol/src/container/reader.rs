@@ -75,8 +75,8 @@ fn parse_av01(body: &[u8]) -> Result<TrackKind, ContainerError> {
     })
 }
 
-/// Parses one `moof` + `mdat` pair (the bytes starting at the `moof`).
-pub fn parse_fragment(data: &[u8]) -> Result<Fragment, ContainerError> {
+/// The body of the `moof` at the start of `data`, and where the `moof` ends.
+fn moof_body(data: &[u8]) -> Result<(&[u8], usize), ContainerError> {
     let (kind, header_len, size) = header(data)?;
     if &kind != b"moof" {
         return Err(ContainerError::Malformed(
@@ -87,7 +87,27 @@ pub fn parse_fragment(data: &[u8]) -> Result<Fragment, ContainerError> {
         .ok()
         .filter(|&e| e <= data.len())
         .ok_or_else(|| ContainerError::Truncated("moof".into()))?;
-    let moof = &data[header_len..moof_end];
+    Ok((&data[header_len..moof_end], moof_end))
+}
+
+/// A `traf`'s base media decode time (`tfdt`), when it has one.
+fn decode_time(traf: &[u8]) -> Result<Option<u64>, ContainerError> {
+    let Ok(tfdt) = child(traf, b"tfdt") else {
+        return Ok(None);
+    };
+    let mut f = Fields::new(tfdt);
+    let version = f.u8()?;
+    f.take(3)?;
+    Ok(Some(if version == 1 {
+        f.u64()?
+    } else {
+        f.u32()? as u64
+    }))
+}
+
+/// Parses one `moof` + `mdat` pair (the bytes starting at the `moof`).
+pub fn parse_fragment(data: &[u8]) -> Result<Fragment, ContainerError> {
+    let (moof, moof_end) = moof_body(data)?;
     let mut mfhd = Fields::new(child(moof, b"mfhd")?);
     mfhd.take(4)?;
     let sequence = mfhd.u32()?;
@@ -108,15 +128,8 @@ pub fn parse_fragment(data: &[u8]) -> Result<Fragment, ContainerError> {
         }
         let default_duration = if flags & 0x8 != 0 { tfhd.u32()? } else { 0 };
         let default_size = if flags & 0x10 != 0 { tfhd.u32()? } else { 0 };
-        if let Ok(tfdt) = child(traf.body, b"tfdt") {
-            let mut f = Fields::new(tfdt);
-            base_time = if f.u8()? == 1 {
-                f.take(3)?;
-                f.u64()?
-            } else {
-                f.take(3)?;
-                f.u32()? as u64
-            };
+        if let Some(t) = decode_time(traf.body)? {
+            base_time = t;
         }
         let mut samples = Vec::new();
         for trun in children(traf.body)?
@@ -203,32 +216,15 @@ pub struct FragmentSpan {
 
 /// Parses the `moof` at the start of `data` (what follows it is not read).
 pub fn parse_fragment_span(data: &[u8]) -> Result<FragmentSpan, ContainerError> {
-    let (kind, header_len, size) = header(data)?;
-    if &kind != b"moof" {
-        return Err(ContainerError::Malformed(
-            "fragment does not start with moof".into(),
-        ));
-    }
-    let moof_end = usize::try_from(size)
-        .ok()
-        .filter(|&e| e <= data.len())
-        .ok_or_else(|| ContainerError::Truncated("moof".into()))?;
-    let moof = &data[header_len..moof_end];
+    let (moof, _) = moof_body(data)?;
     let mut base_time = 0;
     let mut samples = Vec::new();
     for traf in children(moof)?.into_iter().filter(|b| &b.kind == b"traf") {
         let mut tfhd = Fields::new(child(traf.body, b"tfhd")?);
         tfhd.u32()?;
         let id = tfhd.u32()?;
-        if let Ok(tfdt) = child(traf.body, b"tfdt") {
-            let mut f = Fields::new(tfdt);
-            let version = f.u8()?;
-            f.take(3)?;
-            base_time = if version == 1 {
-                f.u64()?
-            } else {
-                f.u32()? as u64
-            };
+        if let Some(t) = decode_time(traf.body)? {
+            base_time = t;
         }
         let mut count = 0u32;
         for trun in children(traf.body)?
