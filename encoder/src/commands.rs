@@ -15,7 +15,7 @@ use splatcast_protocol::av1::Rav1dDecoder;
 use splatcast_protocol::container::TrackKind;
 use splatcast_protocol::formats::{self, ply};
 use splatcast_protocol::sequence::list_frames;
-use splatcast_protocol::stream::StreamReader;
+use splatcast_protocol::stream::{Fragmentation, StreamReader};
 
 pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
@@ -50,6 +50,7 @@ pub fn encode(
     gop: usize,
     quality: Quality,
     bitrate: Option<&str>,
+    fragmentation: Fragmentation,
 ) -> Result<()> {
     ensure!(fps > 0.0 && fps <= 1000.0, "--fps must be in (0, 1000]");
     ensure!(gop >= 1, "--gop must be at least 1");
@@ -58,30 +59,12 @@ pub fn encode(
         gop,
         quality,
         bitrate: bitrate.map(parse_bitrate).transpose()?,
+        fragmentation,
         ..EncodeOptions::default()
     };
     let paths = list_frames(input)?;
-    // First pass: validate every frame and size the planes for the largest one, so nothing is
-    // written for an input that would fail half-way.
-    let scan = bar(paths.len() as u64, "checking");
-    let (mut max_n, mut degree) = (0, None);
-    for path in &paths {
-        let frame = formats::load(path)?;
-        if let Some(d) = degree
-            && d != frame.sh_degree
-        {
-            bail!(
-                "{}: SH degree {} differs from the first frame's {d}",
-                path.display(),
-                frame.sh_degree
-            );
-        }
-        degree = Some(frame.sh_degree);
-        max_n = max_n.max(frame.len());
-        scan.inc(1);
-    }
-    scan.finish_and_clear();
-    let layout = stream_layout(&options, max_n, degree.unwrap_or(0));
+    let (max_n, degree) = scan_frames(&paths)?;
+    let layout = stream_layout(&options, max_n, degree);
     let out = AtomicFile::create(output)
         .with_context(|| format!("{}: cannot create", output.display()))?;
     let mut encoder = SequenceEncoder::new(out, layout, options, false);
@@ -115,7 +98,31 @@ pub fn encode(
     Ok(())
 }
 
-fn open(path: &Path) -> Result<StreamReader<BufReader<File>>> {
+/// First pass over a sequence: every frame loads and shares one SH degree; the planes are sized
+/// for the largest. Nothing is written for an input that would fail half-way.
+pub(crate) fn scan_frames(paths: &[PathBuf]) -> Result<(usize, u8)> {
+    let scan = bar(paths.len() as u64, "checking");
+    let (mut max_n, mut degree) = (0, None);
+    for path in paths {
+        let frame = formats::load(path)?;
+        if let Some(d) = degree
+            && d != frame.sh_degree
+        {
+            bail!(
+                "{}: SH degree {} differs from the first frame's {d}",
+                path.display(),
+                frame.sh_degree
+            );
+        }
+        degree = Some(frame.sh_degree);
+        max_n = max_n.max(frame.len());
+        scan.inc(1);
+    }
+    scan.finish_and_clear();
+    Ok((max_n, degree.unwrap_or(0)))
+}
+
+pub(crate) fn open(path: &Path) -> Result<StreamReader<BufReader<File>>> {
     let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
     StreamReader::open(BufReader::new(file)).with_context(|| format!("{}", path.display()))
 }

@@ -3,13 +3,13 @@
 
 use std::io::Write;
 
-use rayon::prelude::*;
 use splatcast_protocol::GaussianFrame;
-use splatcast_protocol::av1::{CodecError, CodedGop, EncoderSettings, PlaneEncoder, Rav1eEncoder};
-use splatcast_protocol::container::{fragment_index, init_segment, media_segment};
-use splatcast_protocol::gop::{Attribute, GopStart, pack};
+use splatcast_protocol::av1::EncoderSettings;
+use splatcast_protocol::gop::{Attribute, GopStart};
 use splatcast_protocol::layout::Grid;
-use splatcast_protocol::stream::StreamLayout;
+use splatcast_protocol::stream::{
+    Fragmentation, StreamLayout, StreamWriter, WriteError, WrittenGop,
+};
 
 use crate::correspond::{Correspondence, correspond};
 use crate::presets::{PLANE_BIT_DEPTH, Quality};
@@ -27,6 +27,8 @@ pub struct EncodeOptions {
     pub bitrate: Option<u64>,
     /// PLAS refinement passes per radius.
     pub refine_passes: usize,
+    /// One fragment per GOP, or per frame and track (the chunks MoQ carries).
+    pub fragmentation: Fragmentation,
 }
 
 impl Default for EncodeOptions {
@@ -37,6 +39,7 @@ impl Default for EncodeOptions {
             quality: Quality::Medium,
             bitrate: None,
             refine_passes: 4,
+            fragmentation: Fragmentation::Gop,
         }
     }
 }
@@ -47,9 +50,9 @@ pub enum EncodeError {
     /// Writing the output failed.
     #[error("writing output")]
     Io(#[from] std::io::Error),
-    /// AV1 encoding failed.
+    /// Coding a GOP failed.
     #[error(transparent)]
-    Codec(#[from] CodecError),
+    Write(#[from] WriteError),
     /// A frame does not fit the sequence.
     #[error("frame {frame}: {problem}")]
     Input {
@@ -102,19 +105,21 @@ pub struct Encoded<W> {
     pub reference: Option<Vec<GaussianFrame>>,
 }
 
-/// Encodes frames pushed one at a time into a fragmented MP4 written to `out`.
+/// Called with each GOP as soon as it is coded.
+type Observer = Box<dyn FnMut(&WrittenGop) + Send>;
+
+/// Encodes frames pushed one at a time into a fragmented MP4 written to `out`: correspondence
+/// and GOP decisions here, planes and container in the protocol's [`StreamWriter`].
 pub struct SequenceEncoder<W: Write> {
     options: EncodeOptions,
     layout: StreamLayout,
+    writer: StreamWriter,
     out: W,
-    written: u64,
-    movie: Option<splatcast_protocol::container::Movie>,
-    next_first_frame: u64,
-    index: Vec<(u64, u64)>,
     gop: Vec<GaussianFrame>,
     start: GopStart,
     rematched: Vec<u32>,
     frames_in: u64,
+    observer: Option<Observer>,
     /// One report per GOP written so far.
     pub reports: Vec<GopReport>,
     /// When kept, the input frames as coded (Gaussians in decoder order), for measuring error.
@@ -124,21 +129,36 @@ pub struct SequenceEncoder<W: Write> {
 impl<W: Write> SequenceEncoder<W> {
     /// A new encoder writing to `out`; `keep_reference` retains the coded-order input frames.
     pub fn new(out: W, layout: StreamLayout, options: EncodeOptions, keep_reference: bool) -> Self {
+        let settings = layout
+            .tracks
+            .iter()
+            .map(|&(a, _)| track_settings(&options, &layout, a))
+            .collect();
+        let writer = StreamWriter::new(
+            layout.clone(),
+            settings,
+            options.fragmentation,
+            options.refine_passes,
+        );
         Self {
             options,
             layout,
+            writer,
             out,
-            written: 0,
-            movie: None,
-            next_first_frame: 0,
-            index: Vec::new(),
             gop: Vec::new(),
             start: GopStart::First,
             rematched: Vec::new(),
             frames_in: 0,
+            observer: None,
             reports: Vec::new(),
             reference: keep_reference.then(Vec::new),
         }
+    }
+
+    /// Calls `observer` with every GOP as soon as it is coded (before it is written to the
+    /// output): how a live publisher sends each GOP's chunks while the encoder goes on.
+    pub fn observe(&mut self, observer: impl FnMut(&WrittenGop) + Send + 'static) {
+        self.observer = Some(Box::new(observer));
     }
 
     /// Adds the next frame; writes a fragment whenever a GOP completes.
@@ -201,107 +221,81 @@ impl<W: Write> SequenceEncoder<W> {
         let frames = std::mem::take(&mut self.gop);
         let rematched = std::mem::take(&mut self.rematched);
         let start = std::mem::replace(&mut self.start, next);
-        let packed = pack(
-            &frames,
-            self.layout.grid,
-            &self.layout.tracks,
-            self.options.refine_passes,
-            start,
-            rematched.clone(),
-        );
-        let settings: Vec<EncoderSettings> = packed
-            .planes
-            .iter()
-            .map(|p| self.settings(p.attribute))
-            .collect();
-        let coded: Vec<CodedGop> = packed
-            .planes
-            .par_iter()
-            .zip(settings)
-            .map(|(planes, s)| Rav1eEncoder::new(s).encode_gop(&planes.pictures))
-            .collect::<Result<_, _>>()?;
-        if self.movie.is_none() {
-            let headers: Vec<Vec<u8>> = coded.iter().map(|c| c.sequence_header.clone()).collect();
-            let movie = self.layout.movie(&headers);
-            self.write(&init_segment(&movie))?;
-            self.movie = Some(movie);
+        let written = self.writer.write_gop(&frames, start, rematched.clone())?;
+        if let Some(observer) = &mut self.observer {
+            observer(&written);
         }
-        let first_frame = self.next_first_frame;
-        self.next_first_frame += frames.len() as u64;
-        let side = packed.side.to_bytes();
-        let side_bytes = side.len();
-        let fragment =
-            self.layout
-                .fragment(self.reports.len() as u32 + 1, first_frame, side, &coded);
-        self.index.push((fragment.base_time, self.written));
-        let bytes = media_segment(&fragment);
-        self.write(&bytes)?;
+        if let Some(init) = &written.init {
+            self.out.write_all(init)?;
+        }
+        for chunk in &written.chunks {
+            self.out.write_all(&chunk.bytes)?;
+        }
         self.out.flush()?;
         self.reports.push(GopReport {
-            first_frame,
+            first_frame: written.first_frame,
             frames: frames.len(),
             gaussians: frames[0].len(),
             start,
             rematched,
-            side_bytes,
-            track_bytes: packed
-                .planes
+            side_bytes: written.side_bytes,
+            track_bytes: self
+                .layout
+                .tracks
                 .iter()
-                .zip(&coded)
-                .map(|(p, c)| (p.attribute, c.samples.iter().map(Vec::len).sum()))
+                .map(|&(a, _)| a)
+                .zip(written.track_bytes)
                 .collect(),
         });
         if let Some(reference) = &mut self.reference {
-            reference.extend(frames.iter().map(|f| f.permuted(&packed.coded_order)));
+            reference.extend(frames.iter().map(|f| f.permuted(&written.coded_order)));
         }
-        Ok(())
-    }
-
-    fn settings(&self, attribute: Attribute) -> EncoderSettings {
-        let q = self.options.quality;
-        let share_total: f64 = self
-            .layout
-            .tracks
-            .iter()
-            .map(|(a, _)| Quality::bitrate_share(*a))
-            .sum();
-        EncoderSettings {
-            speed: q.speed(),
-            quantizer: if self.options.bitrate.is_some() {
-                0
-            } else {
-                q.quantizer(attribute)
-            },
-            bitrate: self.options.bitrate.map_or(0, |b| {
-                (b as f64 * Quality::bitrate_share(attribute) / share_total).round() as u32
-            }),
-            fps: self.options.fps,
-            threads: 1,
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> Result<(), EncodeError> {
-        self.out.write_all(bytes)?;
-        self.written += bytes.len() as u64;
         Ok(())
     }
 
     /// Codes the last GOP, writes the fragment index and returns the output.
     pub fn finish(mut self) -> Result<Encoded<W>, EncodeError> {
         self.flush_gop(GopStart::Length)?;
-        let Some(movie) = &self.movie else {
-            return Err(EncodeError::Input {
+        let mfra = self.writer.finish().map_err(|e| match e {
+            WriteError::Empty => EncodeError::Input {
                 frame: 0,
                 problem: "no frames to encode".into(),
-            });
-        };
-        let mfra = fragment_index(movie, &self.index);
-        self.write(&mfra)?;
+            },
+            e => e.into(),
+        })?;
+        self.out.write_all(&mfra)?;
         self.out.flush()?;
         Ok(Encoded {
             output: self.out,
             reports: self.reports,
             reference: self.reference,
         })
+    }
+}
+
+/// rav1e settings for one track: the preset's quantizer, or its share of the target bitrate.
+fn track_settings(
+    options: &EncodeOptions,
+    layout: &StreamLayout,
+    attribute: Attribute,
+) -> EncoderSettings {
+    let q = options.quality;
+    let share_total: f64 = layout
+        .tracks
+        .iter()
+        .map(|(a, _)| Quality::bitrate_share(*a))
+        .sum();
+    EncoderSettings {
+        speed: q.speed(),
+        quantizer: if options.bitrate.is_some() {
+            0
+        } else {
+            q.quantizer(attribute)
+        },
+        bitrate: options.bitrate.map_or(0, |b| {
+            (b as f64 * Quality::bitrate_share(attribute) / share_total).round() as u32
+        }),
+        fps: options.fps,
+        threads: 1,
     }
 }

@@ -1,15 +1,17 @@
 //! `splatcast`: encode Gaussian sequences into Splatcast streams, decode and inspect them.
 
 mod commands;
+mod net;
 mod pictures;
 mod training;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use splatcast_encoder::Quality;
 use splatcast_encoder::views::Up;
+use splatcast_protocol::stream::Fragmentation;
 
 /// Volumetric video as AV1-coded Gaussian planes in fragmented MP4.
 #[derive(Parser)]
@@ -17,6 +19,24 @@ use splatcast_encoder::views::Up;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--fragment`: how the container groups samples.
+#[derive(Clone, Copy, ValueEnum)]
+enum FragmentArg {
+    /// One fragment per GOP.
+    Gop,
+    /// One fragment per frame and track.
+    Frame,
+}
+
+impl From<FragmentArg> for Fragmentation {
+    fn from(f: FragmentArg) -> Self {
+        match f {
+            FragmentArg::Gop => Fragmentation::Gop,
+            FragmentArg::Frame => Fragmentation::Frame,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -40,6 +60,10 @@ enum Command {
         /// Target bitrate instead of constant quality, e.g. 800k or 2M (bits per second).
         #[arg(long)]
         bitrate: Option<String>,
+        /// Container fragments: one per GOP (smallest), or one per frame and track (the chunks
+        /// a live MoQ stream carries; the file replays into MoQ unchanged).
+        #[arg(long, value_enum, default_value_t = FragmentArg::Gop)]
+        fragment: FragmentArg,
     },
     /// Decode a Splatcast file to one PLY per frame.
     Decode {
@@ -123,6 +147,77 @@ enum Command {
         seed: u64,
         #[command(flatten)]
         tuning: Tuning,
+    },
+    /// Publish a stream to a MoQ relay: replay a Splatcast MP4 at its frame rate, or encode a
+    /// sequence of Gaussian frames live and send each GOP as soon as it is coded.
+    Publish {
+        /// A Splatcast MP4, or Gaussian frames (file, directory or glob).
+        input: PathBuf,
+        /// moq://host:port/rooms/ROOM/NAME (raw QUIC) or https://… (WebTransport); the token
+        /// goes in as ?jwt=TOKEN (from `splatcast token`).
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        trust: net::TrustArgs,
+        /// Replay the file again and again.
+        #[arg(long = "loop")]
+        looped: bool,
+        /// Frames per second (live encoding).
+        #[arg(long, default_value_t = 30.0)]
+        fps: f64,
+        /// Longest GOP in frames (live encoding).
+        #[arg(long, default_value_t = 30)]
+        gop: usize,
+        /// Size/fidelity preset (live encoding).
+        #[arg(long, value_enum, default_value_t = Quality::Medium)]
+        quality: Quality,
+    },
+    /// Run a single-machine MoQ relay: rooms as path prefixes (rooms/ROOM/NAME), tokens checked,
+    /// the latest GOP of every track cached for late joiners.
+    Relay {
+        /// UDP address to listen on.
+        #[arg(long, default_value = "[::]:4443")]
+        listen: std::net::SocketAddr,
+        /// JWK that tokens are signed with (`splatcast token --generate --key root.jwk`).
+        #[arg(long)]
+        auth_key: PathBuf,
+        /// TLS certificate chain (PEM); without --cert/--key a development certificate is
+        /// generated and its SHA-256 printed for clients to pin.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        /// TLS private key (PEM).
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Host names of the generated certificate.
+        #[arg(long, default_value = "localhost")]
+        name: Vec<String>,
+        /// A room whose streams need a token to watch (repeatable).
+        #[arg(long)]
+        private: Vec<String>,
+        /// Memory for cached media, in MiB.
+        #[arg(long, default_value_t = 512)]
+        cache_mb: u64,
+    },
+    /// Mint an access token (or make the signing key with --generate).
+    Token {
+        /// The signing key (JWK).
+        #[arg(long)]
+        key: PathBuf,
+        /// Create the key file first.
+        #[arg(long)]
+        generate: bool,
+        /// The room the token is for.
+        #[arg(long)]
+        room: Option<String>,
+        /// Allow publishing as this participant.
+        #[arg(long)]
+        publish: Option<String>,
+        /// Allow watching the whole room.
+        #[arg(long)]
+        subscribe: bool,
+        /// Lifetime: 90s, 15m, 24h, 7d.
+        #[arg(long, default_value = "24h")]
+        expires: String,
     },
     /// Encode and decode a built-in procedural scene and print size and error.
     Demo {
@@ -208,8 +303,70 @@ fn main() -> ExitCode {
             gop,
             quality,
             bitrate,
-        } => commands::encode(&input, &output, fps, gop, quality, bitrate.as_deref()),
+            fragment,
+        } => commands::encode(
+            &input,
+            &output,
+            fps,
+            gop,
+            quality,
+            bitrate.as_deref(),
+            fragment.into(),
+        ),
         Command::Decode { file, output } => commands::decode(&file, &output),
+        Command::Publish {
+            input,
+            to,
+            trust,
+            looped,
+            fps,
+            gop,
+            quality,
+        } => net::publish(net::PublishArgs {
+            input,
+            to,
+            trust,
+            looped,
+            options: splatcast_encoder::EncodeOptions {
+                fps,
+                gop,
+                quality,
+                fragmentation: Fragmentation::Frame,
+                ..Default::default()
+            },
+        }),
+        Command::Relay {
+            listen,
+            auth_key,
+            cert,
+            key,
+            name,
+            private,
+            cache_mb,
+        } => net::relay(net::RelayArgs {
+            listen,
+            auth_key,
+            cert,
+            key,
+            names: name,
+            private,
+            cache_mb,
+        }),
+        Command::Token {
+            key,
+            generate,
+            room,
+            publish,
+            subscribe,
+            expires,
+        } => net::token(net::TokenArgs {
+            key,
+            generate,
+            room,
+            publish,
+            subscribe,
+            expires,
+        }),
         Command::Info { file } => commands::info(&file),
         Command::Render {
             input,

@@ -1,18 +1,20 @@
-//! Other tools read our files: ffprobe lists every track, and ffmpeg decodes every AV1 track to
-//! exactly the pixels our decoder produces. Needs Debian's ffmpeg; `.ci/run` installs it.
+//! Other tools read our files, fragmented per GOP and per frame: ffprobe lists every track and
+//! counts every sample, and ffmpeg decodes every AV1 track to exactly the pixels our decoder
+//! produces. Needs Debian's ffmpeg; `.ci/run` installs it.
 
 use std::io::Cursor;
 use std::process::Command;
 
 use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, demo, stream_layout};
 use splatcast_protocol::av1::Rav1dDecoder;
-use splatcast_protocol::stream::StreamReader;
+use splatcast_protocol::stream::{Fragmentation, StreamReader};
 
-fn encoded() -> Vec<u8> {
+fn encoded(fragmentation: Fragmentation) -> Vec<u8> {
     let options = EncodeOptions {
         fps: 24.0,
         gop: 4,
         quality: Quality::Medium,
+        fragmentation,
         ..EncodeOptions::default()
     };
     let mut enc =
@@ -38,7 +40,12 @@ fn run(cmd: &mut Command) -> Vec<u8> {
 #[test]
 #[ignore = "needs ffmpeg and ffprobe (installed by .ci/run)"]
 fn ffprobe_lists_tracks_and_ffmpeg_decodes_bit_exactly() {
-    let bytes = encoded();
+    for fragmentation in [Fragmentation::Gop, Fragmentation::Frame] {
+        check(encoded(fragmentation));
+    }
+}
+
+fn check(bytes: Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("galaxy.mp4");
     std::fs::write(&path, &bytes).unwrap();
@@ -55,15 +62,19 @@ fn ffprobe_lists_tracks_and_ffmpeg_decodes_bit_exactly() {
     .unwrap();
     let lines: Vec<&str> = probe.lines().collect();
     assert_eq!(lines.len(), 6, "5 AV1 tracks + side data: {probe}");
-    assert_eq!(
+    let video: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("av1") && l.contains("video"))
+        .collect();
+    assert_eq!(video.len(), 5, "{probe}");
+    // Every frame of every track is a packet; the side data is one per GOP.
+    assert!(video.iter().all(|l| l.ends_with(",7")), "{probe}");
+    assert!(
         lines
             .iter()
-            .filter(|l| l.contains("av1") && l.contains("video"))
-            .count(),
-        5,
+            .any(|l| l.contains("data") && l.ends_with(",2")),
         "{probe}"
     );
-    assert!(lines.iter().any(|l| l.contains("data")), "{probe}");
 
     let mut reader = StreamReader::open(Cursor::new(bytes)).unwrap();
     assert_eq!(reader.gop_count(), 2);

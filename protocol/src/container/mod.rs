@@ -12,7 +12,7 @@ pub mod writer;
 pub use reader::{
     FragmentEntry, FragmentSpan, Mp4Reader, parse_fragment, parse_fragment_span, parse_init,
 };
-pub use writer::{fragment_index, init_segment, media_segment};
+pub use writer::{IndexEntry, fragment_index, init_segment, media_segment};
 
 /// What a track carries.
 #[derive(Clone, Debug, PartialEq, Eq)]

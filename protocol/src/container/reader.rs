@@ -249,8 +249,9 @@ pub struct FragmentEntry {
     pub length: u64,
 }
 
-/// Random access to the fragments of a file: the index comes from `mfra` when present, else
-/// from walking box headers (never reading sample data).
+/// Random access to the fragments of a file, indexed by walking box headers (16 bytes read per
+/// box, never sample data). A trailing `mfra` is for other tools: frame-fragmented files list
+/// only GOP starts there, and walking a file's headers costs about as much as checking them.
 pub struct Mp4Reader<R> {
     inner: R,
     /// The movie header.
@@ -271,7 +272,6 @@ impl<R: Read + Seek> Mp4Reader<R> {
         let mut fragments = Vec::new();
         let mut truncated = false;
         let mut movie = None;
-        let indexed = read_mfra(&mut inner, file_len).ok().flatten();
         while pos < file_len {
             let Some((kind, size)) = box_at(&mut inner, pos, file_len)? else {
                 truncated = true;
@@ -288,10 +288,6 @@ impl<R: Read + Seek> Mp4Reader<R> {
                     init.extend_from_slice(&b);
                     if &kind == b"moov" {
                         movie = Some(parse_init(&init)?);
-                        if let Some(entries) = &indexed {
-                            fragments = entries.clone();
-                            break;
-                        }
                     }
                 }
                 b"moof" => {
@@ -390,82 +386,9 @@ fn box_at<R: Read + Seek>(
         .then_some((kind, size)))
 }
 
-/// Fragment entries from a trailing `mfra`, if the file has a valid one.
-fn read_mfra<R: Read + Seek>(
-    r: &mut R,
-    file_len: u64,
-) -> Result<Option<Vec<FragmentEntry>>, ContainerError> {
-    if file_len < 16 {
-        return Ok(None);
-    }
-    let mut mfro = [0u8; 16];
-    r.seek(SeekFrom::Start(file_len - 16))?;
-    r.read_exact(&mut mfro)?;
-    if &mfro[4..8] != b"mfro" {
-        return Ok(None);
-    }
-    let size = u32::from_be_bytes(mfro[12..16].try_into().expect("4 bytes")) as u64;
-    if size < 16 || size > file_len || size > MAX_BOX {
-        return Ok(None);
-    }
-    let mut mfra = vec![0; size as usize];
-    r.seek(SeekFrom::Start(file_len - size))?;
-    r.read_exact(&mut mfra)?;
-    let (kind, header_len, _) = header(&mfra)?;
-    if &kind != b"mfra" {
-        return Ok(None);
-    }
-    let Some(tfra) = children(&mfra[header_len..])?
-        .into_iter()
-        .find(|b| &b.kind == b"tfra")
-    else {
-        return Ok(None);
-    };
-    let mut f = Fields::new(tfra.body);
-    let version = f.u8()?;
-    f.take(3 + 4)?;
-    let sizes = f.u32()?;
-    let count = f.u32()? as usize;
-    let field = |bits: u32| ((bits & 3) + 1) as usize;
-    let per =
-        if version == 1 { 16 } else { 8 } + field(sizes >> 4) + field(sizes >> 2) + field(sizes);
-    if count.saturating_mul(per) > f.rest().len() {
-        return Ok(None);
-    }
-    let mut offsets = Vec::with_capacity(count);
-    for _ in 0..count {
-        let offset = if version == 1 {
-            f.u64()?;
-            f.u64()?
-        } else {
-            f.u32()?;
-            f.u32()? as u64
-        };
-        f.take(per - if version == 1 { 16 } else { 8 })?;
-        offsets.push(offset);
-    }
-    let mut entries = Vec::with_capacity(count);
-    for offset in offsets {
-        let Some((kind, moof_size)) = box_at(r, offset, file_len)? else {
-            return Ok(None);
-        };
-        let Some((mdat, mdat_size)) = box_at(r, offset + moof_size, file_len)? else {
-            return Ok(None);
-        };
-        if &kind != b"moof" || &mdat != b"mdat" {
-            return Ok(None);
-        }
-        entries.push(FragmentEntry {
-            offset,
-            length: moof_size + mdat_size,
-        });
-    }
-    Ok(Some(entries))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::{fragment_index, init_segment, media_segment};
+    use super::super::{IndexEntry, fragment_index, init_segment, media_segment};
     use super::*;
 
     fn movie() -> Movie {
@@ -514,11 +437,15 @@ mod tests {
         let mut out = init_segment(&m);
         let mut entries = Vec::new();
         for seq in 1..=3 {
-            entries.push((fragment(seq).base_time, out.len() as u64));
+            entries.push(IndexEntry {
+                time: fragment(seq).base_time,
+                offset: out.len() as u64,
+                traf: 1,
+            });
             out.extend(media_segment(&fragment(seq)));
         }
         if with_index {
-            out.extend(fragment_index(&m, &entries));
+            out.extend(fragment_index(&[(1, entries.clone()), (2, entries)]));
         }
         out
     }
@@ -539,16 +466,6 @@ mod tests {
                 assert_eq!(span.samples, vec![(1, 3), (2, 1)]);
             }
         }
-    }
-
-    #[test]
-    fn bogus_index_offsets_fall_back_to_scanning() {
-        // Found by the fuzzer: an mfra entry pointing past the end of the file.
-        let mut bytes = file(true);
-        let tfra = bytes.windows(4).position(|w| w == b"tfra").unwrap();
-        bytes[tfra + 28..tfra + 36].copy_from_slice(&(u64::MAX / 2).to_be_bytes());
-        let r = Mp4Reader::open(std::io::Cursor::new(bytes)).unwrap();
-        assert_eq!(r.fragments.len(), 3);
     }
 
     #[test]

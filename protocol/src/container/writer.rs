@@ -203,18 +203,29 @@ fn moof(fragment: &Fragment, data_start: u32) -> Vec<u8> {
     w.buf
 }
 
-/// `mfra`: for each track, the time and file offset of every fragment, so readers seek to any
-/// GOP without scanning. `entries` are (base time, moof offset) pairs.
-pub fn fragment_index(movie: &Movie, entries: &[(u64, u64)]) -> Vec<u8> {
+/// One random-access point of a track, for the `mfra` index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Decode time of the fragment's first sample, in timescale ticks.
+    pub time: u64,
+    /// File offset of its `moof`.
+    pub offset: u64,
+    /// 1-based position of the track's `traf` in that `moof`.
+    pub traf: u8,
+}
+
+/// `mfra`: for each track ID, where each GOP starts, so other tools seek to any GOP without
+/// scanning.
+pub fn fragment_index(tracks: &[(u32, Vec<IndexEntry>)]) -> Vec<u8> {
     let mut w = BoxWriter::new();
     w.begin(b"mfra");
-    for track in &movie.tracks {
+    for (id, entries) in tracks {
         w.begin_full(b"tfra", 1, 0)
-            .u32(track.id)
+            .u32(*id)
             .u32(0)
             .u32(entries.len() as u32);
-        for (time, offset) in entries {
-            w.u64(*time).u64(*offset).u8(1).u8(1).u8(1);
+        for e in entries {
+            w.u64(e.time).u64(e.offset).u8(e.traf).u8(1).u8(1);
         }
         w.end();
     }

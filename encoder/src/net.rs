@@ -1,0 +1,334 @@
+//! The CLI's network commands: `relay`, `publish`, `token`. Each builds a tokio runtime around
+//! the transport crate; failures are one line naming the address or file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail, ensure};
+use splatcast_encoder::{EncodeOptions, SequenceEncoder, stream_layout};
+use splatcast_net::token::{Claims, Key};
+use splatcast_net::{
+    Address, BroadcastWriter, Identity, Relay, RelayConfig, Trust, connect, install_crypto, moq_net,
+};
+use splatcast_protocol::atomic::write_file;
+use splatcast_protocol::container::{media_segment, parse_init};
+use splatcast_protocol::formats;
+use splatcast_protocol::sequence::list_frames;
+use splatcast_protocol::stream::{Chunk, WrittenGop, split_by_frame};
+use tokio::time::Instant;
+
+use crate::commands::{open, scan_frames};
+
+/// How a client trusts the server: `--fingerprint` (development certificates) or `--ca`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct TrustArgs {
+    /// SHA-256 of the server's certificate, as `splatcast relay` prints it.
+    #[arg(long)]
+    pub fingerprint: Vec<String>,
+    /// PEM file of certificates to trust as roots.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    fn trust(&self) -> Result<Trust> {
+        match (&self.ca, self.fingerprint.is_empty()) {
+            (Some(ca), true) => {
+                Trust::roots_from(ca).with_context(|| format!("{}: cannot read", ca.display()))
+            }
+            (None, false) => Ok(Trust::Pinned(
+                self.fingerprint
+                    .iter()
+                    .map(|f| f.parse())
+                    .collect::<Result<_, _>>()?,
+            )),
+            (Some(_), false) => bail!("give --fingerprint or --ca, not both"),
+            (None, true) => bail!(
+                "the server's certificate must be trusted: give --fingerprint (printed by \
+                 `splatcast relay`) or --ca roots.pem"
+            ),
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    install_crypto();
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `splatcast relay`.
+pub struct RelayArgs {
+    pub listen: SocketAddr,
+    pub auth_key: PathBuf,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub names: Vec<String>,
+    pub private: Vec<String>,
+    pub cache_mb: u64,
+}
+
+pub fn relay(args: RelayArgs) -> Result<()> {
+    let key = Key::load(&args.auth_key)?;
+    let identity = match (&args.cert, &args.key) {
+        (Some(cert), Some(k)) => Identity::load(cert, k)?,
+        (None, None) => Identity::generate(&args.names)?,
+        _ => bail!("--cert and --key go together"),
+    };
+    let fingerprint = identity.fingerprint();
+    let rt = runtime()?;
+    rt.block_on(async {
+        let relay = Relay::bind(
+            args.listen,
+            RelayConfig {
+                identity,
+                key,
+                private_rooms: args.private,
+                cache_bytes: args.cache_mb << 20,
+                cache_age: Duration::from_secs(30),
+            },
+        )
+        .with_context(|| format!("{}: cannot listen", args.listen))?;
+        let addr = relay.local_addr()?;
+        println!("relay listening on {addr} (UDP), certificate SHA-256 {fingerprint}");
+        relay.run().await?;
+        Ok(())
+    })
+}
+
+/// `splatcast publish`.
+pub struct PublishArgs {
+    pub input: PathBuf,
+    pub to: String,
+    pub trust: TrustArgs,
+    pub looped: bool,
+    pub options: EncodeOptions,
+}
+
+pub fn publish(args: PublishArgs) -> Result<()> {
+    ensure!(
+        args.options.fps > 0.0 && args.options.fps <= 1000.0,
+        "--fps must be in (0, 1000]"
+    );
+    ensure!(args.options.gop >= 1, "--gop must be at least 1");
+    let address: Address = args.to.parse()?;
+    let trust = args.trust.trust()?;
+    let is_file = args
+        .input
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mp4"));
+    let rt = runtime()?;
+    rt.block_on(async {
+        let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
+        tokio::spawn(moq_net::time::run(driver));
+        let session = connect(
+            &address,
+            &trust,
+            moq_net::Client::new().with_publisher(&origin),
+        )
+        .await
+        .with_context(|| format!("{address}"))?;
+        let broadcast = origin.create_broadcast("")?;
+        let work = async {
+            if is_file {
+                replay(&args.input, broadcast, args.looped).await
+            } else {
+                ensure!(
+                    !args.looped,
+                    "--loop replays a file; live encoding runs once"
+                );
+                encode_live(&args.input, broadcast, args.options).await
+            }
+        };
+        // A refusal (bad token, no access) arrives as the relay closing the session.
+        tokio::select! {
+            done = work => done?,
+            err = session.closed() => bail!("{address}: the relay closed the session: {err}"),
+        }
+        // Let the last frames leave before the session closes.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        session.close().await.ok();
+        Ok(())
+    })
+}
+
+/// Sends a Splatcast file's GOPs at its frame rate, each frame's chunks as one MoQ frame per
+/// track (GOP-fragmented files are split the same way).
+async fn replay(path: &Path, broadcast: moq_net::broadcast::Producer, looped: bool) -> Result<()> {
+    let mut reader = open(path)?;
+    ensure!(
+        reader.gop_count() > 0,
+        "{}: holds no complete GOP",
+        path.display()
+    );
+    let fps = reader.fps();
+    let side = reader.tracks().side;
+    let mut writer = BroadcastWriter::new(broadcast, reader.movie().clone())?;
+    let start = Instant::now();
+    let (mut group, mut sent) = (0u64, 0u64);
+    loop {
+        for g in 0..reader.gop_count() {
+            let fragment = match reader.gop_fragment(g) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("{}: skipping GOP {g}: {e}", path.display());
+                    continue;
+                }
+            };
+            let (first, frames) = reader.gop_span(g)?;
+            for (track, frame, part) in split_by_frame(&fragment, side) {
+                let at = sent + frame.saturating_sub(first);
+                tokio::time::sleep_until(start + Duration::from_secs_f64(at as f64 / fps)).await;
+                let chunk = Chunk {
+                    track: Some(track),
+                    frame: at,
+                    bytes: media_segment(&part),
+                };
+                writer.write(group, &chunk)?;
+            }
+            writer.finish_group()?;
+            group += 1;
+            sent += frames;
+        }
+        if !looped {
+            break;
+        }
+    }
+    writer.finish()?;
+    println!("sent {group} GOPs, {sent} frames");
+    Ok(())
+}
+
+/// Encodes a sequence of Gaussian frames and sends each GOP as soon as it is coded, paced so
+/// no frame leaves before its time.
+async fn encode_live(
+    input: &Path,
+    broadcast: moq_net::broadcast::Producer,
+    options: EncodeOptions,
+) -> Result<()> {
+    let paths = list_frames(input)?;
+    let (max_n, degree) = scan_frames(&paths)?;
+    let layout = stream_layout(&options, max_n, degree);
+    let fps = options.fps;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WrittenGop>();
+    let encoding = tokio::task::spawn_blocking(move || -> Result<()> {
+        let mut encoder = SequenceEncoder::new(std::io::sink(), layout, options, false);
+        encoder.observe(move |gop| {
+            let _ = tx.send(gop.clone());
+        });
+        for path in &paths {
+            encoder.push(formats::load(path)?)?;
+        }
+        encoder.finish()?;
+        Ok(())
+    });
+    let start = Instant::now();
+    let mut writer: Option<BroadcastWriter> = None;
+    while let Some(gop) = rx.recv().await {
+        if let Some(init) = &gop.init {
+            writer = Some(BroadcastWriter::new(broadcast.clone(), parse_init(init)?)?);
+        }
+        let Some(w) = writer.as_mut() else {
+            bail!("the encoder sent a GOP before the stream header");
+        };
+        for chunk in &gop.chunks {
+            let at = start + Duration::from_secs_f64(chunk.frame as f64 / fps);
+            tokio::time::sleep_until(at).await;
+            w.write(gop.index, chunk)?;
+        }
+        w.finish_group()?;
+        println!(
+            "sent GOP {} (frames {}..{}) {:.0} ms after start",
+            gop.index,
+            gop.first_frame,
+            gop.first_frame + gop.frames as u64,
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    encoding.await??;
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    Ok(())
+}
+
+/// `splatcast token`.
+pub struct TokenArgs {
+    pub key: PathBuf,
+    pub generate: bool,
+    pub room: Option<String>,
+    pub publish: Option<String>,
+    pub subscribe: bool,
+    pub expires: String,
+}
+
+pub fn token(args: TokenArgs) -> Result<()> {
+    if args.generate {
+        ensure!(
+            !args.key.exists(),
+            "{}: exists; not overwriting a key",
+            args.key.display()
+        );
+        let key = Key::generate()?;
+        write_file(&args.key, key.to_jwk().as_bytes())
+            .with_context(|| format!("{}: cannot write", args.key.display()))?;
+        eprintln!("wrote {}", args.key.display());
+        if args.room.is_none() {
+            return Ok(());
+        }
+    }
+    let key = Key::load(&args.key)?;
+    let Some(room) = args.room else {
+        bail!("--room is needed to mint a token");
+    };
+    ensure!(
+        args.publish.is_some() || args.subscribe,
+        "say what the token allows: --publish NAME and/or --subscribe"
+    );
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let claims = Claims {
+        root: format!("rooms/{room}"),
+        publish: args.publish.into_iter().collect(),
+        subscribe: if args.subscribe {
+            vec![String::new()]
+        } else {
+            Vec::new()
+        },
+        expires: Some(now + parse_duration(&args.expires)?.as_secs()),
+        issued: Some(now),
+    };
+    println!("{}", key.sign(&claims));
+    Ok(())
+}
+
+/// "90s", "15m", "24h", "7d".
+fn parse_duration(s: &str) -> Result<Duration> {
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("bad duration '{s}' (e.g. 90s, 15m, 24h, 7d)"))?;
+    let secs = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("bad duration '{s}' (e.g. 90s, 15m, 24h, 7d)"),
+    };
+    Ok(Duration::from_secs(n * secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("2h").unwrap().as_secs(), 7200);
+        assert_eq!(parse_duration("7d").unwrap().as_secs(), 604_800);
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3w").is_err());
+    }
+}

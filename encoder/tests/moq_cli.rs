@@ -1,0 +1,183 @@
+//! `splatcast relay`, `token` and `publish` as a user runs them, over real QUIC on loopback: a
+//! file published in a loop arrives GOP for GOP, bit for bit, at a subscriber of the relay; a
+//! publisher without a token is refused with one line.
+
+use std::io::{BufRead, BufReader, Cursor};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use splatcast_net::{Address, Trust, connect, install_crypto, moq_net, subscribe};
+use splatcast_protocol::av1::Rav1dDecoder;
+use splatcast_protocol::stream::StreamReader;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_splatcast"))
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wave_file(dir: &Path) -> PathBuf {
+    let frames = dir.join("in");
+    std::fs::create_dir(&frames).unwrap();
+    let data =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/seq_playcanvas_wave");
+    for i in 1..=9 {
+        let name = format!("wave_{i:04}.sog");
+        std::fs::copy(data.join(&name), frames.join(&name)).unwrap();
+    }
+    let mp4 = dir.join("wave.mp4");
+    let out = bin()
+        .args(["encode", "--gop", "3", "--quality", "low", "-o"])
+        .arg(&mp4)
+        .arg(frames.join("wave_*.sog"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    mp4
+}
+
+/// Starts a relay on a free port; returns it, its port and certificate fingerprint.
+fn relay(key: &Path) -> (Running, u16, String) {
+    let mut child = bin()
+        .args(["relay", "--listen", "127.0.0.1:0", "--auth-key"])
+        .arg(key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    // "relay listening on 127.0.0.1:PORT (UDP), certificate SHA-256 HEX"
+    let port = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("relay said: {line}"));
+    let fingerprint = line.split_whitespace().last().unwrap().to_string();
+    (Running(child), port, fingerprint)
+}
+
+fn token(key: &Path, args: &[&str]) -> String {
+    let out = bin()
+        .args(["token", "--key"])
+        .arg(key)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn published_file_reaches_a_subscriber_through_the_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = wave_file(dir.path());
+    let key = dir.path().join("root.jwk");
+    let out = bin()
+        .args(["token", "--generate", "--key"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (_relay, port, fingerprint) = relay(&key);
+
+    // No token: refused, one line naming the address.
+    let to = format!("moq://127.0.0.1:{port}/rooms/demo/alice");
+    let out = bin()
+        .arg("publish")
+        .arg(&mp4)
+        .args(["--to", &to, "--fingerprint", &fingerprint])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("rooms/demo/alice"), "{err}");
+
+    let jwt = token(&key, &["--room", "demo", "--publish", "alice"]);
+    let _publisher = Running(
+        bin()
+            .arg("publish")
+            .arg(&mp4)
+            .args([
+                "--loop",
+                "--to",
+                &format!("{to}?jwt={jwt}"),
+                "--fingerprint",
+                &fingerprint,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    install_crypto();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let received = rt.block_on(async {
+        let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
+        tokio::spawn(moq_net::time::run(driver));
+        let address: Address = format!("moq://127.0.0.1:{port}/rooms/demo")
+            .parse()
+            .unwrap();
+        let trust = Trust::Pinned(vec![fingerprint.parse().unwrap()]);
+        let _session = connect(
+            &address,
+            &trust,
+            moq_net::Client::new().with_subscriber(origin.clone()),
+        )
+        .await
+        .unwrap();
+        let broadcast = tokio::time::timeout(
+            Duration::from_secs(20),
+            origin.consume().routed_broadcast("alice"),
+        )
+        .await
+        .expect("the participant appears in the room")
+        .unwrap();
+        let mut sub = subscribe(broadcast, None).await.unwrap();
+        let mut gops = Vec::new();
+        while gops.len() < 4 {
+            let gop = tokio::time::timeout(Duration::from_secs(20), sub.next_gop())
+                .await
+                .expect("GOPs keep coming")
+                .expect("the broadcast goes on")
+                .unwrap();
+            gops.push(gop);
+        }
+        (sub.tracks.clone(), gops)
+    });
+    let (tracks, gops) = received;
+    let mut reader = StreamReader::open(Cursor::new(std::fs::read(&mp4).unwrap())).unwrap();
+    let count = reader.gop_count() as u64;
+    let mut decoder = Rav1dDecoder::new(1);
+    for pair in gops.windows(2) {
+        assert_eq!(pair[1].group, pair[0].group + 1, "consecutive groups");
+    }
+    for gop in &gops {
+        let want = reader.gop_fragment((gop.group % count) as usize).unwrap();
+        let got = tracks.decode(&gop.fragment, &mut decoder).unwrap();
+        let expect = tracks.decode(&want, &mut decoder).unwrap();
+        assert_eq!(got.2, expect.2, "group {}", gop.group);
+    }
+}

@@ -1,0 +1,228 @@
+//! The broadcast's `catalog.json` (hang's catalog): what a subscriber needs before the first
+//! group. Each AV1 plane track is a video rendition in the CMAF container with a one-track init
+//! segment; the side-data track and the stream version ride in the `splatcast` extension.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hang::catalog::{AV1, Container, VideoConfig};
+use serde::{Deserialize, Serialize};
+use splatcast_protocol::container::{Movie, Track, TrackKind, init_segment, parse_init};
+
+use crate::NetError;
+
+/// Version of our catalog extension.
+const EXTENSION_VERSION: u32 = 1;
+
+/// The `splatcast` section of the catalog.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Extension {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    splatcast: Option<Layout>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Layout {
+    version: u32,
+    /// Frames per second.
+    fps: f64,
+    /// The side-data track's name and one-track init segment (base64).
+    side: SideTrack,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SideTrack {
+    track: String,
+    init: String,
+}
+
+/// A stream's catalog: the movie it rebuilds and each MoQ track's name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamCatalog {
+    /// The stream's movie header (every track, ours and the planes').
+    pub movie: Movie,
+    /// (container track ID, MoQ track name), plane tracks first, side data last.
+    pub tracks: Vec<(u32, String)>,
+}
+
+impl StreamCatalog {
+    /// The catalog of a stream with this movie header.
+    pub fn new(movie: Movie) -> Self {
+        let tracks = movie.tracks.iter().map(|t| (t.id, track_name(t))).collect();
+        Self { movie, tracks }
+    }
+
+    /// Frames per second.
+    pub fn fps(&self) -> f64 {
+        self.movie.timescale as f64 / splatcast_protocol::stream::FRAME_TICKS as f64
+    }
+
+    /// The catalog as hang's JSON.
+    pub fn to_json(&self) -> Result<String, NetError> {
+        let mut catalog = hang::Catalog::<Extension>::default();
+        let mut side = None;
+        for track in &self.movie.tracks {
+            let init = init_segment(&Movie {
+                timescale: self.movie.timescale,
+                tracks: vec![track.clone()],
+            });
+            let name = track_name(track);
+            match &track.kind {
+                TrackKind::Av1 {
+                    width,
+                    height,
+                    bit_depth,
+                    ..
+                } => {
+                    let mut video = VideoConfig::new(AV1 {
+                        profile: 0,
+                        level: 31,
+                        tier: 'M',
+                        bitdepth: *bit_depth,
+                        mono_chrome: true,
+                        ..AV1::default()
+                    });
+                    video.coded_width = Some(*width as u32);
+                    video.coded_height = Some(*height as u32);
+                    video.framerate = Some(self.fps());
+                    video.optimize_for_latency = Some(true);
+                    video.container = Container::Cmaf { init: init.into() };
+                    catalog.video.insert(&name, video)?;
+                }
+                TrackKind::Metadata { .. } => {
+                    side = Some(SideTrack {
+                        track: name,
+                        init: B64.encode(init),
+                    });
+                }
+            }
+        }
+        let side = side.ok_or_else(|| NetError::NotSplatcast("no side-data track".into()))?;
+        catalog.ext = Extension {
+            splatcast: Some(Layout {
+                version: EXTENSION_VERSION,
+                fps: self.fps(),
+                side,
+            }),
+        };
+        Ok(catalog.to_json()?)
+    }
+
+    /// Reads a catalog: the video renditions in CMAF and our extension, back into the movie.
+    pub fn from_json(json: &str) -> Result<Self, NetError> {
+        let catalog = hang::Catalog::<Extension>::from_str(json)?;
+        Self::from_catalog(catalog)
+    }
+
+    /// The catalog a broadcast publishes (its latest version).
+    pub async fn read(broadcast: &moq_net::broadcast::Consumer) -> Result<Self, NetError> {
+        let mut catalogs = hang::Catalog::<Extension>::subscribe(broadcast).await?;
+        let catalog = catalogs.next().await?.ok_or_else(|| {
+            NetError::NotSplatcast("the broadcast ended before its catalog".into())
+        })?;
+        Self::from_catalog(catalog)
+    }
+
+    fn from_catalog(catalog: hang::Catalog<Extension>) -> Result<Self, NetError> {
+        let layout = catalog.ext.splatcast.ok_or_else(|| {
+            NetError::NotSplatcast("the catalog has no 'splatcast' section".into())
+        })?;
+        if layout.version != EXTENSION_VERSION {
+            return Err(NetError::NotSplatcast(format!(
+                "catalog version {} (this build reads {EXTENSION_VERSION})",
+                layout.version
+            )));
+        }
+        let mut named: Vec<(String, Movie)> = Vec::new();
+        for (name, video) in &catalog.video.renditions {
+            let Container::Cmaf { init } = &video.container else {
+                continue;
+            };
+            named.push((name.clone(), parse_init(init)?));
+        }
+        let side_init = B64
+            .decode(&layout.side.init)
+            .map_err(|e| NetError::NotSplatcast(format!("side init is not base64: {e}")))?;
+        named.push((layout.side.track.clone(), parse_init(&side_init)?));
+        let mut tracks: Vec<(Track, String)> = Vec::new();
+        let mut timescale = None;
+        for (name, movie) in named {
+            let [track] = <[Track; 1]>::try_from(movie.tracks).map_err(|_| {
+                NetError::NotSplatcast(format!("track '{name}' init is not one track"))
+            })?;
+            if *timescale.get_or_insert(movie.timescale) != movie.timescale {
+                return Err(NetError::NotSplatcast(
+                    "tracks disagree on timescale".into(),
+                ));
+            }
+            if tracks.iter().any(|(t, _)| t.id == track.id) {
+                return Err(NetError::NotSplatcast(format!(
+                    "track ID {} appears twice",
+                    track.id
+                )));
+            }
+            tracks.push((track, name));
+        }
+        tracks.sort_by_key(|(t, _)| t.id);
+        Ok(Self {
+            tracks: tracks.iter().map(|(t, n)| (t.id, n.clone())).collect(),
+            movie: Movie {
+                timescale: timescale.unwrap_or(1),
+                tracks: tracks.into_iter().map(|(t, _)| t).collect(),
+            },
+        })
+    }
+}
+
+/// A track's MoQ name: the attribute for planes (`position`, `sh_rest`…), `side` for side data.
+fn track_name(track: &Track) -> String {
+    match track.kind {
+        TrackKind::Metadata { .. } => "side".into(),
+        TrackKind::Av1 { .. } => track
+            .name
+            .strip_prefix("splatcast ")
+            .unwrap_or(&track.name)
+            .replace(' ', "_"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_round_trips_the_movie() {
+        let movie = Movie {
+            timescale: 30_000,
+            tracks: vec![
+                Track {
+                    id: 1,
+                    name: "splatcast position".into(),
+                    kind: TrackKind::Av1 {
+                        width: 96,
+                        height: 32,
+                        bit_depth: 10,
+                        sequence_header: vec![0x0a, 0x0b, 0, 0, 0],
+                    },
+                },
+                Track {
+                    id: 2,
+                    name: "splatcast gop side data".into(),
+                    kind: TrackKind::Metadata {
+                        mime: splatcast_protocol::stream::SIDE_DATA_MIME.into(),
+                    },
+                },
+            ],
+        };
+        let catalog = StreamCatalog::new(movie.clone());
+        let json = catalog.to_json().unwrap();
+        assert!(json.contains("\"splatcast\""), "{json}");
+        assert!(json.contains("av01.0.31M.10"), "{json}");
+        let back = StreamCatalog::from_json(&json).unwrap();
+        assert_eq!(back, catalog);
+        assert_eq!(
+            back.tracks,
+            vec![(1, "position".into()), (2, "side".into())]
+        );
+        assert!(StreamCatalog::from_json("{}").is_err());
+    }
+}

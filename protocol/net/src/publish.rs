@@ -1,0 +1,152 @@
+//! Writing a Splatcast stream into a MoQ broadcast: the catalog once, then each chunk as one
+//! frame of its track's group (one group per GOP, the same sequence on every track).
+
+use std::time::Duration;
+
+use moq_net::{Timestamp, broadcast, group, track};
+use splatcast_protocol::container::{Movie, parse_fragment};
+use splatcast_protocol::stream::{Chunk, split_by_frame};
+
+use crate::{NetError, StreamCatalog};
+
+/// How long groups behind the newest stay fetchable from the publisher (media time).
+const HISTORY: Duration = Duration::from_secs(30);
+
+struct Track {
+    id: u32,
+    producer: track::Producer,
+    group: Option<group::Producer>,
+}
+
+/// The producing side of one broadcast.
+pub struct BroadcastWriter {
+    broadcast: broadcast::Producer,
+    _catalog: track::Producer,
+    tracks: Vec<Track>,
+    side_track: u32,
+    fps: f64,
+    catalog: StreamCatalog,
+}
+
+impl BroadcastWriter {
+    /// Publishes the catalog of a stream with this movie header, creates its tracks and
+    /// announces the broadcast.
+    pub fn new(broadcast: broadcast::Producer, movie: Movie) -> Result<Self, NetError> {
+        let catalog = StreamCatalog::new(movie);
+        let json = catalog.to_json()?;
+        let catalog_track = broadcast.create_track(
+            hang::Catalog::DEFAULT_NAME,
+            hang::Catalog::default_track_info(),
+        )?;
+        let mut group = catalog_track.append_group()?;
+        group.write_frame(Timestamp::ZERO, json)?;
+        group.finish()?;
+        let side_track = catalog.side_id()?;
+        let tracks = catalog
+            .tracks
+            .iter()
+            .map(|(id, name)| {
+                // Side data first (nothing decodes without it), then planes in track order.
+                let priority = if *id == side_track {
+                    90
+                } else {
+                    80u8.saturating_sub(*id as u8)
+                };
+                let info = track::Info::default()
+                    .with_timescale(moq_net::Timescale::MICRO)
+                    .with_max_age(HISTORY)
+                    .with_priority(priority);
+                Ok(Track {
+                    id: *id,
+                    producer: broadcast.create_track(name.as_str(), info)?,
+                    group: None,
+                })
+            })
+            .collect::<Result<Vec<_>, NetError>>()?;
+        broadcast.announce(Default::default())?;
+        Ok(Self {
+            broadcast,
+            _catalog: catalog_track,
+            tracks,
+            side_track,
+            fps: catalog.fps(),
+            catalog,
+        })
+    }
+
+    /// The catalog published.
+    pub fn catalog(&self) -> &StreamCatalog {
+        &self.catalog
+    }
+
+    /// Sends `chunk` as a frame of group `group` (the GOP number). A GOP-sized chunk with every
+    /// track is split into per-frame chunks first, so subscribers see the same either way.
+    pub fn write(&mut self, group: u64, chunk: &Chunk) -> Result<(), NetError> {
+        let Some(track) = chunk.track else {
+            let fragment = parse_fragment(&chunk.bytes)?;
+            for (track, frame, part) in split_by_frame(&fragment, self.side_track) {
+                let bytes = splatcast_protocol::container::media_segment(&part);
+                self.write_frame(group, track, frame, bytes)?;
+            }
+            return Ok(());
+        };
+        self.write_frame(group, track, chunk.frame, chunk.bytes.clone())
+    }
+
+    fn write_frame(
+        &mut self,
+        group: u64,
+        track: u32,
+        frame: u64,
+        bytes: Vec<u8>,
+    ) -> Result<(), NetError> {
+        let micros = (frame as f64 * 1e6 / self.fps.max(1e-3)).round() as u64;
+        let timestamp = Timestamp::from_micros(micros)
+            .map_err(|_| NetError::Refused(format!("frame {frame} is beyond MoQ time")))?;
+        let t = self
+            .tracks
+            .iter_mut()
+            .find(|t| t.id == track)
+            .ok_or_else(|| NetError::NotSplatcast(format!("chunk of unknown track {track}")))?;
+        if t.group.as_ref().is_none_or(|g| g.sequence != group) {
+            if let Some(old) = t.group.take() {
+                old.finish()?;
+            }
+            t.group = Some(t.producer.create_group(group::Info { sequence: group })?);
+        }
+        t.group
+            .as_mut()
+            .expect("set above")
+            .write_frame(timestamp, bytes)?;
+        Ok(())
+    }
+
+    /// Closes the open groups: the GOP is complete on every track.
+    pub fn finish_group(&mut self) -> Result<(), NetError> {
+        for t in &mut self.tracks {
+            if let Some(g) = t.group.take() {
+                g.finish()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the broadcast (subscribers see its tracks finish).
+    pub fn finish(mut self) -> Result<(), NetError> {
+        self.finish_group()?;
+        for t in &self.tracks {
+            t.producer.finish()?;
+        }
+        self.broadcast.unannounce();
+        Ok(())
+    }
+}
+
+impl StreamCatalog {
+    /// ID of the side-data track.
+    pub(crate) fn side_id(&self) -> Result<u32, NetError> {
+        splatcast_protocol::stream::TrackSet::of(&self.movie)
+            .map(|t| t.side)
+            .map_err(NetError::from)
+    }
+}

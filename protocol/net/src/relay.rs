@@ -1,0 +1,114 @@
+//! `splatcast relay`: one machine's MoQ relay on moq-net's origin machinery. Rooms are path
+//! prefixes (`rooms/<room>/<participant>`); publishers need a token; subscribers of a public
+//! room need none. The latest group of every track stays cached for late joiners, and a
+//! subscriber that falls behind skips to the newest group (moq-net's delivery rule), so no
+//! viewer makes the relay buffer without bound.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use moq_net::origin;
+
+use crate::server::{Admission, Grant, accept, open};
+use crate::token::Key;
+use crate::{Identity, NetError, tls};
+
+/// How a relay runs.
+#[derive(Clone, Debug)]
+pub struct RelayConfig {
+    /// Its TLS identity.
+    pub identity: Identity,
+    /// The key tokens are checked with.
+    pub key: Key,
+    /// Rooms whose broadcasts need a token to watch.
+    pub private_rooms: Vec<String>,
+    /// Cap on cached media across the relay, in bytes.
+    pub cache_bytes: u64,
+    /// How long a group that is no longer the latest stays cached.
+    pub cache_age: Duration,
+}
+
+/// A bound relay.
+pub struct Relay {
+    endpoint: quinn::Endpoint,
+    origin: origin::Producer,
+    config: Arc<RelayConfig>,
+}
+
+impl Relay {
+    /// Binds `listen` (UDP). Must run inside a tokio runtime.
+    pub fn bind(listen: SocketAddr, config: RelayConfig) -> Result<Self, NetError> {
+        let endpoint = tls::server_endpoint(listen, &config.identity)?;
+        let mut origin_config = origin::Config::default();
+        origin_config.pool = moq_net::cache::Pool::new(
+            moq_net::cache::Config::default()
+                .with_capacity(config.cache_bytes)
+                .with_expiry(config.cache_age),
+        );
+        origin_config.cache_duration = config.cache_age;
+        let (origin, driver) = origin::Producer::new(origin_config);
+        crate::spawn_driver(driver);
+        Ok(Self {
+            endpoint,
+            origin,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        Ok(self.endpoint.local_addr()?)
+    }
+
+    /// Accepts sessions until the endpoint closes. A failing session ends alone.
+    pub async fn run(self) -> Result<(), NetError> {
+        while let Some(incoming) = self.endpoint.accept().await {
+            let (origin, config) = (self.origin.clone(), self.config.clone());
+            tokio::spawn(async move {
+                let remote = incoming.remote_address();
+                let result = async {
+                    let (handshake, admission, grant) =
+                        accept(incoming, |a| authorize(&config, a)).await?;
+                    let session = open(handshake, &admission, &grant, &origin).await?;
+                    tracing::info!(%remote, path = %admission.path, "session open");
+                    Err::<(), _>(NetError::Moq(session.closed().await))
+                }
+                .await;
+                if let Err(e) = result {
+                    tracing::info!(%remote, "session ended: {e}");
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The relay's rule: a valid token grants what it says; without one, watching a public room.
+fn authorize(config: &RelayConfig, admission: &Admission) -> Result<Grant, NetError> {
+    if let Some(token) = &admission.token {
+        let claims = config.key.verify(token, SystemTime::now())?;
+        let permissions = claims.authorize(&admission.path)?;
+        return Ok(Grant {
+            publish: permissions.publish,
+            subscribe: permissions.subscribe,
+        });
+    }
+    let mut parts = admission.path.split('/');
+    let room = (parts.next() == Some("rooms"))
+        .then(|| parts.next())
+        .flatten();
+    match room {
+        Some(room) if config.private_rooms.iter().any(|r| r == room) => Err(NetError::Refused(
+            format!("room '{room}' is private: watching it needs a token"),
+        )),
+        Some(_) => Ok(Grant {
+            publish: Vec::new(),
+            subscribe: vec![String::new()],
+        }),
+        None => Err(NetError::Refused(format!(
+            "'{}' is not a room path (rooms/<room>[/<participant>]) and no token was given",
+            admission.path
+        ))),
+    }
+}

@@ -1,0 +1,172 @@
+//! Accepting sessions, the same for the relay and the on-demand server: QUIC + TLS, then raw
+//! QUIC or WebTransport by ALPN, then the caller's authorisation of the dialed path and token
+//! before any media flows.
+
+use moq_net::{Pattern, Patterns};
+
+use crate::NetError;
+use crate::address::normalize;
+
+/// What a connecting peer asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Admission {
+    /// The dialed path, normalised.
+    pub path: String,
+    /// The `jwt` query parameter.
+    pub token: Option<String>,
+}
+
+/// What a peer may do, relative to its dialed path (`""`: everything below it).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Grant {
+    pub publish: Vec<String>,
+    pub subscribe: Vec<String>,
+}
+
+impl Grant {
+    fn patterns(paths: &[String]) -> Result<Patterns, NetError> {
+        paths
+            .iter()
+            .map(|p| Pattern::subtree(p))
+            .collect::<Result<Patterns, _>>()
+            .map_err(|e| NetError::Refused(format!("bad grant: {e}")))
+    }
+}
+
+pub(crate) type Handshake = moq_net::server::Handshake<web_transport_quinn::Session>;
+
+/// Splits `/path?query` into the normalised path and its `jwt`.
+fn admission(target: &str) -> Admission {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let token = query
+        .split('&')
+        .filter_map(|kv| kv.strip_prefix("jwt="))
+        .next_back()
+        .map(str::to_string);
+    Admission {
+        path: normalize(path),
+        token,
+    }
+}
+
+/// Runs the handshake of one incoming connection. `authorize` sees the dialed path and token
+/// before anything is accepted; a refusal closes the session with no media bytes sent.
+pub(crate) async fn accept(
+    incoming: quinn::Incoming,
+    authorize: impl FnOnce(&Admission) -> Result<Grant, NetError>,
+) -> Result<(Handshake, Admission, Grant), NetError> {
+    let conn = incoming.await?;
+    let alpn = conn
+        .handshake_data()
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|d| d.protocol)
+        .map(|p| String::from_utf8_lossy(&p).into_owned())
+        .unwrap_or_default();
+    let now = tokio::time::Instant::now().into_std();
+    if alpn == web_transport_quinn::ALPN {
+        let request = web_transport_quinn::Request::accept(conn).await?;
+        let target = match request.url.query() {
+            Some(q) => format!("{}?{q}", request.url.path()),
+            None => request.url.path().to_string(),
+        };
+        let admission = admission(&target);
+        let grant = match authorize(&admission) {
+            Ok(grant) => grant,
+            Err(e) => {
+                let status = web_transport_quinn::http::StatusCode::FORBIDDEN;
+                request.reject(status).await?;
+                return Err(e);
+            }
+        };
+        let mut response = web_transport_quinn::proto::ConnectResponse::OK;
+        if let Some(p) = request
+            .protocols
+            .iter()
+            .find(|p| moq_net::ALPNS.contains(&p.as_str()))
+        {
+            response = response.with_protocol(p.clone());
+        }
+        let session = request.respond(response).await?;
+        let handshake = moq_net::Server::new().accept_request(now, session).await?;
+        check_role(handshake, admission, grant)
+    } else if moq_net::ALPNS.contains(&alpn.as_str()) {
+        let session = web_transport_quinn::Session::raw(conn);
+        let handshake = moq_net::Server::new().accept_request(now, session).await?;
+        let admission = admission(handshake.path());
+        match authorize(&admission) {
+            Ok(grant) => check_role(handshake, admission, grant),
+            Err(e) => {
+                handshake.close(moq_net::Error::Unauthorized);
+                Err(e)
+            }
+        }
+    } else {
+        conn.close(0u32.into(), b"unsupported ALPN");
+        Err(NetError::Refused(format!("unsupported ALPN '{alpn}'")))
+    }
+}
+
+/// A peer that said it only publishes (or only subscribes) is refused at once when its grant
+/// does not allow that, instead of a session that silently carries nothing.
+fn check_role(
+    handshake: Handshake,
+    admission: Admission,
+    grant: Grant,
+) -> Result<(Handshake, Admission, Grant), NetError> {
+    let refusal = match handshake.role() {
+        Some(moq_net::Role::Publisher) if grant.publish.is_empty() => Some("publish"),
+        Some(moq_net::Role::Subscriber) if grant.subscribe.is_empty() => Some("subscribe"),
+        _ => None,
+    };
+    match refusal {
+        Some(what) => {
+            handshake.close(moq_net::Error::Unauthorized);
+            Err(NetError::Refused(format!(
+                "no permission to {what} at '{}'",
+                admission.path
+            )))
+        }
+        None => Ok((handshake, admission, grant)),
+    }
+}
+
+/// Completes an authorised handshake against `origin`: the peer publishes into the subtrees it
+/// may publish under and sees the subtrees it may subscribe to, both rooted at its path.
+pub(crate) async fn open(
+    handshake: Handshake,
+    admission: &Admission,
+    grant: &Grant,
+    origin: &moq_net::origin::Producer,
+) -> Result<moq_net::Session, NetError> {
+    let mut handshake = handshake;
+    let root = admission.path.as_str();
+    if !grant.publish.is_empty() {
+        let patterns = Grant::patterns(&grant.publish)?;
+        handshake = handshake.with_subscriber(origin.scope(root, &patterns)?);
+    }
+    if !grant.subscribe.is_empty() {
+        let patterns = Grant::patterns(&grant.subscribe)?;
+        handshake = handshake.with_publisher(origin.consume().scope(root, &patterns)?);
+    }
+    let (session, driver) = handshake.ok().await?;
+    crate::spawn_driver(driver);
+    Ok(session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admissions_split_path_and_token() {
+        assert_eq!(
+            admission("/rooms/r//a/?x=1&jwt=t0k"),
+            Admission {
+                path: "rooms/r/a".into(),
+                token: Some("t0k".into())
+            }
+        );
+        assert_eq!(admission("/").path, "");
+        assert_eq!(admission("/a").token, None);
+    }
+}

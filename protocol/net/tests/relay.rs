@@ -1,0 +1,299 @@
+//! Real QUIC on loopback with TLS: a publisher, our relay and subscribers over raw QUIC and
+//! WebTransport; tokens refused when wrong, missing or expired; late joiners start at the
+//! latest GOP.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use splatcast_net::token::{Claims, Key};
+use splatcast_net::{
+    Address, BroadcastWriter, Identity, Relay, RelayConfig, Trust, connect, install_crypto,
+    moq_net, subscribe,
+};
+use splatcast_protocol::GaussianFrame;
+use splatcast_protocol::av1::{EncoderSettings, Rav1dDecoder};
+use splatcast_protocol::formats;
+use splatcast_protocol::gop::{Attribute, GopStart};
+use splatcast_protocol::layout::Grid;
+use splatcast_protocol::stream::{
+    Fragmentation, StreamLayout, StreamReader, StreamWriter, WrittenGop,
+};
+use tokio::time::timeout;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// Two GOPs (3 + 3 frames) of the wave, fragmented per frame, and the whole file.
+fn stream() -> (Vec<u8>, Vec<WrittenGop>) {
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/seq_playcanvas_wave");
+    let frames: Vec<GaussianFrame> = (1..=6)
+        .map(|i| formats::load(&dir.join(format!("wave_{i:04}.sog"))).unwrap())
+        .collect();
+    let layout = StreamLayout {
+        fps: 30.0,
+        grid: Grid::for_count(frames[0].len()),
+        sh_degree: frames[0].sh_degree,
+        tracks: Attribute::for_degree(frames[0].sh_degree)
+            .into_iter()
+            .map(|a| (a, 10))
+            .collect(),
+    };
+    let settings = EncoderSettings {
+        speed: 10,
+        quantizer: 90,
+        bitrate: 0,
+        fps: 30.0,
+        threads: 1,
+    };
+    let mut writer = StreamWriter::new(
+        layout.clone(),
+        vec![settings; layout.tracks.len()],
+        Fragmentation::Frame,
+        1,
+    );
+    let mut file = Vec::new();
+    let mut gops = Vec::new();
+    for (k, start) in [(0, GopStart::First), (3, GopStart::Length)] {
+        let gop = writer
+            .write_gop(&frames[k..k + 3], start, vec![0; 3])
+            .unwrap();
+        file.extend(gop.init.iter().flatten());
+        gop.chunks.iter().for_each(|c| file.extend(&c.bytes));
+        gops.push(gop);
+    }
+    file.extend(writer.finish().unwrap());
+    (file, gops)
+}
+
+struct Setup {
+    address: Address,
+    trust: Trust,
+    key: Key,
+}
+
+fn token(key: &Key, root: &str, publish: &[&str], subscribe: &[&str], ttl: i64) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    key.sign(&Claims {
+        root: root.into(),
+        publish: publish.iter().map(|s| s.to_string()).collect(),
+        subscribe: subscribe.iter().map(|s| s.to_string()).collect(),
+        expires: Some((now + ttl) as u64),
+        issued: Some(now as u64),
+    })
+}
+
+async fn relay(private_rooms: &[&str]) -> Setup {
+    install_crypto();
+    let identity = Identity::generate(&["localhost".into()]).unwrap();
+    let trust = Trust::Pinned(vec![identity.fingerprint()]);
+    let key = Key::generate().unwrap();
+    let relay = Relay::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        RelayConfig {
+            identity,
+            key: key.clone(),
+            private_rooms: private_rooms.iter().map(|s| s.to_string()).collect(),
+            cache_bytes: 64 << 20,
+            cache_age: Duration::from_secs(30),
+        },
+    )
+    .unwrap();
+    let port = relay.local_addr().unwrap().port();
+    tokio::spawn(relay.run());
+    Setup {
+        address: format!("moq://127.0.0.1:{port}/").parse().unwrap(),
+        trust,
+        key,
+    }
+}
+
+/// A publisher of the stream's catalog at `rooms/r/<who>`; the GOPs are written by the caller.
+async fn publisher(
+    setup: &Setup,
+    who: &str,
+    jwt: Option<String>,
+    init: &[u8],
+) -> Result<(moq_net::Session, BroadcastWriter, moq_net::origin::Producer), splatcast_net::NetError>
+{
+    let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
+    tokio::spawn(moq_net::time::run(driver));
+    let movie = splatcast_protocol::container::parse_init(init).unwrap();
+    let writer = BroadcastWriter::new(origin.create_broadcast("").unwrap(), movie)?;
+    let address = setup
+        .address
+        .with_path(&format!("rooms/r/{who}"))
+        .with_token(jwt);
+    let session = connect(
+        &address,
+        &setup.trust,
+        moq_net::Client::new().with_publisher(&origin),
+    )
+    .await?;
+    Ok((session, writer, origin))
+}
+
+/// A viewer of `path`; returns the broadcast at `who` below it.
+async fn viewer(
+    setup: &Setup,
+    address: Address,
+    who: &str,
+) -> Result<(moq_net::Session, moq_net::broadcast::Consumer), splatcast_net::NetError> {
+    let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
+    tokio::spawn(moq_net::time::run(driver));
+    let session = connect(
+        &address,
+        &setup.trust,
+        moq_net::Client::new().with_subscriber(origin.clone()),
+    )
+    .await?;
+    let broadcast = timeout(LIMIT, origin.consume().routed_broadcast(who))
+        .await
+        .expect("broadcast routed in time")?;
+    Ok((session, broadcast))
+}
+
+fn send(writer: &mut BroadcastWriter, gop: &WrittenGop) {
+    for chunk in &gop.chunks {
+        writer.write(gop.index, chunk).unwrap();
+    }
+    writer.finish_group().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_relay_subscribe_over_raw_quic_and_webtransport() {
+    let (file, gops) = stream();
+    let setup = relay(&[]).await;
+    let init = gops[0].init.clone().unwrap();
+    let jwt = token(&setup.key, "rooms/r", &["alice"], &[""], 60);
+    let (_publisher, mut writer, _origin) =
+        publisher(&setup, "alice", Some(jwt), &init).await.unwrap();
+
+    // One viewer of the participant over raw QUIC, one of the whole room over WebTransport.
+    let raw = setup.address.with_path("rooms/r/alice");
+    let mut wt = setup.address.with_path("rooms/r");
+    wt.transport = splatcast_net::Transport::WebTransport;
+    let (_s1, b1) = viewer(&setup, raw, "").await.unwrap();
+    let (_s2, b2) = viewer(&setup, wt, "alice").await.unwrap();
+    let s1 = tokio::spawn(subscribe(b1, None));
+    let s2 = tokio::spawn(subscribe(b2, None));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send(&mut writer, &gops[0]);
+    let mut sub1 = timeout(LIMIT, s1)
+        .await
+        .expect("subscribed in time")
+        .unwrap()
+        .unwrap();
+    let mut sub2 = timeout(LIMIT, s2)
+        .await
+        .expect("subscribed in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sub1.catalog.movie,
+        StreamReader::open(Cursor::new(&file))
+            .unwrap()
+            .movie()
+            .clone()
+    );
+
+    send(&mut writer, &gops[1]);
+    let mut reader = StreamReader::open(Cursor::new(&file)).unwrap();
+    let mut decoder = Rav1dDecoder::new(1);
+    for sub in [&mut sub1, &mut sub2] {
+        for g in 0..2 {
+            let got = timeout(LIMIT, sub.next_gop())
+                .await
+                .expect("GOP in time")
+                .unwrap()
+                .unwrap();
+            assert_eq!(got.group, g);
+            let want = reader.gop_fragment(g as usize).unwrap();
+            let tracks = sub.tracks.clone();
+            // Bit for bit after decode.
+            let a = tracks.decode(&got.fragment, &mut decoder).unwrap();
+            let b = tracks.decode(&want, &mut decoder).unwrap();
+            assert_eq!((a.0, a.2), (b.0, b.2));
+        }
+    }
+
+    // A late joiner starts at the latest GOP at once.
+    let (_s3, b3) = viewer(&setup, setup.address.with_path("rooms/r/alice"), "")
+        .await
+        .unwrap();
+    let mut late = subscribe(b3, None).await.unwrap();
+    let first = timeout(LIMIT, late.next_gop())
+        .await
+        .expect("in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.group, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_checked_before_any_media() {
+    let (_, gops) = stream();
+    let init = gops[0].init.clone().unwrap();
+    let setup = relay(&["hidden"]).await;
+    let other = Key::generate().unwrap();
+    // Missing, wrong key, expired, and a token for someone else.
+    for jwt in [
+        None,
+        Some(token(&other, "rooms/r", &["alice"], &[], 60)),
+        Some(token(&setup.key, "rooms/r", &["alice"], &[], -10)),
+        Some(token(&setup.key, "rooms/r", &["bob"], &[], 60)),
+    ] {
+        let result = publisher(&setup, "alice", jwt.clone(), &init).await;
+        match result {
+            Err(_) => {}
+            Ok((session, _writer, _origin)) => {
+                // A token for another participant connects but may publish nothing here: the
+                // relay closes the session or never routes the broadcast.
+                let seen = viewer(&setup, setup.address.with_path("rooms/r/alice"), "");
+                assert!(
+                    timeout(Duration::from_secs(2), seen).await.is_err(),
+                    "token {jwt:?} let a broadcast through"
+                );
+                drop(session);
+            }
+        }
+    }
+    // A private room refuses viewers without a token, and admits them with one.
+    let hidden = setup.address.with_path("rooms/hidden");
+    refused(connect(&hidden, &setup.trust, moq_net::Client::new()).await).await;
+    let jwt = token(&setup.key, "rooms/hidden", &[], &[""], 60);
+    connect(
+        &hidden.with_token(Some(jwt)),
+        &setup.trust,
+        moq_net::Client::new(),
+    )
+    .await
+    .unwrap();
+    // A client that does not trust the relay's certificate never gets a session.
+    let stranger = Trust::Pinned(vec![
+        Identity::generate(&["localhost".into()])
+            .unwrap()
+            .fingerprint(),
+    ]);
+    assert!(
+        connect(
+            &setup.address.with_path("rooms/r"),
+            &stranger,
+            moq_net::Client::new()
+        )
+        .await
+        .is_err()
+    );
+}
+
+/// A refused session fails to connect, or is closed by the relay right after.
+async fn refused(session: Result<moq_net::Session, splatcast_net::NetError>) {
+    if let Ok(session) = session {
+        timeout(Duration::from_secs(5), session.closed())
+            .await
+            .expect("the relay closes a refused session");
+    }
+}

@@ -1,0 +1,273 @@
+//! The sans-IO stream writer: a GOP of Gaussian frames in; the init segment (once), the GOP's
+//! chunks and, at the end, the fragment index out. The file encoder writes the chunks to disk,
+//! the live publisher sends each as a MoQ frame; neither drives the plane codec or the
+//! container itself.
+
+use super::{Fragmentation, StreamLayout, split_by_frame};
+use crate::av1::{CodecError, CodedGop, EncoderSettings, PlaneEncoder, Rav1eEncoder};
+use crate::container::{IndexEntry, Movie, fragment_index, init_segment, media_segment};
+use crate::gaussian::GaussianFrame;
+use crate::gop::{GopStart, pack};
+
+/// Why a GOP could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// AV1 encoding failed.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The frames do not fit the stream's layout.
+    #[error("frame {frame}: {problem}")]
+    Input {
+        /// Index of the offending frame in the stream.
+        frame: u64,
+        /// What is wrong.
+        problem: String,
+    },
+    /// [`StreamWriter::finish`] before any GOP.
+    #[error("no frames were written")]
+    Empty,
+}
+
+/// One piece of the stream, in writing order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// The one track it carries, or `None` for a GOP fragment with every track.
+    pub track: Option<u32>,
+    /// Index in the stream of its first frame.
+    pub frame: u64,
+    /// `moof` + `mdat`.
+    pub bytes: Vec<u8>,
+}
+
+/// What writing one GOP produced.
+#[derive(Clone, Debug)]
+pub struct WrittenGop {
+    /// 0-based GOP number (the MoQ group sequence).
+    pub index: u64,
+    /// Index of its first frame.
+    pub first_frame: u64,
+    /// Frames in it.
+    pub frames: usize,
+    /// The init segment, with the first GOP only (the AV1 sequence headers exist once a GOP is
+    /// coded).
+    pub init: Option<Vec<u8>>,
+    /// The GOP's chunks, in stream order.
+    pub chunks: Vec<Chunk>,
+    /// Compressed side-data bytes.
+    pub side_bytes: usize,
+    /// AV1 bytes per track, in track order.
+    pub track_bytes: Vec<usize>,
+    /// For each coded Gaussian, its index in the input frames (the order decoders return).
+    pub coded_order: Vec<usize>,
+}
+
+/// Gaussian frames, a GOP at a time, to a fragmented MP4 byte stream.
+pub struct StreamWriter {
+    layout: StreamLayout,
+    settings: Vec<EncoderSettings>,
+    fragmentation: Fragmentation,
+    refine_passes: usize,
+    movie: Option<Movie>,
+    position: u64,
+    next_frame: u64,
+    gops: u64,
+    /// Per track, where each GOP starts.
+    index: Vec<Vec<IndexEntry>>,
+}
+
+impl StreamWriter {
+    /// A writer for `layout`, each AV1 track coded with its entry of `settings` (track order);
+    /// `refine_passes` PLAS passes per radius sort each keyframe.
+    pub fn new(
+        layout: StreamLayout,
+        settings: Vec<EncoderSettings>,
+        fragmentation: Fragmentation,
+        refine_passes: usize,
+    ) -> Self {
+        let tracks = layout.tracks.len() + 1;
+        Self {
+            layout,
+            settings,
+            fragmentation,
+            refine_passes,
+            movie: None,
+            position: 0,
+            next_frame: 0,
+            gops: 0,
+            index: vec![Vec::new(); tracks],
+        }
+    }
+
+    /// The stream's track set.
+    pub fn layout(&self) -> &StreamLayout {
+        &self.layout
+    }
+
+    /// The movie header, once the first GOP is written.
+    pub fn movie(&self) -> Option<&Movie> {
+        self.movie.as_ref()
+    }
+
+    /// Codes `frames` (same Gaussians in the same order in each, as the sequence encoder's
+    /// correspondence leaves them) as one GOP.
+    pub fn write_gop(
+        &mut self,
+        frames: &[GaussianFrame],
+        start: GopStart,
+        rematched: Vec<u32>,
+    ) -> Result<WrittenGop, WriteError> {
+        self.check(frames)?;
+        if self.settings.len() != self.layout.tracks.len() {
+            return Err(WriteError::Codec(CodecError::Format(format!(
+                "{} encoder settings for {} tracks",
+                self.settings.len(),
+                self.layout.tracks.len()
+            ))));
+        }
+        let packed = pack(
+            frames,
+            self.layout.grid,
+            &self.layout.tracks,
+            self.refine_passes,
+            start,
+            rematched,
+        );
+        // The tracks are independent AV1 streams: code them side by side.
+        let coded: Vec<CodedGop> = std::thread::scope(|scope| {
+            let workers: Vec<_> = packed
+                .planes
+                .iter()
+                .zip(&self.settings)
+                .map(|(planes, &s)| {
+                    scope.spawn(move || Rav1eEncoder::new(s).encode_gop(&planes.pictures))
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(CodecError::Encoder("encoder thread panicked".into()))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let init = match self.movie {
+            Some(_) => None,
+            None => {
+                let headers: Vec<Vec<u8>> =
+                    coded.iter().map(|c| c.sequence_header.clone()).collect();
+                let movie = self.layout.movie(&headers);
+                let bytes = init_segment(&movie);
+                self.position += bytes.len() as u64;
+                self.movie = Some(movie);
+                Some(bytes)
+            }
+        };
+        let first_frame = self.next_frame;
+        let side = packed.side.to_bytes();
+        let side_bytes = side.len();
+        let fragment = self
+            .layout
+            .fragment(self.gops as u32 + 1, first_frame, side, &coded);
+        let base_time = fragment.base_time;
+        let chunks: Vec<Chunk> = match self.fragmentation {
+            Fragmentation::Gop => vec![Chunk {
+                track: None,
+                frame: first_frame,
+                bytes: media_segment(&fragment),
+            }],
+            Fragmentation::Frame => split_by_frame(&fragment, self.layout.side_track_id())
+                .into_iter()
+                .map(|(track, frame, f)| Chunk {
+                    track: Some(track),
+                    frame,
+                    bytes: media_segment(&f),
+                })
+                .collect(),
+        };
+        for (slot, entries) in self.index.iter_mut().enumerate() {
+            let id = slot as u32 + 1;
+            let mut offset = self.position;
+            for chunk in &chunks {
+                if chunk.track.is_none_or(|t| t == id) {
+                    let traf = if chunk.track.is_some() { 1 } else { id as u8 };
+                    entries.push(IndexEntry {
+                        time: base_time,
+                        offset,
+                        traf,
+                    });
+                    break;
+                }
+                offset += chunk.bytes.len() as u64;
+            }
+        }
+        self.position += chunks.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
+        self.next_frame += frames.len() as u64;
+        self.gops += 1;
+        Ok(WrittenGop {
+            index: self.gops - 1,
+            first_frame,
+            frames: frames.len(),
+            init,
+            chunks,
+            side_bytes,
+            track_bytes: coded
+                .iter()
+                .map(|c| c.samples.iter().map(Vec::len).sum())
+                .collect(),
+            coded_order: packed.coded_order,
+        })
+    }
+
+    fn check(&self, frames: &[GaussianFrame]) -> Result<(), WriteError> {
+        let input = |k: usize, problem: String| WriteError::Input {
+            frame: self.next_frame + k as u64,
+            problem,
+        };
+        let Some(first) = frames.first() else {
+            return Err(input(0, "a GOP needs at least one frame".into()));
+        };
+        for (k, f) in frames.iter().enumerate() {
+            if f.sh_degree != self.layout.sh_degree {
+                return Err(input(
+                    k,
+                    format!(
+                        "SH degree {} differs from the stream's {}",
+                        f.sh_degree, self.layout.sh_degree
+                    ),
+                ));
+            }
+            if f.is_empty() || f.len() > self.layout.grid.pixels() {
+                return Err(input(
+                    k,
+                    format!(
+                        "{} Gaussians do not fit the stream's {}-pixel planes",
+                        f.len(),
+                        self.layout.grid.pixels()
+                    ),
+                ));
+            }
+            if f.len() != first.len() {
+                return Err(input(
+                    k,
+                    format!("{} Gaussians in a GOP of {}", f.len(), first.len()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The fragment index (`mfra`) that closes a file: per track, where each GOP starts.
+    pub fn finish(self) -> Result<Vec<u8>, WriteError> {
+        if self.movie.is_none() {
+            return Err(WriteError::Empty);
+        }
+        let entries: Vec<(u32, Vec<IndexEntry>)> = self
+            .index
+            .into_iter()
+            .enumerate()
+            .map(|(slot, e)| (slot as u32 + 1, e))
+            .collect();
+        Ok(fragment_index(&entries))
+    }
+}
