@@ -140,26 +140,35 @@ fn assembler_rebuilds_gops_from_interleaved_chunks() {
     let movie = parse_init(parts[0].init.as_ref().unwrap()).unwrap();
     let tracks = TrackSet::of(&movie).unwrap();
     let mut reader = StreamReader::open(Cursor::new(&bytes)).unwrap();
-    let mut assembler = GopAssembler::new(tracks.clone(), 4);
-    // Tracks arrive on their own streams: take track by track, last track first, the two GOPs
-    // interleaved; garbage in between is refused without harm.
-    let mut order = Vec::new();
-    for id in (1..=tracks.side).rev() {
-        for gop in &parts {
-            for chunk in gop.chunks.iter().filter(|c| c.track == Some(id)) {
-                order.push((gop.index, chunk.bytes.clone()));
+    // Tracks arrive on their own streams: each GOP track by track, last track first.
+    let by_track = |gop: &WrittenGop| -> Vec<(u64, Vec<u8>)> {
+        (1..=tracks.side)
+            .rev()
+            .flat_map(|id| {
+                gop.chunks
+                    .iter()
+                    .filter(move |c| c.track == Some(id))
+                    .map(|c| (gop.index, c.bytes.clone()))
+            })
+            .collect()
+    };
+    let feed = |assembler: &mut GopAssembler, order: &[(u64, Vec<u8>)]| {
+        let mut done = Vec::new();
+        for (i, (group, chunk)) in order.iter().enumerate() {
+            if i == 3 {
+                // Garbage in between is refused without harm.
+                assert!(assembler.push(0, &chunk[..chunk.len() / 2]).is_err());
+                assert!(assembler.push(0, b"not a fragment").is_err());
             }
+            done.extend(assembler.push(*group, chunk).unwrap());
         }
-    }
-    let mut done = Vec::new();
-    for (i, (group, chunk)) in order.iter().enumerate() {
-        if i == 3 {
-            assert!(assembler.push(0, &chunk[..chunk.len() / 2]).is_err());
-            assert!(assembler.push(0, b"not a fragment").is_err());
-        }
-        done.extend(assembler.push(*group, chunk).unwrap());
-    }
-    // In group order, though the second GOP's last track came in before the first's.
+        done
+    };
+
+    // Watching from the start: both GOPs, in order, equal to the file's.
+    let mut assembler = GopAssembler::new(tracks.clone(), 4);
+    let order: Vec<_> = parts.iter().flat_map(by_track).collect();
+    let done = feed(&mut assembler, &order);
     assert_eq!(done.iter().map(|g| g.group).collect::<Vec<_>>(), vec![0, 1]);
     for gop in done {
         let want = reader.gop_fragment(gop.group as usize).unwrap();
@@ -169,4 +178,39 @@ fn assembler_rebuilds_gops_from_interleaved_chunks() {
         assert_eq!(got.0, expect.0);
         assert_eq!(got.2, expect.2);
     }
+
+    // Joining late, with both GOPs coming from a cache at once (side data first, newest
+    // first): it starts at the newest GOP.
+    let mut late = GopAssembler::new(tracks.clone(), 4);
+    let mut order: Vec<_> = parts
+        .iter()
+        .rev()
+        .flat_map(|g| {
+            g.chunks
+                .iter()
+                .filter(|c| c.track == Some(tracks.side))
+                .map(|c| (g.index, c.bytes.clone()))
+        })
+        .collect();
+    for id in 1..tracks.side {
+        for gop in &parts {
+            order.extend(
+                gop.chunks
+                    .iter()
+                    .filter(|c| c.track == Some(id))
+                    .map(|c| (gop.index, c.bytes.clone())),
+            );
+        }
+    }
+    let done = feed(&mut late, &order);
+    assert_eq!(done.iter().map(|g| g.group).collect::<Vec<_>>(), vec![1]);
+
+    // A GOP still incomplete when a newer one starts, before anything was shown, is given up.
+    let mut behind = GopAssembler::new(tracks.clone(), 2);
+    let mut order = by_track(&parts[0]);
+    order.truncate(order.len() - 1);
+    order.extend(by_track(&parts[1]));
+    let done = feed(&mut behind, &order);
+    assert_eq!(done.iter().map(|g| g.group).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(behind.next_group(), 2);
 }

@@ -1,8 +1,8 @@
 //! Streaming over MoQ, measured: a Splatcast file replayed live at its frame rate through our
 //! relay to subscribers, every hop over an impaired UDP link (delay each way, random loss).
 //!
-//! Per run: **join time** (connect → the first GOP's keyframe complete on every track: what a
-//! player needs before its first picture; decode time is reported beside it), **live latency**
+//! Per run: **join time** (connect → a keyframe complete on every track, side data included:
+//! what a player needs before its first picture; decode time is reported beside it), **live latency**
 //! per frame (the publisher hands a frame's chunks to MoQ → the last of them arrives at the
 //! subscriber, encode excluded), **stalls** (gaps between consecutive frames completing beyond
 //! the frame interval) and **lost GOPs** (groups sent but never complete).
@@ -253,14 +253,15 @@ fn report(
         .map(|(key, (_, at))| (*key, *at))
         .collect();
     let first_group = complete.first().map_or(0, |(k, _)| k.0);
-    // Join: connect → the first group's keyframe complete on every track, side data included.
+    // Join: connect → the first keyframe (of any GOP: a late joiner starts at the newest one)
+    // complete on every track, side data included.
     let join = complete
-        .first()
+        .iter()
+        .filter(|(k, _)| k.1 == 0)
+        .filter_map(|(k, at)| Some((*arrivals.sides.get(&k.0)?).max(*at)))
+        .min()
         .zip(arrivals.start)
-        .map(|((k, at), start)| {
-            let side = arrivals.sides.get(&k.0).copied().unwrap_or(*at);
-            (side.max(*at) - start).as_secs_f64() * 1e3
-        })
+        .map(|(at, start)| (at - start).as_secs_f64() * 1e3)
         .unwrap_or(f64::NAN);
     // Latency of live frames (the joining GOP's cached frames arrive in a burst: left out).
     let mut latencies: Vec<f64> = complete

@@ -91,34 +91,24 @@ pub async fn track_frames(
     catalog: &StreamCatalog,
     start: Option<u64>,
 ) -> Result<(mpsc::Receiver<Arrival>, JoinSet<()>), NetError> {
-    let side = catalog.side_id()?;
-    // Which group is newest: ask the side-data track (one small frame per GOP), then take
-    // every track from there.
-    let start = match start {
-        Some(g) => g,
-        None => {
-            let name = catalog
-                .tracks
-                .iter()
-                .find(|(id, _)| *id == side)
-                .map(|(_, name)| name.as_str())
-                .ok_or_else(|| NetError::NotSplatcast("no side-data track".into()))?;
-            let mut probe = broadcast.track(name)?.subscribe(None).await?;
-            let newest = probe.recv_group().await?.ok_or_else(|| {
-                NetError::NotSplatcast("the broadcast ended before its first GOP".into())
-            })?;
-            newest.sequence
-        }
-    };
     let (tx, rx) = mpsc::channel::<Arrival>(1024);
     let mut tasks = JoinSet::new();
     for (id, name) in &catalog.tracks {
-        let options = track::Subscription::default()
-            .with_start(track::Position::group(start))
-            .with_max_age(KEEP);
-        let mut subscriber = broadcast.track(name)?.subscribe(options).await?;
+        let mut options = track::Subscription::default().with_max_age(KEEP);
+        if let Some(g) = start {
+            options = options.with_start(track::Position::group(g));
+        }
+        // Every track subscribes at once: a subscription costs a round trip per hop.
+        let subscribing = broadcast.track(name)?.subscribe(options);
         let (tx, name, track) = (tx.clone(), name.clone(), *id);
         tasks.spawn(async move {
+            let mut subscriber = match subscribing.await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::info!(track = %name, "subscribe failed: {e}");
+                    return;
+                }
+            };
             loop {
                 let mut group = match subscriber.recv_group().await {
                     Ok(Some(group)) => group,

@@ -182,6 +182,9 @@ async fn publish_relay_subscribe_over_raw_quic_and_webtransport() {
     let s2 = tokio::spawn(subscribe(b2, None));
     tokio::time::sleep(Duration::from_millis(200)).await;
     send(&mut writer, &gops[0]);
+    // Live pacing: the next GOP follows once this one is out (a GOP that completes first would
+    // make an older one still arriving be given up, as a late joiner's is).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let mut sub1 = timeout(LIMIT, s1)
         .await
         .expect("subscribed in time")

@@ -139,8 +139,10 @@ pub(super) fn join(gop: &mut Fragment, part: Fragment) {
 
 /// Rebuilds whole GOPs from chunks that arrive one at a time and interleaved across tracks and
 /// groups (MoQ delivers each track, and each group, on its own stream). Sans-IO: chunks in,
-/// GOPs out, in group order: a GOP that completes before an older one waits for it, until more
-/// than `max_pending` GOPs are open and the oldest is given up.
+/// GOPs out, in group order. Live rules: once a GOP is complete, older ones still incomplete are
+/// given up; before the first GOP is out, any GOP older than the newest whose side data came is
+/// given up (a late joiner starts at the newest keyframe at once); at most `max_pending` GOPs
+/// stay open.
 pub struct GopAssembler {
     tracks: TrackSet,
     pending: BTreeMap<u64, Pending>,
@@ -212,6 +214,19 @@ impl GopAssembler {
                 join(gop, part);
             }
         }
+        if self.released.is_none() {
+            // Joining: a GOP whose side data shows a newer GOP has begun is not worth waiting
+            // for (side data travels first, at the highest priority).
+            let newest_started = self
+                .pending
+                .iter()
+                .rev()
+                .find(|(_, gop)| gop.frames.is_some())
+                .map(|(&g, _)| g);
+            if let Some(newest) = newest_started {
+                self.pending = self.pending.split_off(&newest);
+            }
+        }
         let mut out = Vec::new();
         loop {
             self.release(&mut out);
@@ -226,29 +241,39 @@ impl GopAssembler {
         }
     }
 
-    /// Releases complete GOPs from the oldest on.
+    /// Releases every complete GOP up to the newest complete one, oldest first, giving up the
+    /// incomplete ones in between.
     fn release(&mut self, out: &mut Vec<AssembledGop>) {
-        while let Some(entry) = self.pending.first_entry() {
-            let gop = entry.get();
-            let complete = gop.frames.is_some_and(|n| {
+        let complete = |gop: &Pending| {
+            gop.frames.is_some_and(|n| {
                 gop.fragment.as_ref().is_some_and(|f| {
                     self.tracks
                         .video
                         .iter()
                         .all(|&id| f.samples(id).is_some_and(|s| s.len() >= n as usize))
                 })
-            });
-            if !complete {
-                return;
+            })
+        };
+        let Some(newest) = self
+            .pending
+            .iter()
+            .rev()
+            .find(|(_, gop)| complete(gop))
+            .map(|(&g, _)| g)
+        else {
+            return;
+        };
+        let rest = self.pending.split_off(&(newest + 1));
+        for (group, gop) in std::mem::replace(&mut self.pending, rest) {
+            if complete(&gop) {
+                // Frames of a track arrive in order (one MoQ group is one ordered stream).
+                out.push(AssembledGop {
+                    group,
+                    fragment: gop.fragment.expect("complete"),
+                    bytes: gop.bytes,
+                });
             }
-            let (group, done) = entry.remove_entry();
-            self.released = Some(group);
-            // Frames of a track arrive in order (one MoQ group is one ordered stream).
-            out.push(AssembledGop {
-                group,
-                fragment: done.fragment.expect("complete"),
-                bytes: done.bytes,
-            });
         }
+        self.released = Some(newest);
     }
 }
