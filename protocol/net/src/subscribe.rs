@@ -84,7 +84,8 @@ pub async fn subscribe(
 }
 
 /// Subscribes to every track of the stream and yields each frame as it arrives, from group
-/// `start` or, when `None`, from the newest group (late joiners start at a keyframe at once).
+/// `start` or, when `None`, from the newest group (late joiners start at a keyframe at once);
+/// after the first group, GOPs within a 2 s window of the newest are kept whole.
 /// The tasks stop when the returned set is dropped.
 pub async fn track_frames(
     broadcast: &broadcast::Consumer,
@@ -94,10 +95,15 @@ pub async fn track_frames(
     let (tx, rx) = mpsc::channel::<Arrival>(1024);
     let mut tasks = JoinSet::new();
     for (id, name) in &catalog.tracks {
-        let mut options = track::Subscription::default().with_max_age(KEEP);
-        if let Some(g) = start {
-            options = options.with_start(track::Position::group(g));
-        }
+        // Joining: the newest group only (moq-net's default); from the first group on, a
+        // window of whole GOPs.
+        let options = match start {
+            Some(g) => track::Subscription::default()
+                .with_start(track::Position::group(g))
+                .with_max_age(KEEP),
+            None => track::Subscription::default(),
+        };
+        let mut joined = start.is_some();
         // Every track subscribes at once: a subscription costs a round trip per hop.
         let subscribing = broadcast.track(name)?.subscribe(options);
         let (tx, name, track) = (tx.clone(), name.clone(), *id);
@@ -119,6 +125,15 @@ pub async fn track_frames(
                     }
                 };
                 let sequence = group.sequence;
+                if !joined {
+                    joined = true;
+                    let keep = track::Subscription::default()
+                        .with_start(track::Position::group(sequence))
+                        .with_max_age(KEEP);
+                    if subscriber.update(keep).is_err() {
+                        break;
+                    }
+                }
                 let mut index = 0;
                 loop {
                     match group.read_frame().await {
