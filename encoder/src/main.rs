@@ -39,6 +39,20 @@ impl From<FragmentArg> for Fragmentation {
     }
 }
 
+/// Frame rate, GOP length and preset: the same for files and live streams.
+#[derive(clap::Args)]
+struct Coding {
+    /// Frames per second.
+    #[arg(long, default_value_t = 30.0)]
+    fps: f64,
+    /// Longest GOP in frames.
+    #[arg(long, default_value_t = 30)]
+    gop: usize,
+    /// Size/fidelity preset.
+    #[arg(long, value_enum, default_value_t = Quality::Medium)]
+    quality: Quality,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Encode a frame or a sequence (directory or glob of PLY/.splat/SOG/SPZ files).
@@ -48,15 +62,8 @@ enum Command {
         /// Output MP4.
         #[arg(short, long)]
         output: PathBuf,
-        /// Frames per second.
-        #[arg(long, default_value_t = 30.0)]
-        fps: f64,
-        /// Longest GOP in frames.
-        #[arg(long, default_value_t = 30)]
-        gop: usize,
-        /// Size/fidelity preset.
-        #[arg(long, value_enum, default_value_t = Quality::Medium)]
-        quality: Quality,
+        #[command(flatten)]
+        coding: Coding,
         /// Target bitrate instead of constant quality, e.g. 800k or 2M (bits per second).
         #[arg(long)]
         bitrate: Option<String>,
@@ -162,15 +169,9 @@ enum Command {
         /// Replay the file again and again.
         #[arg(long = "loop")]
         looped: bool,
-        /// Frames per second (live encoding).
-        #[arg(long, default_value_t = 30.0)]
-        fps: f64,
-        /// Longest GOP in frames (live encoding).
-        #[arg(long, default_value_t = 30)]
-        gop: usize,
-        /// Size/fidelity preset (live encoding).
-        #[arg(long, value_enum, default_value_t = Quality::Medium)]
-        quality: Quality,
+        /// How Gaussian frames are coded (live encoding).
+        #[command(flatten)]
+        coding: Coding,
     },
     /// Run a single-machine MoQ relay: rooms as path prefixes (rooms/ROOM/NAME), tokens checked,
     /// the latest GOP of every track cached for late joiners.
@@ -299,17 +300,15 @@ fn main() -> ExitCode {
         Command::Encode {
             input,
             output,
-            fps,
-            gop,
-            quality,
+            coding,
             bitrate,
             fragment,
         } => commands::encode(
             &input,
             &output,
-            fps,
-            gop,
-            quality,
+            coding.fps,
+            coding.gop,
+            coding.quality,
             bitrate.as_deref(),
             fragment.into(),
         ),
@@ -319,18 +318,16 @@ fn main() -> ExitCode {
             to,
             trust,
             looped,
-            fps,
-            gop,
-            quality,
+            coding,
         } => net::publish(net::PublishArgs {
             input,
             to,
             trust,
             looped,
             options: splatcast_encoder::EncodeOptions {
-                fps,
-                gop,
-                quality,
+                fps: coding.fps,
+                gop: coding.gop,
+                quality: coding.quality,
                 fragmentation: Fragmentation::Frame,
                 ..Default::default()
             },

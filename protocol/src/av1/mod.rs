@@ -60,6 +60,35 @@ pub enum CodecError {
     Format(String),
 }
 
+/// Runs `job` on every item, each on its own thread, and collects the results in order: the
+/// tracks of a GOP are independent AV1 streams, so coding them side by side takes the time of
+/// the slowest. A panicking job becomes `panicked`'s error.
+pub(crate) fn per_track<I, T>(
+    items: I,
+    job: impl Fn(I::Item) -> Result<T, CodecError> + Sync,
+    panicked: fn(String) -> CodecError,
+) -> Result<Vec<T>, CodecError>
+where
+    I: IntoIterator,
+    I::Item: Send,
+    T: Send,
+{
+    std::thread::scope(|scope| {
+        let job = &job;
+        let workers: Vec<_> = items
+            .into_iter()
+            .map(|item| scope.spawn(move || job(item)))
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(panicked("codec thread panicked".into())))
+            })
+            .collect()
+    })
+}
+
 /// Encodes a GOP of monochrome pictures into AV1 temporal units, independent of other GOPs.
 pub trait PlaneEncoder: Send {
     /// Codes `pictures` (all the same size and depth) starting with a key frame.

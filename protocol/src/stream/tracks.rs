@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{FRAME_TICKS, SIDE_DATA_MIME, StreamError};
-use crate::av1::{CodecError, Picture, PlaneDecoder};
+use crate::av1::{CodecError, Picture, PlaneDecoder, per_track};
 use crate::container::{Fragment, Movie, TrackKind, parse_fragment};
 use crate::gop::GopSide;
 
@@ -108,21 +108,11 @@ impl TrackSet {
             )));
         }
         let coded = self.track_samples(fragment)?;
-        let planes = std::thread::scope(|scope| {
-            let workers: Vec<_> = decoders
-                .iter_mut()
-                .zip(&coded)
-                .map(|(decoder, refs)| scope.spawn(move || decoder.decode_gop(refs)))
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        Err(CodecError::Decoder("decoder thread panicked".into()))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
+        let planes = per_track(
+            decoders.iter_mut().zip(&coded),
+            |(decoder, refs)| decoder.decode_gop(refs),
+            CodecError::Decoder,
+        )?;
         Ok((fragment.base_time / FRAME_TICKS as u64, side, planes))
     }
 }

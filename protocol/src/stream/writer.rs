@@ -4,7 +4,7 @@
 //! container itself.
 
 use super::{Fragmentation, StreamLayout, split_by_frame};
-use crate::av1::{CodecError, CodedGop, EncoderSettings, PlaneEncoder, Rav1eEncoder};
+use crate::av1::{CodecError, CodedGop, EncoderSettings, PlaneEncoder, Rav1eEncoder, per_track};
 use crate::container::{IndexEntry, Movie, fragment_index, init_segment, media_segment};
 use crate::gaussian::GaussianFrame;
 use crate::gop::{GopStart, pack};
@@ -133,24 +133,11 @@ impl StreamWriter {
             rematched,
         );
         // The tracks are independent AV1 streams: code them side by side.
-        let coded: Vec<CodedGop> = std::thread::scope(|scope| {
-            let workers: Vec<_> = packed
-                .planes
-                .iter()
-                .zip(&self.settings)
-                .map(|(planes, &s)| {
-                    scope.spawn(move || Rav1eEncoder::new(s).encode_gop(&planes.pictures))
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        Err(CodecError::Encoder("encoder thread panicked".into()))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
+        let coded: Vec<CodedGop> = per_track(
+            packed.planes.iter().zip(&self.settings),
+            |(planes, &s)| Rav1eEncoder::new(s).encode_gop(&planes.pictures),
+            CodecError::Encoder,
+        )?;
         let init = match self.movie {
             Some(_) => None,
             None => {
