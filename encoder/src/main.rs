@@ -175,51 +175,9 @@ enum Command {
     },
     /// Run a single-machine MoQ relay: rooms as path prefixes (rooms/ROOM/NAME), tokens checked,
     /// the latest GOP of every track cached for late joiners.
-    Relay {
-        /// UDP address to listen on.
-        #[arg(long, default_value = "[::]:4443")]
-        listen: std::net::SocketAddr,
-        /// JWK that tokens are signed with (`splatcast token --generate --key root.jwk`).
-        #[arg(long)]
-        auth_key: PathBuf,
-        /// TLS certificate chain (PEM); without --cert/--key a development certificate is
-        /// generated and its SHA-256 printed for clients to pin.
-        #[arg(long)]
-        cert: Option<PathBuf>,
-        /// TLS private key (PEM).
-        #[arg(long)]
-        key: Option<PathBuf>,
-        /// Host names of the generated certificate.
-        #[arg(long, default_value = "localhost")]
-        name: Vec<String>,
-        /// A room whose streams need a token to watch (repeatable).
-        #[arg(long)]
-        private: Vec<String>,
-        /// Memory for cached media, in MiB.
-        #[arg(long, default_value_t = 512)]
-        cache_mb: u64,
-    },
+    Relay(net::RelayArgs),
     /// Mint an access token (or make the signing key with --generate).
-    Token {
-        /// The signing key (JWK).
-        #[arg(long)]
-        key: PathBuf,
-        /// Create the key file first.
-        #[arg(long)]
-        generate: bool,
-        /// The room the token is for.
-        #[arg(long)]
-        room: Option<String>,
-        /// Allow publishing as this participant.
-        #[arg(long)]
-        publish: Option<String>,
-        /// Allow watching the whole room.
-        #[arg(long)]
-        subscribe: bool,
-        /// Lifetime: 90s, 15m, 24h, 7d.
-        #[arg(long, default_value = "24h")]
-        expires: String,
-    },
+    Token(net::TokenArgs),
     /// Encode and decode a built-in procedural scene and print size and error.
     Demo {
         /// Keep the encoded file here instead of a temporary directory.
@@ -332,38 +290,8 @@ fn main() -> ExitCode {
                 ..Default::default()
             },
         }),
-        Command::Relay {
-            listen,
-            auth_key,
-            cert,
-            key,
-            name,
-            private,
-            cache_mb,
-        } => net::relay(net::RelayArgs {
-            listen,
-            auth_key,
-            cert,
-            key,
-            names: name,
-            private,
-            cache_mb,
-        }),
-        Command::Token {
-            key,
-            generate,
-            room,
-            publish,
-            subscribe,
-            expires,
-        } => net::token(net::TokenArgs {
-            key,
-            generate,
-            room,
-            publish,
-            subscribe,
-            expires,
-        }),
+        Command::Relay(args) => net::relay(args),
+        Command::Token(args) => net::token(args),
         Command::Info { file } => commands::info(&file),
         Command::Render {
             input,

@@ -60,14 +60,30 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// `splatcast relay`.
+#[derive(clap::Args)]
 pub struct RelayArgs {
-    pub listen: SocketAddr,
-    pub auth_key: PathBuf,
-    pub cert: Option<PathBuf>,
-    pub key: Option<PathBuf>,
-    pub names: Vec<String>,
-    pub private: Vec<String>,
-    pub cache_mb: u64,
+    /// UDP address to listen on.
+    #[arg(long, default_value = "[::]:4443")]
+    listen: SocketAddr,
+    /// JWK that tokens are signed with (`splatcast token --generate --key root.jwk`).
+    #[arg(long)]
+    auth_key: PathBuf,
+    /// TLS certificate chain (PEM); without --cert/--key a development certificate is
+    /// generated and its SHA-256 printed for clients to pin.
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Host names of the generated certificate.
+    #[arg(long = "name", default_value = "localhost")]
+    names: Vec<String>,
+    /// A room whose streams need a token to watch (repeatable).
+    #[arg(long)]
+    private: Vec<String>,
+    /// Memory for cached media, in MiB.
+    #[arg(long, default_value_t = 512)]
+    cache_mb: u64,
 }
 
 pub fn relay(args: RelayArgs) -> Result<()> {
@@ -255,13 +271,26 @@ async fn encode_live(
 }
 
 /// `splatcast token`.
+#[derive(clap::Args)]
 pub struct TokenArgs {
-    pub key: PathBuf,
-    pub generate: bool,
-    pub room: Option<String>,
-    pub publish: Option<String>,
-    pub subscribe: bool,
-    pub expires: String,
+    /// The signing key (JWK).
+    #[arg(long)]
+    key: PathBuf,
+    /// Create the key file first.
+    #[arg(long)]
+    generate: bool,
+    /// The room the token is for.
+    #[arg(long)]
+    room: Option<String>,
+    /// Allow publishing as this participant.
+    #[arg(long)]
+    publish: Option<String>,
+    /// Allow watching the whole room.
+    #[arg(long)]
+    subscribe: bool,
+    /// Lifetime: 90s, 15m, 24h, 7d.
+    #[arg(long, default_value = "24h")]
+    expires: String,
 }
 
 pub fn token(args: TokenArgs) -> Result<()> {

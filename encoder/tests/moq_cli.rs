@@ -73,6 +73,17 @@ fn relay(key: &Path) -> (Running, u16, String) {
     (Running(child), port, fingerprint)
 }
 
+fn publish(mp4: &Path, to: &str, fingerprint: &str, looped: bool) -> Command {
+    let mut cmd = bin();
+    cmd.arg("publish")
+        .arg(mp4)
+        .args(["--to", to, "--fingerprint", fingerprint]);
+    if looped {
+        cmd.arg("--loop");
+    }
+    cmd
+}
+
 fn token(key: &Path, args: &[&str]) -> String {
     let out = bin()
         .args(["token", "--key"])
@@ -103,12 +114,7 @@ fn published_file_reaches_a_subscriber_through_the_relay() {
 
     // No token: refused, one line naming the address.
     let to = format!("moq://127.0.0.1:{port}/rooms/demo/alice");
-    let out = bin()
-        .arg("publish")
-        .arg(&mp4)
-        .args(["--to", &to, "--fingerprint", &fingerprint])
-        .output()
-        .unwrap();
+    let out = publish(&mp4, &to, &fingerprint, false).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -116,16 +122,7 @@ fn published_file_reaches_a_subscriber_through_the_relay() {
 
     let jwt = token(&key, &["--room", "demo", "--publish", "alice"]);
     let _publisher = Running(
-        bin()
-            .arg("publish")
-            .arg(&mp4)
-            .args([
-                "--loop",
-                "--to",
-                &format!("{to}?jwt={jwt}"),
-                "--fingerprint",
-                &fingerprint,
-            ])
+        publish(&mp4, &format!("{to}?jwt={jwt}"), &fingerprint, true)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -58,11 +58,16 @@ impl Address {
 
     /// The room, when the path is `rooms/<room>[/<participant>]`.
     pub fn room(&self) -> Option<&str> {
-        let mut parts = self.path.split('/');
-        (parts.next() == Some("rooms"))
-            .then(|| parts.next())
-            .flatten()
+        room_of(&self.path)
     }
+}
+
+/// The room of a normalised path `rooms/<room>[/…]`.
+pub(crate) fn room_of(path: &str) -> Option<&str> {
+    let mut parts = path.split('/');
+    (parts.next() == Some("rooms"))
+        .then(|| parts.next())
+        .flatten()
 }
 
 /// `a//b/` → `a/b`: the form paths are compared in.

@@ -25,7 +25,6 @@ pub struct BroadcastWriter {
     tracks: Vec<Track>,
     side_track: u32,
     fps: f64,
-    catalog: StreamCatalog,
 }
 
 impl BroadcastWriter {
@@ -70,13 +69,7 @@ impl BroadcastWriter {
             tracks,
             side_track,
             fps: catalog.fps(),
-            catalog,
         })
-    }
-
-    /// The catalog published.
-    pub fn catalog(&self) -> &StreamCatalog {
-        &self.catalog
     }
 
     /// Sends `chunk` as a frame of group `group` (the GOP number). A GOP-sized chunk with every

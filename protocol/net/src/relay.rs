@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use moq_net::origin;
 
+use crate::address::room_of;
 use crate::server::{Admission, Grant, accept, open};
 use crate::token::Key;
 use crate::{Identity, NetError, tls};
@@ -94,11 +95,7 @@ fn authorize(config: &RelayConfig, admission: &Admission) -> Result<Grant, NetEr
             subscribe: permissions.subscribe,
         });
     }
-    let mut parts = admission.path.split('/');
-    let room = (parts.next() == Some("rooms"))
-        .then(|| parts.next())
-        .flatten();
-    match room {
+    match room_of(&admission.path) {
         Some(room) if config.private_rooms.iter().any(|r| r == room) => Err(NetError::Refused(
             format!("room '{room}' is private: watching it needs a token"),
         )),

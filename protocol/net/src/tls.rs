@@ -73,22 +73,6 @@ impl Identity {
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&self.chain[0])
     }
-
-    /// The certificate chain, PEM encoded (for clients that trust it as a root).
-    pub fn certificate_pem(&self) -> String {
-        use base64::Engine;
-        let mut out = String::new();
-        for cert in &self.chain {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-            out.push_str("-----BEGIN CERTIFICATE-----\n");
-            for line in b64.as_bytes().chunks(64) {
-                out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
-                out.push('\n');
-            }
-            out.push_str("-----END CERTIFICATE-----\n");
-        }
-        out
-    }
 }
 
 /// A certificate's SHA-256 digest.

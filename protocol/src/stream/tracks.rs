@@ -168,11 +168,6 @@ impl GopAssembler {
         }
     }
 
-    /// The tracks being assembled.
-    pub fn tracks(&self) -> &TrackSet {
-        &self.tracks
-    }
-
     /// Groups given up or released so far end below this one.
     pub fn next_group(&self) -> u64 {
         self.released.map_or(0, |g| g + 1)

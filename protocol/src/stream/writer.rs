@@ -98,16 +98,6 @@ impl StreamWriter {
         }
     }
 
-    /// The stream's track set.
-    pub fn layout(&self) -> &StreamLayout {
-        &self.layout
-    }
-
-    /// The movie header, once the first GOP is written.
-    pub fn movie(&self) -> Option<&Movie> {
-        self.movie.as_ref()
-    }
-
     /// Codes `frames` (same Gaussians in the same order in each, as the sequence encoder's
     /// correspondence leaves them) as one GOP.
     pub fn write_gop(
