@@ -29,7 +29,7 @@ pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
 }
 
 /// Parses "800k", "2M", "1500000" as bits per second.
-fn parse_bitrate(s: &str) -> Result<u64> {
+pub(crate) fn parse_bitrate(s: &str) -> Result<u64> {
     let s = s.trim();
     let (digits, scale) = match s.chars().last() {
         Some('k' | 'K') => (&s[..s.len() - 1], 1e3),

@@ -274,7 +274,7 @@ impl<W: Write> SequenceEncoder<W> {
 }
 
 /// rav1e settings for one track: the preset's quantizer, or its share of the target bitrate.
-fn track_settings(
+pub(crate) fn track_settings(
     options: &EncodeOptions,
     layout: &StreamLayout,
     attribute: Attribute,

@@ -1,5 +1,6 @@
 //! `splatcast`: encode Gaussian sequences into Splatcast streams, decode and inspect them.
 
+mod capture;
 mod commands;
 mod net;
 mod pictures;
@@ -55,9 +56,12 @@ struct Coding {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Encode a frame or a sequence (directory or glob of PLY/.splat/SOG/SPZ files).
+    /// Encode a frame or a sequence (directory or glob of PLY/.splat/SOG/SPZ files), or learn a
+    /// multi-view video (N3DV/LLFF camNN/ frame folders or camNN.mp4, per-frame
+    /// frames/NNNN/transforms.json, splatcast-capture output) into a stream.
     Encode {
-        /// Input file, directory or glob such as 'frames/wave_*.sog'.
+        /// Input file, directory or glob such as 'frames/wave_*.sog', or a multi-view video
+        /// folder.
         input: PathBuf,
         /// Output MP4.
         #[arg(short, long)]
@@ -71,6 +75,27 @@ enum Command {
         /// a live MoQ stream carries; the file replays into MoQ unchanged).
         #[arg(long, value_enum, default_value_t = FragmentArg::Gop)]
         fragment: FragmentArg,
+        #[command(flatten)]
+        learning: LearnArgs,
+    },
+    /// Score streams (or Gaussian sequences) of a multi-view video against the photos of its
+    /// held-out cameras: PSNR and SSIM per frame and on average, MB/frame, learning s/frame.
+    EvalCapture {
+        /// The multi-view video folder.
+        dataset: PathBuf,
+        /// Streams (MP4) or sequences (directory or glob of splat files), one frame per
+        /// video frame.
+        #[arg(required = true)]
+        candidates: Vec<PathBuf>,
+        /// Downscale the photos by this factor.
+        #[arg(long, default_value_t = 1)]
+        resolution: u32,
+        /// Background colour R,G,B in [0, 1] the renders composite over.
+        #[arg(long, default_value = "0,0,0")]
+        background: String,
+        /// Chart of held-out PSNR over the frames (PNG).
+        #[arg(long)]
+        plot: Option<PathBuf>,
     },
     /// Decode a Splatcast file to one PLY per frame.
     Decode {
@@ -186,6 +211,42 @@ enum Command {
     },
 }
 
+/// How a multi-view video is learnt (`encode` of a multi-view video folder only).
+#[derive(clap::Args)]
+struct LearnArgs {
+    /// Steps of the first keyframe, trained from scratch.
+    #[arg(long, default_value_t = 3000)]
+    iterations: u32,
+    /// Steps of later keyframes, refreshed from the previous decoded frame.
+    #[arg(long, default_value_t = 1000)]
+    refresh_iterations: u32,
+    /// Steps of each residual frame (online: at most this many).
+    #[arg(long, default_value_t = 300)]
+    residual_iterations: u32,
+    /// Gaussian budget of the stream.
+    #[arg(long, default_value_t = 100_000)]
+    max_gaussians: usize,
+    /// Downscale the photos by this factor (1 = full size).
+    #[arg(long, default_value_t = 1)]
+    resolution: u32,
+    /// Highest SH degree.
+    #[arg(long, default_value_t = 1)]
+    sh_degree: u8,
+    /// Background colour R,G,B in [0, 1] of the photos.
+    #[arg(long, default_value = "0,0,0")]
+    background: String,
+    /// Online: take each frame when its time comes at the frame rate and cap each residual
+    /// frame's steps to keep up.
+    #[arg(long)]
+    live: bool,
+    /// Weight of the residuals' L1 rate term.
+    #[arg(long, default_value_t = 0.01)]
+    rate: f32,
+    /// New GOP when a residual frame is this many dB below its keyframe (training views).
+    #[arg(long, default_value_t = 1.5)]
+    quality_drop: f64,
+}
+
 /// The trainer's initialisation and 3DGS-MCMC knobs (unset: the library's defaults).
 #[derive(clap::Args)]
 struct Tuning {
@@ -252,6 +313,58 @@ impl ViewArgs {
     }
 }
 
+/// The learnt encoder's options from the command line.
+fn learn_options(
+    coding: &Coding,
+    bitrate: Option<&str>,
+    fragmentation: Fragmentation,
+    a: &LearnArgs,
+) -> anyhow::Result<splatcast_encoder::learn::LearnOptions> {
+    use anyhow::ensure;
+    ensure!(a.iterations > 0, "--iterations must be positive");
+    ensure!(
+        (1..=50_000_000).contains(&a.max_gaussians),
+        "--max-gaussians must be 1 to 50,000,000"
+    );
+    ensure!(a.sh_degree <= 3, "--sh-degree must be 0 to 3");
+    ensure!(
+        (1..=64).contains(&a.resolution),
+        "--resolution must be 1 to 64"
+    );
+    ensure!(coding.gop >= 1, "--gop must be at least 1");
+    let background = pictures::parse_background(&a.background)?;
+    let defaults = splatcast_encoder::learn::LearnOptions::default();
+    Ok(splatcast_encoder::learn::LearnOptions {
+        keyframe: splatcast_encoder::train::TrainOptions {
+            iterations: a.iterations,
+            max_gaussians: a.max_gaussians,
+            downscale: a.resolution,
+            sh_degree: a.sh_degree,
+            background,
+            report_every: a.iterations,
+            ..Default::default()
+        },
+        refresh_iterations: a.refresh_iterations.max(1),
+        residual: splatcast_encoder::residual::ResidualOptions {
+            iterations: a.residual_iterations.max(1),
+            rate: a.rate,
+            background,
+            ..Default::default()
+        },
+        encode: splatcast_encoder::EncodeOptions {
+            fps: coding.fps,
+            gop: coding.gop,
+            quality: coding.quality,
+            bitrate: bitrate.map(commands::parse_bitrate).transpose()?,
+            fragmentation,
+            ..Default::default()
+        },
+        quality_drop: a.quality_drop,
+        live_budget: a.live.then_some(1.0 / coding.fps),
+        ..defaults
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -261,15 +374,31 @@ fn main() -> ExitCode {
             coding,
             bitrate,
             fragment,
-        } => commands::encode(
-            &input,
-            &output,
-            coding.fps,
-            coding.gop,
-            coding.quality,
-            bitrate.as_deref(),
-            fragment.into(),
-        ),
+            learning,
+        } => {
+            if splatcast_encoder::multiview::MultiViewVideo::detect(&input) {
+                learn_options(&coding, bitrate.as_deref(), fragment.into(), &learning)
+                    .and_then(|options| capture::encode(&input, &output, options))
+            } else {
+                commands::encode(
+                    &input,
+                    &output,
+                    coding.fps,
+                    coding.gop,
+                    coding.quality,
+                    bitrate.as_deref(),
+                    fragment.into(),
+                )
+            }
+        }
+        Command::EvalCapture {
+            dataset,
+            candidates,
+            resolution,
+            background,
+            plot,
+        } => pictures::parse_background(&background)
+            .and_then(|bg| capture::eval(&dataset, &candidates, resolution, bg, plot.as_deref())),
         Command::Decode { file, output } => commands::decode(&file, &output),
         Command::Publish {
             input,

@@ -67,7 +67,7 @@ pub fn png_bytes(image: &RenderedImage) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-fn parse_background(spec: &str) -> Result<Vec3> {
+pub(crate) fn parse_background(spec: &str) -> Result<Vec3> {
     let v: Vec<f32> = spec
         .split(',')
         .map(|s| s.trim().parse::<f32>())

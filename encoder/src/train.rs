@@ -10,11 +10,13 @@ use std::time::Instant;
 use glam::Vec3;
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::gaussian::{logit, sh_rest_count};
-use splatcast_shaders::backward::Backward;
-use splatcast_shaders::loss::Loss;
+use splatcast_shaders::backward::{Backward, BackwardBuffers};
+use splatcast_shaders::loss::{Loss, LossBuffers};
 use splatcast_shaders::optimizer::{Adam, Exploration, LearningRates, Move};
 use splatcast_shaders::synthetic::Rng;
-use splatcast_shaders::{Camera, Gpu, GpuError, GpuGaussians, RenderError, Renderer, metrics};
+use splatcast_shaders::{
+    Camera, Gpu, GpuError, GpuGaussians, RenderBuffers, RenderError, Renderer, metrics,
+};
 
 use crate::datasets::{Dataset, DatasetError, RgbImage, Split};
 use crate::init::{Start, focus, initial};
@@ -169,7 +171,17 @@ fn downscaled(camera: &Camera, photo: &RgbImage, factor: u32) -> (Camera, Vec<[f
 }
 
 /// A view ready to train on: its camera and linear RGB pixels.
-type Loaded = (Camera, Vec<[f32; 3]>);
+pub type Loaded = (Camera, Vec<[f32; 3]>);
+
+/// The views of `split`, decoded, undistorted and downscaled on all cores, in dataset order; the
+/// first photo that cannot be read is the error.
+pub fn load_views(
+    dataset: &Dataset,
+    split: Split,
+    downscale: u32,
+) -> Result<Vec<Loaded>, DatasetError> {
+    load_all(dataset, split, downscale).into_iter().collect()
+}
 
 /// The views of `split`, decoded, undistorted and downscaled on all cores, in dataset order.
 fn load_all(dataset: &Dataset, split: Split, downscale: u32) -> Vec<Result<Loaded, DatasetError>> {
@@ -196,6 +208,91 @@ fn load_all(dataset: &Dataset, split: Split, downscale: u32) -> Vec<Result<Loade
             .flat_map(|w| w.join().expect("a loader thread panicked"))
             .collect()
     })
+}
+
+/// The GPU work of one training step that every trainer shares: render a view, score it
+/// against its photo (0.8 · L1 + 0.2 · D-SSIM), backpropagate into the parameter gradients.
+/// Buffers follow the view's size and grow when the tile-pair list overflowed.
+pub(crate) struct Photometric {
+    pub(crate) renderer: Renderer,
+    pub(crate) loss: Loss,
+    backward: Backward,
+    setup: Option<(RenderBuffers, LossBuffers, BackwardBuffers)>,
+}
+
+impl Photometric {
+    pub(crate) fn new(gpu: &Gpu) -> Result<Self, TrainError> {
+        Ok(Self {
+            renderer: Renderer::new(gpu),
+            loss: Loss::new(gpu),
+            backward: Backward::new(gpu)?,
+            setup: None,
+        })
+    }
+
+    /// Readies buffers and the view uniform for rendering `gaussians` from `camera`, with
+    /// gradients into `grads`.
+    pub(crate) fn prepare(
+        &mut self,
+        gpu: &Gpu,
+        gaussians: &GpuGaussians,
+        grads: &wgpu::Buffer,
+        camera: &Camera,
+        background: Vec3,
+    ) -> Result<(), TrainError> {
+        let size = (camera.width, camera.height);
+        if self.setup.as_ref().is_none_or(|(r, _, _)| r.size() != size) {
+            let mut buffers = None;
+            self.renderer
+                .render(gpu, gaussians, &mut buffers, camera, background)?;
+            let r = buffers.expect("made by render");
+            let l = self.loss.buffers(gpu, &r)?;
+            let b = self.backward.buffers(gpu, &r, gaussians, &l.grad, grads)?;
+            self.setup = Some((r, l, b));
+        }
+        let (r, _, _) = self.setup.as_ref().expect("set up above");
+        self.renderer.set_view(gpu, r, camera, background)?;
+        Ok(())
+    }
+
+    /// Encodes render, loss against `photo` (from [`Loss::photo`]) and backward.
+    pub(crate) fn encode(&self, encoder: &mut wgpu::CommandEncoder, photo: &wgpu::Buffer) {
+        let (r, l, b) = self.setup.as_ref().expect("prepare() comes first");
+        self.loss.use_photo(encoder, l, photo);
+        self.renderer.encode(encoder, r, None);
+        self.loss.encode(encoder, l);
+        self.backward.encode(encoder, b);
+    }
+
+    /// Forgets the buffers: the next [`Photometric::prepare`] binds new Gaussians and gradients.
+    pub(crate) fn reset(&mut self) {
+        self.setup = None;
+    }
+
+    /// The loss of the last submitted step.
+    pub(crate) fn read_loss(&self, gpu: &Gpu) -> Result<f64, TrainError> {
+        let (_, l, _) = self.setup.as_ref().expect("prepare() comes first");
+        Ok(self.loss.read_loss(gpu, l)?)
+    }
+
+    /// PSNR of the last render against `photo`.
+    pub(crate) fn psnr(&self, gpu: &Gpu, photo: &[[f32; 3]]) -> Result<f64, TrainError> {
+        let (r, _, _) = self.setup.as_ref().expect("prepare() comes first");
+        let image = splatcast_shaders::renderer::read_image(gpu, r)?;
+        let rgb: Vec<[f32; 3]> = image.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
+        Ok(metrics::psnr(&rgb, photo))
+    }
+
+    /// When the last render wanted more tile pairs than the buffers hold, rebuilds them (bigger)
+    /// at the next [`Photometric::prepare`].
+    pub(crate) fn grow_if_overflowed(&mut self, gpu: &Gpu) -> Result<(), TrainError> {
+        if let Some((r, _, _)) = &self.setup
+            && self.renderer.pairs_wanted(gpu, r)? > r.capacity()
+        {
+            self.setup = None;
+        }
+        Ok(())
+    }
 }
 
 /// MCMC-style relocation: Gaussians below `threshold` opacity move onto live ones drawn by
@@ -294,18 +391,11 @@ pub fn train(
     };
 
     let gpu = Gpu::new()?;
-    let renderer = Renderer::new(&gpu);
-    let loss = Loss::new(&gpu);
-    let backward = Backward::new(&gpu)?;
+    let mut pass = Photometric::new(&gpu)?;
     let gaussians = GpuGaussians::upload(&gpu, &frame)?;
     for v in &mut views {
-        v.resident = Some(loss.photo(&gpu, &v.photo)?);
+        v.resident = Some(pass.loss.photo(&gpu, &v.photo)?);
     }
-    let mut setup: Option<(
-        splatcast_shaders::RenderBuffers,
-        splatcast_shaders::loss::LossBuffers,
-        splatcast_shaders::backward::BackwardBuffers,
-    )> = None;
     let param_grads = Backward::param_grads(&gpu, &gaussians)?;
     let mut adam = Adam::new(&gpu, &gaussians, &param_grads)?;
     let base = LearningRates::default();
@@ -313,23 +403,6 @@ pub fn train(
     let (mut loss_sum, mut loss_count) = (0.0f64, 0u32);
     for step in 1..=options.iterations {
         let view = &views[rng.below(views.len())];
-        let size = (view.camera.width, view.camera.height);
-        let rebuild = setup.as_ref().is_none_or(|(r, _, _)| r.size() != size);
-        if rebuild {
-            let mut buffers = None;
-            renderer.render(
-                &gpu,
-                &gaussians,
-                &mut buffers,
-                &view.camera,
-                options.background,
-            )?;
-            let r = buffers.expect("made by render");
-            let l = loss.buffers(&gpu, &r)?;
-            let b = backward.buffers(&gpu, &r, &gaussians, &l.grad, &param_grads)?;
-            setup = Some((r, l, b));
-        }
-        let (r, l, b) = setup.as_ref().expect("set up above");
         let t = step as f32 / options.iterations as f32;
         let rates = LearningRates {
             position: base.position * distance as f32 * 0.01f32.powf(t),
@@ -343,16 +416,18 @@ pub fn train(
         };
         let degree = ((step / 1000) as u8).min(options.sh_degree);
         let active_rest = 3 * sh_rest_count(degree) as u32;
-        renderer.set_view(&gpu, r, &view.camera, options.background)?;
+        pass.prepare(
+            &gpu,
+            &gaussians,
+            &param_grads,
+            &view.camera,
+            options.background,
+        )?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        loss.use_photo(
+        pass.encode(
             &mut encoder,
-            l,
             view.resident.as_ref().expect("uploaded above"),
         );
-        renderer.encode(&mut encoder, r, None);
-        loss.encode(&mut encoder, l);
-        backward.encode(&mut encoder, b);
         adam.encode(&gpu, &mut encoder, &rates, active_rest, &exploration);
         gpu.queue.submit([encoder.finish()]);
 
@@ -360,29 +435,23 @@ pub fn train(
         let relocation =
             step % 100 == 0 && step >= 500 && (step as f32) < 0.9 * options.iterations as f32;
         if report || relocation {
-            let value = loss.read_loss(&gpu, l)?;
+            let value = pass.read_loss(&gpu)?;
             if !value.is_finite() {
                 return Err(TrainError::Diverged(step));
             }
             loss_sum += value;
             loss_count += 1;
-            let overflow = renderer.pairs_wanted(&gpu, r)? > r.capacity();
             if report {
-                let image = splatcast_shaders::renderer::read_image(&gpu, r)?;
-                let rgb: Vec<[f32; 3]> = image.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
                 events(Event::Progress(Progress {
                     step,
                     loss: loss_sum / loss_count.max(1) as f64,
-                    psnr: metrics::psnr(&rgb, &view.photo),
+                    psnr: pass.psnr(&gpu, &view.photo)?,
                     steps_per_second: step as f64 / start.elapsed().as_secs_f64(),
                 }));
                 loss_sum = 0.0;
                 loss_count = 0;
             }
-            if overflow {
-                // Grow the binning buffers on the next step.
-                setup = None;
-            }
+            pass.grow_if_overflowed(&gpu)?;
         }
         if options.checkpoint_every > 0 && step % options.checkpoint_every == 0 {
             let current = gaussians.download(&gpu)?;
@@ -394,7 +463,7 @@ pub fn train(
         }
     }
     let trained = gaussians.download(&gpu)?;
-    let scores = evaluate(&gpu, &renderer, &gaussians, dataset, options)?;
+    let scores = evaluate(&gpu, &pass.renderer, &gaussians, dataset, options)?;
     Ok((trained, scores))
 }
 

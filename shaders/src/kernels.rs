@@ -2,6 +2,8 @@
 
 /// Shared declarations and projection math, prepended to every kernel that sees splats.
 const SPLAT: &str = include_str!("wgsl/splat.wgsl");
+/// Record reading and SH colour, for kernels with a `gaussians` binding.
+const RECORD: &str = include_str!("wgsl/record.wgsl");
 /// The backward kernels, completed by one of the `accumulate_*.wgsl` strategies.
 const BACKWARD: &str = include_str!("wgsl/backward.wgsl");
 
@@ -20,6 +22,8 @@ pub(crate) enum Source {
     /// The backward pass, summing over subgroups first (devices with `Features::SUBGROUP`).
     BackwardSubgroups,
     Adam,
+    /// Residual frames: gates, rate term, quantised composition.
+    Residual,
     /// The player's full-screen pass from the rendered image to a colour target.
     Present,
 }
@@ -27,7 +31,7 @@ pub(crate) enum Source {
 impl Source {
     fn text(self) -> String {
         match self {
-            Source::Project => format!("{SPLAT}\n{}", include_str!("wgsl/project.wgsl")),
+            Source::Project => format!("{SPLAT}\n{RECORD}\n{}", include_str!("wgsl/project.wgsl")),
             Source::Bin => format!("{SPLAT}\n{}", include_str!("wgsl/bin.wgsl")),
             Source::Rasterize => format!("{SPLAT}\n{}", include_str!("wgsl/rasterize.wgsl")),
             Source::Sort => include_str!("wgsl/sort.wgsl").to_owned(),
@@ -35,13 +39,14 @@ impl Source {
             Source::Unpack => include_str!("wgsl/unpack.wgsl").to_owned(),
             Source::Loss => include_str!("wgsl/loss.wgsl").to_owned(),
             Source::Adam => format!("{SPLAT}\n{}", include_str!("wgsl/adam.wgsl")),
+            Source::Residual => format!("{SPLAT}\n{}", include_str!("wgsl/residual.wgsl")),
             Source::Present => include_str!("wgsl/present.wgsl").to_owned(),
             Source::Backward => format!(
-                "{SPLAT}\n{}\n{BACKWARD}",
+                "{SPLAT}\n{RECORD}\n{}\n{BACKWARD}",
                 include_str!("wgsl/accumulate_atomic.wgsl")
             ),
             Source::BackwardSubgroups => format!(
-                "{SPLAT}\n{}\n{BACKWARD}",
+                "{SPLAT}\n{RECORD}\n{}\n{BACKWARD}",
                 include_str!("wgsl/accumulate_subgroup.wgsl")
             ),
         }

@@ -18,6 +18,7 @@ pub mod posed;
 pub mod present;
 pub mod reference;
 pub mod renderer;
+pub mod residual;
 mod scan;
 pub mod sh;
 mod sort;

@@ -26,7 +26,7 @@ pub struct DatasetError {
     pub message: String,
 }
 
-fn fail(path: &Path, message: impl Into<String>) -> DatasetError {
+pub(crate) fn fail(path: &Path, message: impl Into<String>) -> DatasetError {
     DatasetError {
         path: path.to_owned(),
         message: message.into(),
@@ -362,10 +362,19 @@ fn colmap_views(root: &Path, sparse: &Path) -> Result<(Vec<DatasetView>, Points)
 }
 
 fn llff_views(root: &Path) -> Result<Vec<DatasetView>, DatasetError> {
+    llff_views_with(root, |count| llff_photos(root, count))
+}
+
+/// The cameras of `root/poses_bounds.npy`, one per photo that `photos` lists for their count
+/// (in pose order; the photo's size sets the intrinsics' scale).
+pub(crate) fn llff_views_with(
+    root: &Path,
+    photos: impl FnOnce(usize) -> Result<Vec<PathBuf>, DatasetError>,
+) -> Result<Vec<DatasetView>, DatasetError> {
     let npy = root.join("poses_bounds.npy");
     let data = std::fs::read(&npy).map_err(|e| fail(&npy, e.to_string()))?;
     let cameras = llff::parse_poses_bounds(&data).map_err(|e| fail(&npy, e.to_string()))?;
-    let photos = llff_photos(root, cameras.len())?;
+    let photos = photos(cameras.len())?;
     cameras
         .iter()
         .zip(photos)
@@ -405,19 +414,7 @@ fn llff_views(root: &Path) -> Result<Vec<DatasetView>, DatasetError> {
 /// The LLFF photos: `images/` in name order, or N3DV's per-camera frame folders (`cam00/…`,
 /// first frame of each).
 fn llff_photos(root: &Path, count: usize) -> Result<Vec<PathBuf>, DatasetError> {
-    let list = |dir: &Path| -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        v.retain(|p| {
-            p.is_file()
-                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str())
-                })
-        });
-        v.sort();
-        v
-    };
+    let list = image_files;
     let images = list(&root.join("images"));
     if !images.is_empty() {
         if images.len() != count {
@@ -463,6 +460,21 @@ fn llff_photos(root: &Path, count: usize) -> Result<Vec<PathBuf>, DatasetError> 
         root,
         format!("no images/ folder or {count} per-camera frame folders"),
     ))
+}
+
+/// The PNG and JPEG files of `dir` in file-name order (none if it cannot be read).
+pub(crate) fn image_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p| {
+        p.is_file()
+            && p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()))
+    });
+    v.sort();
+    v
 }
 
 fn image_size(path: &Path) -> Result<(u32, u32), DatasetError> {

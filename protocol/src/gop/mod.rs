@@ -9,7 +9,7 @@ mod pack;
 mod quant;
 mod side;
 
-pub use pack::{PackedGop, PlaneSet, UnpackError, pack, unpack};
+pub use pack::{GopPlan, PackedGop, PlaneSet, UnpackError, pack, unpack};
 pub use quant::Range;
 pub use side::{GopSide, GopStart, SideError, TrackRanges};
 

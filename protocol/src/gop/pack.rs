@@ -31,19 +31,18 @@ pub struct PackedGop {
     pub coded_order: Vec<usize>,
 }
 
-/// One scalar channel of Gaussian `g` in frame `f`, as the planes store it; `keys` are the
+/// One scalar channel of Gaussian `g` in `frame`, as the planes store it; `keys` are the
 /// keyframe orientations every later frame's rotation is aligned with.
 fn value(
-    frames: &[GaussianFrame],
+    keyframe: &GaussianFrame,
+    frame: &GaussianFrame,
     keys: &[Quat],
     attribute: Attribute,
-    f: usize,
     g: usize,
     c: usize,
 ) -> f32 {
-    let frame = &frames[f];
     match attribute {
-        Attribute::Position => (frame.positions[g] - frames[0].positions[g])[c],
+        Attribute::Position => (frame.positions[g] - keyframe.positions[g])[c],
         Attribute::Rotation => {
             glam::Vec4::from(closest_orientation(frame.rotations[g], keys[g]))[c]
         }
@@ -99,6 +98,249 @@ fn features(frames: &[GaussianFrame]) -> Vec<f32> {
     out
 }
 
+/// Where a GOP's Gaussians go and how each channel is quantised: fixed at the keyframe, so every
+/// frame of the GOP can be turned into pictures on its own — all at once for a recorded
+/// sequence ([`pack`]), or one at a time as a learnt encoder or a live source produces them.
+#[derive(Clone, Debug)]
+pub struct GopPlan {
+    keyframe: GaussianFrame,
+    /// Keyframe orientations every later frame's rotation is aligned with.
+    keys: Vec<Quat>,
+    /// Per pixel, the Gaussian whose values it holds (padding repeats a neighbour).
+    pixel_gaussian: Vec<usize>,
+    tracks: Vec<TrackRanges>,
+    grid: Grid,
+    occupancy: Vec<u8>,
+    coded_order: Vec<usize>,
+}
+
+impl GopPlan {
+    /// The plan for `keyframe` on `grid`, laid out on `features` (see [`layout::build`]) with
+    /// `refine_passes` PLAS passes per radius, each track quantised over `ranges(attribute,
+    /// channel, bits)`.
+    fn with(
+        keyframe: &GaussianFrame,
+        features: &[f32],
+        grid: Grid,
+        tracks: &[(Attribute, u8)],
+        refine_passes: usize,
+        mut ranges: impl FnMut(Attribute, usize, u8) -> Range,
+    ) -> Self {
+        let layout = layout::build(&keyframe.positions, features, grid, refine_passes);
+        let coded_order = layout.coded_order();
+        let pixel_gaussian = layout
+            .padding_source()
+            .iter()
+            .map(|&p| layout.slots[p].map_or(0, |g| g as usize))
+            .collect();
+        let tracks = tracks
+            .iter()
+            .map(|&(attribute, bits)| TrackRanges {
+                attribute,
+                bit_depth: bits,
+                ranges: (0..attribute.channels(keyframe.sh_degree))
+                    .map(|c| ranges(attribute, c, bits))
+                    .collect(),
+            })
+            .collect();
+        Self {
+            keys: keyframe
+                .rotations
+                .iter()
+                .map(|&q| canonical_orientation(q))
+                .collect(),
+            keyframe: keyframe.clone(),
+            pixel_gaussian,
+            tracks,
+            grid,
+            occupancy: layout.occupancy(),
+            coded_order,
+        }
+    }
+
+    /// The plan for a recorded GOP: layout on the keyframe and the motion to the last frame,
+    /// ranges that hold every frame's values exactly.
+    pub fn for_frames(
+        frames: &[GaussianFrame],
+        grid: Grid,
+        tracks: &[(Attribute, u8)],
+        refine_passes: usize,
+    ) -> Self {
+        let kf = &frames[0];
+        let keys: Vec<Quat> = kf
+            .rotations
+            .iter()
+            .map(|&q| canonical_orientation(q))
+            .collect();
+        Self::with(
+            kf,
+            &features(frames),
+            grid,
+            tracks,
+            refine_passes,
+            |a, c, bits| {
+                let all = (0..frames.len())
+                    .flat_map(|f| (0..kf.len()).map(move |g| (f, g)))
+                    .map(|(f, g)| value(kf, &frames[f], &keys, a, g, c));
+                match a {
+                    Attribute::Position => Range::with_exact_zero(all, bits),
+                    _ => Range::of(all),
+                }
+            },
+        )
+    }
+
+    /// The plan for a GOP whose later frames are not known yet: layout on the keyframe alone;
+    /// each channel's range is the keyframe's widened by `margin` of its width on both sides,
+    /// and displacements may reach `motion` (world units) either way. Values beyond clamp.
+    pub fn for_keyframe(
+        keyframe: &GaussianFrame,
+        grid: Grid,
+        tracks: &[(Attribute, u8)],
+        refine_passes: usize,
+        margin: f32,
+        motion: f32,
+    ) -> Self {
+        let keys: Vec<Quat> = keyframe
+            .rotations
+            .iter()
+            .map(|&q| canonical_orientation(q))
+            .collect();
+        Self::with(
+            keyframe,
+            &features(std::slice::from_ref(keyframe)),
+            grid,
+            tracks,
+            refine_passes,
+            |a, c, bits| match a {
+                Attribute::Position => Range::with_exact_zero([-motion, motion], bits),
+                Attribute::Rotation => Range { lo: -1.0, hi: 1.0 },
+                _ => {
+                    let r = Range::of(
+                        (0..keyframe.len()).map(|g| value(keyframe, keyframe, &keys, a, g, c)),
+                    );
+                    let pad = (r.hi - r.lo) * margin;
+                    let (lo, hi) = (r.lo - pad, r.hi + pad);
+                    if a == Attribute::ColorOpacity && c == 3 {
+                        // Opacity decodes through a logit: stay inside (0, 1).
+                        Range {
+                            lo: lo.max(0.0),
+                            hi: hi.min(0.9999),
+                        }
+                    } else {
+                        Range { lo, hi }
+                    }
+                }
+            },
+        )
+    }
+
+    /// For each coded Gaussian, its index in the keyframe: decoded frames come out in this order.
+    pub fn coded_order(&self) -> &[usize] {
+        &self.coded_order
+    }
+
+    /// Quantisation of each track, in track order.
+    pub fn tracks(&self) -> &[TrackRanges] {
+        &self.tracks
+    }
+
+    /// The pictures of `frame` (the keyframe's Gaussians, in its order), one per track.
+    pub fn pictures(&self, frame: &GaussianFrame) -> Vec<Picture> {
+        self.tracks
+            .iter()
+            .map(|t| {
+                let tiles = Tiles::new(t.ranges.len(), self.grid);
+                let (pw, ph) = tiles.picture_size();
+                let w = self.grid.width;
+                let bits = t.bit_depth;
+                let mut pic = Picture::filled(pw, ph, bits, 1 << (bits - 1));
+                for (c, range) in t.ranges.iter().enumerate() {
+                    let (tx, ty) = tiles.origin(c);
+                    for (p, &g) in self.pixel_gaussian.iter().enumerate() {
+                        let v = value(&self.keyframe, frame, &self.keys, t.attribute, g, c);
+                        pic.samples[(ty + p / w) * pw + tx + p % w] = range.quantize(v, bits);
+                    }
+                }
+                pic
+            })
+            .collect()
+    }
+
+    /// Gives every Gaussian marked `unchanged` its samples of `previous` (the last frame's
+    /// pictures) in `pictures`. Requantising a decoded value is not always idempotent (a
+    /// decoded rotation is renormalised), so a Gaussian that did not move keeps its exact codes
+    /// this way, and its pixels repeat for AV1.
+    pub fn repeat_unchanged(
+        &self,
+        pictures: &mut [Picture],
+        previous: &[Picture],
+        unchanged: &[bool],
+    ) {
+        for ((t, picture), before) in self.tracks.iter().zip(pictures).zip(previous) {
+            let tiles = Tiles::new(t.ranges.len(), self.grid);
+            let (pw, _) = tiles.picture_size();
+            let w = self.grid.width;
+            for c in 0..t.ranges.len() {
+                let (tx, ty) = tiles.origin(c);
+                for (p, &g) in self.pixel_gaussian.iter().enumerate() {
+                    if unchanged.get(g).copied().unwrap_or(false) {
+                        let at = (ty + p / w) * pw + tx + p % w;
+                        picture.samples[at] = before.samples[at];
+                    }
+                }
+            }
+        }
+    }
+
+    /// Side data for `frame_count` frames of this plan.
+    pub fn side(&self, frame_count: usize, start: GopStart, rematched: Vec<u32>) -> GopSide {
+        let kf = &self.keyframe;
+        let (box_min, box_max) = kf.bounds().unwrap_or((Vec3::ZERO, Vec3::ZERO));
+        let box_range: Vec<Range> = (0..3)
+            .map(|c| Range {
+                lo: box_min[c],
+                hi: box_max[c],
+            })
+            .collect();
+        let keyframe_positions = self
+            .coded_order
+            .iter()
+            .map(|&g| {
+                let p = kf.positions[g];
+                [0, 1, 2].map(|c| box_range[c].quantize(p[c], 16))
+            })
+            .collect();
+        GopSide {
+            frame_count: frame_count as u32,
+            gaussian_count: kf.len() as u32,
+            grid: self.grid,
+            sh_degree: kf.sh_degree,
+            start,
+            rematched,
+            occupancy: self.occupancy.clone(),
+            box_min,
+            box_max,
+            keyframe_positions,
+            tracks: self.tracks.clone(),
+        }
+    }
+
+    /// What a decoder makes of one frame's `pictures` (one per track), back in keyframe order.
+    pub fn decode(&self, pictures: Vec<Picture>) -> Result<GaussianFrame, UnpackError> {
+        let side = self.side(1, GopStart::First, vec![0]);
+        let planes: Vec<Vec<Picture>> = pictures.into_iter().map(|p| vec![p]).collect();
+        let coded = unpack(&side, &planes)?
+            .pop()
+            .ok_or_else(|| UnpackError::Mismatch("no frame".into()))?;
+        let mut inverse = vec![0usize; self.coded_order.len()];
+        for (i, &g) in self.coded_order.iter().enumerate() {
+            inverse[g] = i;
+        }
+        Ok(coded.permuted(&inverse))
+    }
+}
+
 /// Packs `frames` (same Gaussians in the same order, same SH degree) onto `grid`.
 ///
 /// `tracks` lists each attribute with its bit depth; `refine_passes` sets the PLAS effort.
@@ -110,95 +352,23 @@ pub fn pack(
     start: GopStart,
     rematched: Vec<u32>,
 ) -> PackedGop {
-    let kf = &frames[0];
-    let layout = layout::build(&kf.positions, &features(frames), grid, refine_passes);
-    let coded_order = layout.coded_order();
-    let source = layout.padding_source();
-    let pixel_gaussian: Vec<usize> = source
+    let plan = GopPlan::for_frames(frames, grid, tracks, refine_passes);
+    let mut planes: Vec<PlaneSet> = tracks
         .iter()
-        .map(|&p| layout.slots[p].map_or(0, |g| g as usize))
-        .collect();
-
-    let (box_min, box_max) = kf.bounds().unwrap_or((Vec3::ZERO, Vec3::ZERO));
-    let box_range: Vec<Range> = (0..3)
-        .map(|c| Range {
-            lo: box_min[c],
-            hi: box_max[c],
+        .map(|&(attribute, _)| PlaneSet {
+            attribute,
+            pictures: Vec::with_capacity(frames.len()),
         })
         .collect();
-    let keyframe_positions = coded_order
-        .iter()
-        .map(|&g| {
-            let p = kf.positions[g];
-            [0, 1, 2].map(|c| box_range[c].quantize(p[c], 16))
-        })
-        .collect();
-
-    // Keyframe orientations as canonical representatives; later frames align to them.
-    let keys: Vec<Quat> = kf
-        .rotations
-        .iter()
-        .map(|&q| canonical_orientation(q))
-        .collect();
-    let mut planes = Vec::with_capacity(tracks.len());
-    let mut ranges = Vec::with_capacity(tracks.len());
-    for &(attribute, bits) in tracks {
-        let channels = attribute.channels(kf.sh_degree);
-        let keys = keys.as_slice();
-        let all = |c: usize| {
-            (0..frames.len()).flat_map(move |f| {
-                (0..kf.len()).map(move |g| value(frames, keys, attribute, f, g, c))
-            })
-        };
-        let track_ranges: Vec<Range> = (0..channels)
-            .map(|c| match attribute {
-                Attribute::Position => Range::with_exact_zero(all(c), bits),
-                _ => Range::of(all(c)),
-            })
-            .collect();
-        let tiles = Tiles::new(channels, grid);
-        let (pw, ph) = tiles.picture_size();
-        let w = grid.width;
-        let pictures = (0..frames.len())
-            .map(|f| {
-                let mut pic = Picture::filled(pw, ph, bits, 1 << (bits - 1));
-                for (c, range) in track_ranges.iter().enumerate() {
-                    let (tx, ty) = tiles.origin(c);
-                    for (p, &g) in pixel_gaussian.iter().enumerate() {
-                        let v = value(frames, keys, attribute, f, g, c);
-                        pic.samples[(ty + p / w) * pw + tx + p % w] = range.quantize(v, bits);
-                    }
-                }
-                pic
-            })
-            .collect();
-        planes.push(PlaneSet {
-            attribute,
-            pictures,
-        });
-        ranges.push(TrackRanges {
-            attribute,
-            bit_depth: bits,
-            ranges: track_ranges,
-        });
+    for frame in frames {
+        for (set, picture) in planes.iter_mut().zip(plan.pictures(frame)) {
+            set.pictures.push(picture);
+        }
     }
-    let side = GopSide {
-        frame_count: frames.len() as u32,
-        gaussian_count: kf.len() as u32,
-        grid,
-        sh_degree: kf.sh_degree,
-        start,
-        rematched,
-        occupancy: layout.occupancy(),
-        box_min,
-        box_max,
-        keyframe_positions,
-        tracks: ranges,
-    };
     PackedGop {
-        side,
+        side: plan.side(frames.len(), start, rematched),
         planes,
-        coded_order,
+        coded_order: plan.coded_order,
     }
 }
 

@@ -24,6 +24,10 @@ pub enum GopStart {
     CountChanged,
     /// The frame could not be matched one-to-one with the previous one.
     NoCorrespondence,
+    /// The photos changed too much from the previous frame (a learnt encoder's scene cut).
+    SceneChange,
+    /// A residual frame fell too far below the keyframe's quality (a learnt encoder).
+    Quality,
 }
 
 impl GopStart {
@@ -37,6 +41,8 @@ impl GopStart {
             Self::Length,
             Self::CountChanged,
             Self::NoCorrespondence,
+            Self::SceneChange,
+            Self::Quality,
         ]
         .get(c as usize)
         .copied()
@@ -49,6 +55,8 @@ impl GopStart {
             Self::Length => "GOP length reached",
             Self::CountChanged => "Gaussian count changed",
             Self::NoCorrespondence => "no one-to-one match with the previous frame",
+            Self::SceneChange => "scene change",
+            Self::Quality => "residual quality fell below the threshold",
         }
     }
 }

@@ -7,7 +7,7 @@ use super::{Fragmentation, StreamLayout, split_by_frame};
 use crate::av1::{CodecError, CodedGop, EncoderSettings, PlaneEncoder, Rav1eEncoder, per_track};
 use crate::container::{IndexEntry, Movie, fragment_index, init_segment, media_segment};
 use crate::gaussian::GaussianFrame;
-use crate::gop::{GopStart, pack};
+use crate::gop::{GopSide, GopStart, PlaneSet, pack};
 
 /// Why a GOP could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -107,13 +107,6 @@ impl StreamWriter {
         rematched: Vec<u32>,
     ) -> Result<WrittenGop, WriteError> {
         self.check(frames)?;
-        if self.settings.len() != self.layout.tracks.len() {
-            return Err(WriteError::Codec(CodecError::Format(format!(
-                "{} encoder settings for {} tracks",
-                self.settings.len(),
-                self.layout.tracks.len()
-            ))));
-        }
         let packed = pack(
             frames,
             self.layout.grid,
@@ -122,12 +115,63 @@ impl StreamWriter {
             start,
             rematched,
         );
+        self.write_planes(&packed.side, &packed.planes, packed.coded_order)
+    }
+
+    /// Codes and writes a GOP already turned into planes (one [`PlaneSet`] per track, in track
+    /// order, `side.frame_count` pictures each): how an encoder that quantises each frame as it
+    /// learns it, against a [`crate::gop::GopPlan`], hands over its GOPs.
+    pub fn write_planes(
+        &mut self,
+        side: &GopSide,
+        planes: &[PlaneSet],
+        coded_order: Vec<usize>,
+    ) -> Result<WrittenGop, WriteError> {
+        if self.settings.len() != self.layout.tracks.len() || planes.len() != self.settings.len() {
+            return Err(WriteError::Codec(CodecError::Format(format!(
+                "{} encoder settings and {} plane sets for {} tracks",
+                self.settings.len(),
+                planes.len(),
+                self.layout.tracks.len()
+            ))));
+        }
         // The tracks are independent AV1 streams: code them side by side.
         let coded: Vec<CodedGop> = per_track(
-            packed.planes.iter().zip(&self.settings),
+            planes.iter().zip(&self.settings),
             |(planes, &s)| Rav1eEncoder::new(s).encode_gop(&planes.pictures),
             CodecError::Encoder,
         )?;
+        self.write_coded(side, coded, coded_order)
+    }
+
+    /// Writes a coded GOP (one [`CodedGop`] per track, in track order, `side.frame_count`
+    /// samples each).
+    fn write_coded(
+        &mut self,
+        side: &GopSide,
+        coded: Vec<CodedGop>,
+        coded_order: Vec<usize>,
+    ) -> Result<WrittenGop, WriteError> {
+        let frames = side.frame_count as usize;
+        let problem = |problem: String| WriteError::Input {
+            frame: self.next_frame,
+            problem,
+        };
+        if coded.len() != self.layout.tracks.len()
+            || coded.iter().any(|c| c.samples.len() != frames)
+        {
+            return Err(problem(format!(
+                "{} coded tracks for {} ({} frames each expected)",
+                coded.len(),
+                self.layout.tracks.len(),
+                frames
+            )));
+        }
+        if side.grid != self.layout.grid || side.sh_degree != self.layout.sh_degree {
+            return Err(problem(
+                "the GOP's grid or SH degree differs from the stream's".into(),
+            ));
+        }
         let init = match self.movie {
             Some(_) => None,
             None => {
@@ -141,7 +185,7 @@ impl StreamWriter {
             }
         };
         let first_frame = self.next_frame;
-        let side = packed.side.to_bytes();
+        let side = side.to_bytes();
         let side_bytes = side.len();
         let fragment = self
             .layout
@@ -179,12 +223,12 @@ impl StreamWriter {
             }
         }
         self.position += chunks.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
-        self.next_frame += frames.len() as u64;
+        self.next_frame += frames as u64;
         self.gops += 1;
         Ok(WrittenGop {
             index: self.gops - 1,
             first_frame,
-            frames: frames.len(),
+            frames,
             init,
             chunks,
             side_bytes,
@@ -192,7 +236,7 @@ impl StreamWriter {
                 .iter()
                 .map(|c| c.samples.iter().map(Vec::len).sum())
                 .collect(),
-            coded_order: packed.coded_order,
+            coded_order,
         })
     }
 

@@ -34,22 +34,22 @@ struct Adam {
 @group(0) @binding(4) var<storage, read_write> second: array<f32>;
 
 fn learning_rate(slot: u32) -> f32 {
-    if slot < 3u {
+    if slot < RECORD_OPACITY {
         return adam.lr_a.x;
     }
-    if slot == 3u {
+    if slot < RECORD_LOG_SCALE {
         return adam.lr_a.y;
     }
-    if slot < 7u {
+    if slot < RECORD_ROTATION {
         return adam.lr_a.z;
     }
-    if slot < 11u {
+    if slot < RECORD_DC {
         return adam.lr_a.w;
     }
-    if slot < 14u {
+    if slot < RECORD_REST {
         return adam.lr_b.x;
     }
-    if slot - 14u < adam.active_rest {
+    if slot - RECORD_REST < adam.active_rest {
         return adam.lr_b.y;
     }
     return 0.0;
@@ -66,10 +66,10 @@ fn adam_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         g = 0.0;
     }
     let slot = i % adam.stride;
-    if slot == 3u {
+    if slot == RECORD_OPACITY {
         let o = 1.0 / (1.0 + exp(-params[i]));
         g += adam.opacity_reg * o * (1.0 - o);
-    } else if slot >= 4u && slot < 7u {
+    } else if slot >= RECORD_LOG_SCALE && slot < RECORD_ROTATION {
         g += adam.scale_reg * exp(params[i]);
     }
     let b1 = adam.lr_b.z;
@@ -100,11 +100,13 @@ fn perturb(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
         return;
     }
     let base = i * adam.stride;
-    let o = 1.0 / (1.0 + exp(-params[base + 3u]));
+    let o = 1.0 / (1.0 + exp(-params[base + RECORD_OPACITY]));
     // Only nearly transparent Gaussians move: ~0.6 at opacity 0, ~0.01 at 0.05.
     let gate = 1.0 / (1.0 + exp(-100.0 * (0.005 - o)));
-    let rot = rotation_matrix(vec4<f32>(params[base + 7u], params[base + 8u], params[base + 9u], params[base + 10u]));
-    let s = exp(vec3<f32>(params[base + 4u], params[base + 5u], params[base + 6u]));
+    let r = base + RECORD_ROTATION;
+    let rot = rotation_matrix(vec4<f32>(params[r], params[r + 1u], params[r + 2u], params[r + 3u]));
+    let l = base + RECORD_LOG_SCALE;
+    let s = exp(vec3<f32>(params[l], params[l + 1u], params[l + 2u]));
     var h = pcg(i ^ pcg(adam.seed));
     var z = vec3<f32>(0.0);
     for (var k = 0u; k < 3u; k++) {
@@ -132,7 +134,7 @@ fn perturb(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
 fn gather_opacity(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = gid.x + gid.y * groups.x * 256u;
     if i < adam.count {
-        opacities[i] = 1.0 / (1.0 + exp(-params[i * adam.stride + 3u]));
+        opacities[i] = 1.0 / (1.0 + exp(-params[i * adam.stride + RECORD_OPACITY]));
     }
 }
 
@@ -146,7 +148,7 @@ fn relocate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let k = i % adam.stride;
     let dst = m.x * adam.stride + k;
     let src = m.y * adam.stride + k;
-    if k == 3u {
+    if k == RECORD_OPACITY {
         params[dst] = bitcast<f32>(m.z);
         params[src] = bitcast<f32>(m.z);
     } else {

@@ -1,7 +1,9 @@
 // Backward pass of the forward renderer: from dLoss/d(pixel colour) to per-splat gradients
 // (rasterize_backward, one workgroup per tile, compositing undone back to front), then to the
-// Gaussians' parameters (project_backward, one invocation per splat). Mirrors rasterize.wgsl and
-// project.wgsl; checked against finite differences of the CPU reference.
+// Gaussians' parameters (project_backward, one invocation per splat). The forward math it
+// differentiates is the shared one (`splat.wgsl`: falloff, covariance factor, EWA Jacobian,
+// screen covariance; `record.wgsl`: record reading and SH colour); checked against finite
+// differences of the CPU reference.
 //
 // Per-splat gradients (9 floats, in depth order): mean xy, conic abc, opacity, colour rgb.
 // Parameter gradients use the Gaussian record layout (position, opacity logit, log scale,
@@ -128,11 +130,10 @@ fn rasterize_backward(
             let co = batch_conic_opacity[at];
             let color = batch_color_index[at].xyz;
             let d = pf - mc.xy;
-            let power = -0.5 * (mc.z * d.x * d.x + co.x * d.y * d.y) - mc.w * d.x * d.y;
-            let g = exp(power);
-            let alpha = min(MAX_ALPHA, co.y * g);
-            let hit = first + at < count && power <= 0.0 && power >= -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA
-                && alpha >= MIN_ALPHA;
+            let fo = falloff(d, vec3<f32>(mc.zw, co.x), co.y);
+            let g = fo.g;
+            let alpha = fo.alpha;
+            let hit = first + at < count && fo.hit;
             // Gradients in the splat layout: mean xy, conic abc, opacity, colour rgb.
             var g_low = vec4<f32>(0.0);
             var g_high = vec4<f32>(0.0);
@@ -147,7 +148,7 @@ fn rasterize_backward(
                 g_high.w = dl_dc.y * weight;
                 g_blue = dl_dc.z * weight;
                 // A clamped alpha does not move with the Gaussian.
-                if co.y * g <= MAX_ALPHA {
+                if !fo.capped {
                     let dl_dpower = dl_dalpha * alpha;
                     g_low = dl_dpower * vec4<f32>(
                         mc.z * d.x + mc.w * d.y,
@@ -216,46 +217,38 @@ fn project_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     }
     let gi = pair.y;
     let base = gi * view.stride;
-    let p = vec3<f32>(gaussians[base], gaussians[base + 1u], gaussians[base + 2u]);
-    let q_in = vec4<f32>(gaussians[base + 7u], gaussians[base + 8u], gaussians[base + 9u], gaussians[base + 10u]);
-    let log_scale = vec3<f32>(gaussians[base + 4u], gaussians[base + 5u], gaussians[base + 6u]);
+    let p = record3(base + RECORD_POSITION);
+    let q_in = record_rotation(base);
+    let log_scale = record3(base + RECORD_LOG_SCALE);
     let g_mean = vec2<f32>(grad_at(i, 0u), grad_at(i, 1u));
     let g_conic = vec3<f32>(grad_at(i, 2u), grad_at(i, 3u), grad_at(i, 4u));
     let g_opacity = grad_at(i, 5u);
     let g_color = vec3<f32>(grad_at(i, 6u), grad_at(i, 7u), grad_at(i, 8u));
 
     // Opacity.
-    let opacity = 1.0 / (1.0 + exp(-gaussians[base + 3u]));
-    param_grads[base + 3u] = g_opacity * opacity * (1.0 - opacity);
+    let opacity = record_opacity(base);
+    param_grads[base + RECORD_OPACITY] = g_opacity * opacity * (1.0 - opacity);
 
     // Colour: SH coefficients, and through the view direction into the position.
-    var dir = p - view.camera_position;
-    let len = length(dir);
-    dir = select(vec3<f32>(0.0), dir / len, len > 0.0);
+    let vd = view_direction(view, p);
+    let dir = vd.dir;
+    let len = vd.len;
     let basis = sh_basis(dir);
-    var raw = vec3<f32>(gaussians[base + 11u], gaussians[base + 12u], gaussians[base + 13u]) * basis[0];
-    for (var k = 0u; k < min(view.sh_rest, 15u); k++) {
-        let at = base + 14u + 3u * k;
-        raw += vec3<f32>(gaussians[at], gaussians[at + 1u], gaussians[at + 2u]) * basis[k + 1u];
-    }
+    let raw = record_colour(view, base, basis);
     let g_raw = select(vec3<f32>(0.0), g_color, raw + vec3<f32>(0.5) > vec3<f32>(0.0));
-    for (var c = 0u; c < 3u; c++) {
-        param_grads[base + 11u + c] = g_raw[c] * basis[0];
-    }
     let basis_grad = sh_basis_grad(dir);
     var g_dir = vec3<f32>(0.0);
-    for (var k = 0u; k < min(view.sh_rest, 15u); k++) {
-        let at = base + 14u + 3u * k;
+    for (var k = 0u; k < min(view.sh_rest, 15u) + 1u; k++) {
+        let at = select(base + RECORD_REST + 3u * (k - 1u), base + RECORD_DC, k == 0u);
         for (var c = 0u; c < 3u; c++) {
-            param_grads[at + c] = g_raw[c] * basis[k + 1u];
+            param_grads[at + c] = g_raw[c] * basis[k];
         }
-        let coeff = vec3<f32>(gaussians[at], gaussians[at + 1u], gaussians[at + 2u]);
-        g_dir += dot(g_raw, coeff) * basis_grad[k + 1u];
+        g_dir += dot(g_raw, record_sh(base, k)) * basis_grad[k];
     }
     let g_view_p = select(vec3<f32>(0.0), (g_dir - dir * dot(dir, g_dir)) / len, len > 0.0);
 
     // Screen mean: t = W p + w, mean = f t.xy / t.z + c.
-    let w = mat3x3<f32>(view.world_to_camera[0].xyz, view.world_to_camera[1].xyz, view.world_to_camera[2].xyz);
+    let w = view_rotation(view);
     let t = (view.world_to_camera * vec4<f32>(p, 1.0)).xyz;
     let f = view.focal;
     var g_t = vec3<f32>(
@@ -267,25 +260,16 @@ fn project_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     // Conic = inverse(T Sigma T^T + low pass), T = J W.
     let rot = rotation_matrix(q_in);
     let scale = exp(log_scale);
-    let m = rot * mat3x3<f32>(vec3<f32>(scale.x, 0.0, 0.0), vec3<f32>(0.0, scale.y, 0.0), vec3<f32>(0.0, 0.0, scale.z));
+    let m = covariance_factor(q_in, log_scale);
     let sigma = m * transpose(m);
-    let lim = view.frustum;
-    let rx = t.x / t.z;
-    let ry = t.y / t.z;
-    let clamped_x = rx < -lim.x || rx > lim.x;
-    let clamped_y = ry < -lim.y || ry > lim.y;
-    let tx = clamp(rx, -lim.x, lim.x) * t.z;
-    let ty = clamp(ry, -lim.y, lim.y) * t.z;
-    let j = mat3x3<f32>(
-        vec3<f32>(f.x / t.z, 0.0, 0.0),
-        vec3<f32>(0.0, f.y / t.z, 0.0),
-        vec3<f32>(-f.x * tx / (t.z * t.z), -f.y * ty / (t.z * t.z), 0.0),
-    );
-    let tm = j * w;
-    let cov = tm * sigma * transpose(tm);
-    let a = cov[0].x + LOW_PASS;
-    let b = cov[1].x;
-    let c = cov[1].y + LOW_PASS;
+    let ewa = ewa_jacobian(view, t);
+    let tx = ewa.tangent.x;
+    let ty = ewa.tangent.y;
+    let tm = ewa.j * w;
+    let abc = screen_covariance(tm, sigma);
+    let a = abc.x;
+    let b = abc.y;
+    let c = abc.z;
     let det = a * c - b * b;
     // inv = [[A, B], [B, C]]; the conic's B appears twice in the quadratic form.
     let inv = mat2x2<f32>(vec2<f32>(c / det, -b / det), vec2<f32>(-b / det, a / det));
@@ -304,23 +288,23 @@ fn project_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let tz2 = t.z * t.z;
     let tz3 = tz2 * t.z;
     g_t.z += g_j[0].x * (-f.x / tz2) + g_j[1].y * (-f.y / tz2);
-    if clamped_x {
+    if ewa.clamped.x {
         // tx = +-lim tz: J02 = -+ fx lim / tz.
         g_t.z += g_j[2].x * (f.x * tx / tz3);
     } else {
         g_t.x += g_j[2].x * (-f.x / tz2);
         g_t.z += g_j[2].x * (2.0 * f.x * tx / tz3);
     }
-    if clamped_y {
+    if ewa.clamped.y {
         g_t.z += g_j[2].y * (f.y * ty / tz3);
     } else {
         g_t.y += g_j[2].y * (-f.y / tz2);
         g_t.z += g_j[2].y * (2.0 * f.y * ty / tz3);
     }
     let g_p = transpose(w) * g_t + g_view_p;
-    param_grads[base] = g_p.x;
-    param_grads[base + 1u] = g_p.y;
-    param_grads[base + 2u] = g_p.z;
+    param_grads[base + RECORD_POSITION] = g_p.x;
+    param_grads[base + RECORD_POSITION + 1u] = g_p.y;
+    param_grads[base + RECORD_POSITION + 2u] = g_p.z;
 
     // Sigma = M M^T, M = R S.
     let g_m = 2.0 * g_sigma * m;
@@ -328,9 +312,9 @@ fn project_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     for (var col = 0u; col < 3u; col++) {
         g_scale[col] = dot(g_m[col], rot[col]);
     }
-    param_grads[base + 4u] = g_scale.x * scale.x;
-    param_grads[base + 5u] = g_scale.y * scale.y;
-    param_grads[base + 6u] = g_scale.z * scale.z;
+    param_grads[base + RECORD_LOG_SCALE] = g_scale.x * scale.x;
+    param_grads[base + RECORD_LOG_SCALE + 1u] = g_scale.y * scale.y;
+    param_grads[base + RECORD_LOG_SCALE + 2u] = g_scale.z * scale.z;
     let g_r = mat3x3<f32>(g_m[0] * scale.x, g_m[1] * scale.y, g_m[2] * scale.z);
 
     // Rotation through the quaternion (x, y, z, w) and its normalisation.
@@ -361,8 +345,8 @@ fn project_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let g_qz = 2.0 * (-2.0 * z * r00 - qw * r01 + x * r02 + qw * r10 - 2.0 * z * r11 + y * r12 + x * r20 + y * r21);
     let g_qn = vec4<f32>(g_qx, g_qy, g_qz, g_qw);
     let g_q = (g_qn - qn * dot(qn, g_qn)) * inv_len;
-    param_grads[base + 7u] = g_q.x;
-    param_grads[base + 8u] = g_q.y;
-    param_grads[base + 9u] = g_q.z;
-    param_grads[base + 10u] = g_q.w;
+    param_grads[base + RECORD_ROTATION] = g_q.x;
+    param_grads[base + RECORD_ROTATION + 1u] = g_q.y;
+    param_grads[base + RECORD_ROTATION + 2u] = g_q.z;
+    param_grads[base + RECORD_ROTATION + 3u] = g_q.w;
 }

@@ -7,10 +7,6 @@
 @group(0) @binding(2) var<storage, read_write> splats: array<Splat>;
 @group(0) @binding(3) var<storage, read_write> depth_pairs: array<vec2<u32>>;
 
-fn load3(at: u32) -> vec3<f32> {
-    return vec3<f32>(gaussians[at], gaussians[at + 1u], gaussians[at + 2u]);
-}
-
 @compute @workgroup_size(256)
 fn project(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = gid.x + gid.y * groups.x * 256u;
@@ -19,17 +15,16 @@ fn project(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     }
     depth_pairs[i] = vec2<u32>(CULLED, i);
     let base = i * view.stride;
-    let p = load3(base);
+    let p = record3(base + RECORD_POSITION);
     let t = (view.world_to_camera * vec4<f32>(p, 1.0)).xyz;
     if !all_finite3(t) || !(t.z > NEAR) {
         return;
     }
-    let rotation = vec4<f32>(gaussians[base + 7u], gaussians[base + 8u], gaussians[base + 9u], gaussians[base + 10u]);
-    let opacity = 1.0 / (1.0 + exp(-gaussians[base + 3u]));
+    let opacity = record_opacity(base);
     if !(opacity >= MIN_ALPHA) {
         return;
     }
-    let fp = project_covariance(view, t, rotation, load3(base + 4u));
+    let fp = project_covariance(view, t, record_rotation(base), record3(base + RECORD_LOG_SCALE));
     if !fp.ok {
         return;
     }
@@ -41,15 +36,7 @@ fn project(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     if mean.x + extent.x < -0.5 || mean.y + extent.y < -0.5 || mean.x - extent.x > size.x - 0.5 || mean.y - extent.y > size.y - 0.5 {
         return;
     }
-    var dir = p - view.camera_position;
-    let len = length(dir);
-    dir = select(vec3<f32>(0.0), dir / len, len > 0.0);
-    let basis = sh_basis(dir);
-    var color = load3(base + 11u) * basis[0];
-    for (var k = 0u; k < min(view.sh_rest, 15u); k++) {
-        color += load3(base + 14u + 3u * k) * basis[k + 1u];
-    }
-    color = max(color + vec3<f32>(0.5), vec3<f32>(0.0));
+    let color = max(record_colour(view, base, sh_basis(view_direction(view, p).dir)) + vec3<f32>(0.5), vec3<f32>(0.0));
     if !all_finite3(vec3<f32>(mean, opacity)) || !all_finite3(color) {
         return;
     }

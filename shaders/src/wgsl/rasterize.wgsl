@@ -58,15 +58,11 @@ fn rasterize(
         for (var k = 0u; k < count && !done; k++) {
             let cob = conic_opacity[k];
             let mc = mean_conic[k];
-            let d = pf - mc.xy;
-            let power = -0.5 * (mc.z * d.x * d.x + cob.x * d.y * d.y) - mc.w * d.x * d.y;
-            if power > 0.0 || power < -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA {
+            let fo = falloff(pf - mc.xy, vec3<f32>(mc.zw, cob.x), cob.y);
+            if !fo.hit {
                 continue;
             }
-            let alpha = min(MAX_ALPHA, cob.y * exp(power));
-            if alpha < MIN_ALPHA {
-                continue;
-            }
+            let alpha = fo.alpha;
             let next = transmittance * (1.0 - alpha);
             if next < MIN_TRANSMITTANCE {
                 done = true;

@@ -64,6 +64,15 @@ fn rotation_matrix(q_in: vec4<f32>) -> mat3x3<f32> {
     );
 }
 
+// Offsets (floats) of a Gaussian record's attributes: position, opacity logit, log scale,
+// rotation (x y z w), DC colour, then `sh_rest` RGB coefficients.
+const RECORD_POSITION: u32 = 0u;
+const RECORD_OPACITY: u32 = 3u;
+const RECORD_LOG_SCALE: u32 = 4u;
+const RECORD_ROTATION: u32 = 7u;
+const RECORD_DC: u32 = 11u;
+const RECORD_REST: u32 = 14u;
+
 // A projected footprint: inverse 2D covariance (a, b, c) and per-axis standard deviations.
 struct Footprint {
     conic: vec3<f32>,
@@ -73,30 +82,59 @@ struct Footprint {
 
 const CUTOFF_SIGMA: f32 = 3.0;
 
+// M = R S: the 3D covariance is M M^T.
+fn covariance_factor(rotation: vec4<f32>, log_scale: vec3<f32>) -> mat3x3<f32> {
+    let s = exp(log_scale);
+    return rotation_matrix(rotation) * mat3x3<f32>(
+        vec3<f32>(s.x, 0.0, 0.0),
+        vec3<f32>(0.0, s.y, 0.0),
+        vec3<f32>(0.0, 0.0, s.z),
+    );
+}
+
+// The EWA Jacobian at camera-space point t, its tangents clamped to the view's frustum limit.
+struct Ewa {
+    j: mat3x3<f32>,
+    // The clamped tx, ty (camera-space x and y the Jacobian was evaluated at).
+    tangent: vec2<f32>,
+    clamped: vec2<bool>,
+}
+
+fn ewa_jacobian(view: View, t: vec3<f32>) -> Ewa {
+    var out: Ewa;
+    let lim = view.frustum;
+    let r = t.xy / t.z;
+    out.clamped = vec2<bool>(r.x < -lim.x || r.x > lim.x, r.y < -lim.y || r.y > lim.y);
+    out.tangent = clamp(r, -lim, lim) * t.z;
+    let f = view.focal;
+    out.j = mat3x3<f32>(
+        vec3<f32>(f.x / t.z, 0.0, 0.0),
+        vec3<f32>(0.0, f.y / t.z, 0.0),
+        vec3<f32>(-f.x * out.tangent.x / (t.z * t.z), -f.y * out.tangent.y / (t.z * t.z), 0.0),
+    );
+    return out;
+}
+
+// The view's rotation (world to camera).
+fn view_rotation(view: View) -> mat3x3<f32> {
+    return mat3x3<f32>(view.world_to_camera[0].xyz, view.world_to_camera[1].xyz, view.world_to_camera[2].xyz);
+}
+
+// The screen covariance (a, b, c) of T Sigma T^T, T = J W, with the low-pass added.
+fn screen_covariance(tm: mat3x3<f32>, sigma: mat3x3<f32>) -> vec3<f32> {
+    let cov = tm * sigma * transpose(tm);
+    return vec3<f32>(cov[0].x + LOW_PASS, cov[1].x, cov[1].y + LOW_PASS);
+}
+
 // EWA projection of the 3D covariance at camera-space point t; not ok when degenerate.
 fn project_covariance(view: View, t: vec3<f32>, rotation: vec4<f32>, log_scale: vec3<f32>) -> Footprint {
     var out: Footprint;
     out.ok = false;
-    let m = rotation_matrix(rotation) * mat3x3<f32>(
-        vec3<f32>(exp(log_scale.x), 0.0, 0.0),
-        vec3<f32>(0.0, exp(log_scale.y), 0.0),
-        vec3<f32>(0.0, 0.0, exp(log_scale.z)),
-    );
-    let sigma = m * transpose(m);
-    let lim = view.frustum;
-    let tx = clamp(t.x / t.z, -lim.x, lim.x) * t.z;
-    let ty = clamp(t.y / t.z, -lim.y, lim.y) * t.z;
-    let j = mat3x3<f32>(
-        vec3<f32>(view.focal.x / t.z, 0.0, 0.0),
-        vec3<f32>(0.0, view.focal.y / t.z, 0.0),
-        vec3<f32>(-view.focal.x * tx / (t.z * t.z), -view.focal.y * ty / (t.z * t.z), 0.0),
-    );
-    let w = mat3x3<f32>(view.world_to_camera[0].xyz, view.world_to_camera[1].xyz, view.world_to_camera[2].xyz);
-    let tm = j * w;
-    let cov = tm * sigma * transpose(tm);
-    let a = cov[0].x + LOW_PASS;
-    let b = cov[1].x;
-    let c = cov[1].y + LOW_PASS;
+    let m = covariance_factor(rotation, log_scale);
+    let abc = screen_covariance(ewa_jacobian(view, t).j * view_rotation(view), m * transpose(m));
+    let a = abc.x;
+    let b = abc.y;
+    let c = abc.z;
     let det = a * c - b * b;
     if !(det > 0.0) || !is_finite(det) || !(a <= MAX_VARIANCE) || !(c <= MAX_VARIANCE) {
         return out;
@@ -104,6 +142,27 @@ fn project_covariance(view: View, t: vec3<f32>, rotation: vec4<f32>, log_scale: 
     out.conic = vec3<f32>(c / det, -b / det, a / det);
     out.sigma = sqrt(vec2<f32>(a, c));
     out.ok = true;
+    return out;
+}
+
+// A splat's footprint at pixel offset d from its mean: the Gaussian's exponent, its alpha
+// (capped at MAX_ALPHA), whether the pixel takes part in compositing, and whether the cap bit.
+struct Falloff {
+    power: f32,
+    g: f32,
+    alpha: f32,
+    hit: bool,
+    capped: bool,
+}
+
+fn falloff(d: vec2<f32>, conic: vec3<f32>, opacity: f32) -> Falloff {
+    var out: Falloff;
+    out.power = -0.5 * (conic.x * d.x * d.x + conic.z * d.y * d.y) - conic.y * d.x * d.y;
+    out.g = exp(out.power);
+    let raw = opacity * out.g;
+    out.alpha = min(MAX_ALPHA, raw);
+    out.capped = raw > MAX_ALPHA;
+    out.hit = out.power <= 0.0 && out.power >= -0.5 * CUTOFF_SIGMA * CUTOFF_SIGMA && out.alpha >= MIN_ALPHA;
     return out;
 }
 

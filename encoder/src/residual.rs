@@ -1,0 +1,387 @@
+//! Residual frames, learnt as QUEEN learns them: frame t starts from frame t−1 as the player
+//! decodes it (the reference), and only a residual is trained — with the codec's quantisation
+//! in the loop (straight-through on the GOP's steps), an L1 rate term on the residual, and
+//! per-Gaussian gates that keep static Gaussians bit-identical to the reference so their plane
+//! pixels repeat and AV1 codes them as skipped blocks.
+//!
+//! Gates open where the new frame's photos pull on a Gaussian's position or colour harder than
+//! the previous frame's photos pulled on the same reference (QUEEN's gradient-difference
+//! initialisation): a converged reference feels little pull from its own photos, so the
+//! difference is what moved.
+
+use std::time::Instant;
+
+use glam::Vec3;
+use splatcast_protocol::GaussianFrame;
+use splatcast_shaders::backward::Backward;
+use splatcast_shaders::optimizer::{Adam, Exploration, LearningRates};
+use splatcast_shaders::residual::Residual;
+use splatcast_shaders::synthetic::Rng;
+use splatcast_shaders::{Gpu, GpuGaussians};
+
+use crate::train::{Loaded, Photometric, TrainError};
+
+/// How residual frames are learnt.
+#[derive(Clone, Debug)]
+pub struct ResidualOptions {
+    /// Optimisation steps per frame.
+    pub iterations: u32,
+    /// Weight of the L1 rate term (per Gaussian, like the trainer's regularisers).
+    pub rate: f32,
+    /// A gate opens when the new photos' pull on a Gaussian's position or colour exceeds the
+    /// old photos' pull by this fraction.
+    pub gate_threshold: f32,
+    /// A gate also opens when the photos under a Gaussian changed by more than this (mean
+    /// absolute RGB difference, 0–1) in any training view.
+    pub change_threshold: f32,
+    /// Background the renders composite over.
+    pub background: Vec3,
+    /// Seed for the view order.
+    pub seed: u64,
+}
+
+impl Default for ResidualOptions {
+    fn default() -> Self {
+        Self {
+            iterations: 300,
+            rate: 0.01,
+            gate_threshold: 0.5,
+            change_threshold: 0.03,
+            background: Vec3::ZERO,
+            seed: 1,
+        }
+    }
+}
+
+/// One learnt residual frame.
+#[derive(Clone, Debug)]
+pub struct ResidualFrame {
+    /// The frame (reference + quantised residual; frozen Gaussians bit-equal to the reference).
+    pub frame: GaussianFrame,
+    /// Fraction of Gaussians whose gate opened.
+    pub gated: f64,
+    /// Fraction of Gaussians that differ from the reference in any value (before the codec;
+    /// see [`moved_fraction`] for after).
+    pub moved: f64,
+    /// Mean PSNR over the training views at the end.
+    pub train_psnr: f64,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// A GPU context reused for every residual frame of a sequence (pipelines compile once).
+pub struct ResidualTrainer {
+    gpu: Gpu,
+    pass: Photometric,
+}
+
+impl ResidualTrainer {
+    /// Opens the GPU.
+    pub fn new() -> Result<Self, TrainError> {
+        let gpu = Gpu::new()?;
+        let pass = Photometric::new(&gpu)?;
+        Ok(Self { gpu, pass })
+    }
+
+    /// Learns the frame seen by `views` as a residual on `reference`, which `previous` (the
+    /// reference frame's own photos, same cameras) saw; `steps` are the quantisation steps per
+    /// record slot (see [`splatcast_shaders::residual::Residual::new`]); `distance` is the
+    /// typical camera distance (it scales the position learning rate).
+    pub fn learn(
+        &mut self,
+        reference: &GaussianFrame,
+        previous: &[Loaded],
+        views: &[Loaded],
+        steps: &[f32],
+        distance: f32,
+        options: &ResidualOptions,
+    ) -> Result<ResidualFrame, TrainError> {
+        if views.is_empty() {
+            return Err(TrainError::Invalid("a residual frame needs views".into()));
+        }
+        let start = Instant::now();
+        let gpu = &self.gpu;
+        let gaussians = GpuGaussians::upload(gpu, reference)?;
+        let grads = Backward::param_grads(gpu, &gaussians)?;
+        let n = reference.len() as f32;
+        let rates: Vec<f32> = (0..GpuGaussians::stride(gaussians.sh_rest))
+            .map(|slot| {
+                let per = options.rate / n;
+                if slot < 3 { per / distance } else { per }
+            })
+            .collect();
+        let residual = Residual::new(gpu, &gaussians, &grads, steps, &rates)?;
+        let photos =
+            |pass: &Photometric, set: &[Loaded]| -> Result<Vec<wgpu::Buffer>, TrainError> {
+                set.iter()
+                    .map(|(_, rgb)| Ok(pass.loss.photo(gpu, rgb)?))
+                    .collect()
+            };
+        let new_photos = photos(&self.pass, views)?;
+        let old_photos = photos(&self.pass, previous)?;
+        // Buffers bound to another frame's Gaussians are stale.
+        self.pass.reset();
+
+        // Gates: how much harder the new photos pull than the old ones.
+        let pass = &mut self.pass;
+        let mut pull = |set: &[Loaded], resident: &[wgpu::Buffer]| -> Result<_, TrainError> {
+            for ((camera, _), photo) in set.iter().zip(resident) {
+                pass.prepare(gpu, &gaussians, &grads, camera, options.background)?;
+                let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                pass.encode(&mut encoder, photo);
+                residual.encode_sensitivity(&mut encoder);
+                gpu.queue.submit([encoder.finish()]);
+            }
+            Ok(residual.take_sensitivity(gpu)?)
+        };
+        let new_pull = pull(views, &new_photos)?;
+        let old_pull = if previous.is_empty() {
+            vec![[0.0; 2]; new_pull.len()]
+        } else {
+            pull(previous, &old_photos)?
+        };
+        let pulled = open_gates(&old_pull, &new_pull, options.gate_threshold);
+        let changed = changed_under(reference, previous, views, options.change_threshold);
+        let open: Vec<bool> = pulled.iter().zip(&changed).map(|(a, b)| *a || *b).collect();
+        residual.set_gates(gpu, &open);
+        let gated = open.iter().filter(|&&g| g).count() as f64 / open.len().max(1) as f64;
+
+        let mut adam = Adam::new(gpu, residual.latent(), &grads)?;
+        let base = LearningRates::default();
+        let active_rest = 3 * gaussians.sh_rest;
+        let mut rng = Rng::new(options.seed);
+        for step in 1..=options.iterations {
+            // The keyframe's starting position rate (motion between frames can be large),
+            // decaying 10x over the frame's steps.
+            let t = step as f32 / options.iterations as f32;
+            let rates = LearningRates {
+                position: base.position * distance * 0.1f32.powf(t),
+                ..base
+            };
+            let k = rng.below(views.len());
+            self.pass
+                .prepare(gpu, &gaussians, &grads, &views[k].0, options.background)?;
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            self.pass.encode(&mut encoder, &new_photos[k]);
+            residual.encode_gate_gradients(&mut encoder);
+            adam.encode(
+                gpu,
+                &mut encoder,
+                &rates,
+                active_rest,
+                &Exploration::default(),
+            );
+            residual.encode_compose(&mut encoder);
+            gpu.queue.submit([encoder.finish()]);
+            if step % 100 == 0 || step == options.iterations {
+                if !self.pass.read_loss(gpu)?.is_finite() {
+                    return Err(TrainError::Diverged(step));
+                }
+                self.pass.grow_if_overflowed(gpu)?;
+            }
+        }
+        let frame = gaussians.download(gpu)?;
+        let train_psnr =
+            self.mean_psnr(&gaussians, &grads, views, &new_photos, options.background)?;
+        let moved = moved_fraction(reference, &frame);
+        Ok(ResidualFrame {
+            frame,
+            gated,
+            moved,
+            train_psnr,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Mean PSNR of `gaussians` over `views`.
+    fn mean_psnr(
+        &mut self,
+        gaussians: &GpuGaussians,
+        grads: &wgpu::Buffer,
+        views: &[Loaded],
+        photos: &[wgpu::Buffer],
+        background: Vec3,
+    ) -> Result<f64, TrainError> {
+        let mut sum = 0.0;
+        for ((camera, rgb), photo) in views.iter().zip(photos) {
+            self.pass
+                .prepare(&self.gpu, gaussians, grads, camera, background)?;
+            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+            self.pass.encode(&mut encoder, photo);
+            self.gpu.queue.submit([encoder.finish()]);
+            sum += self.pass.psnr(&self.gpu, rgb)?;
+        }
+        Ok(sum / views.len() as f64)
+    }
+
+    /// Mean PSNR of `frame` over `views` (how well a frame explains its photos).
+    pub fn score(
+        &mut self,
+        frame: &GaussianFrame,
+        views: &[Loaded],
+        background: Vec3,
+    ) -> Result<f64, TrainError> {
+        let gaussians = GpuGaussians::upload(&self.gpu, frame)?;
+        let grads = Backward::param_grads(&self.gpu, &gaussians)?;
+        let photos: Vec<wgpu::Buffer> = views
+            .iter()
+            .map(|(_, rgb)| self.pass.loss.photo(&self.gpu, rgb))
+            .collect::<Result<_, _>>()?;
+        self.pass.reset();
+        self.mean_psnr(&gaussians, &grads, views, &photos, background)
+    }
+}
+
+/// Gates from the old and new pulls (position, colour per Gaussian): open where the new pull
+/// exceeds the old by `threshold` times the Gaussian's own old pull (floored at a tenth of the
+/// mean, so noise on Gaussians nobody pulled does not count), for either kind.
+fn open_gates(old: &[[f32; 2]], new: &[[f32; 2]], threshold: f32) -> Vec<bool> {
+    let n = old.len().max(1) as f32;
+    let mean = |c: usize| old.iter().map(|p| p[c]).sum::<f32>() / n;
+    let floor = [mean(0), mean(1)].map(|m| (0.1 * m).max(f32::MIN_POSITIVE));
+    old.iter()
+        .zip(new)
+        .map(|(o, w)| (0..2).any(|c| w[c] - o[c] > threshold * o[c].max(floor[c])))
+        .collect()
+}
+
+/// Gaussians under which the photos changed: each visible Gaussian's centre and four points
+/// at its projected radius (up to 8 pixels) are looked up in every view's old and new photo;
+/// a mean absolute RGB change above `threshold` at any of them opens its gate. Occlusion is
+/// ignored (a Gaussian behind a change opens too; the rate term keeps it still if it need not
+/// move).
+fn changed_under(
+    frame: &GaussianFrame,
+    old: &[Loaded],
+    new: &[Loaded],
+    threshold: f32,
+) -> Vec<bool> {
+    let mut open = vec![false; frame.len()];
+    if old.len() != new.len() {
+        return vec![true; frame.len()];
+    }
+    for ((camera, before), (_, after)) in old.iter().zip(new) {
+        let (w, h) = (camera.width as i64, camera.height as i64);
+        if before.len() != after.len() || before.len() as i64 != w * h {
+            continue;
+        }
+        let change = |x: f64, y: f64| -> f32 {
+            let (x, y) = (x.round() as i64, y.round() as i64);
+            if x < 0 || y < 0 || x >= w || y >= h {
+                return 0.0;
+            }
+            let at = (y * w + x) as usize;
+            (0..3)
+                .map(|c| (after[at][c] - before[at][c]).abs())
+                .sum::<f32>()
+                / 3.0
+        };
+        for (g, gate) in open.iter_mut().enumerate() {
+            if *gate || splatcast_protocol::gaussian::sigmoid(frame.opacity_logits[g]) < 0.01 {
+                continue;
+            }
+            let p = camera
+                .world_to_camera
+                .transform_point3(frame.positions[g].as_dvec3());
+            if p.z <= 0.01 {
+                continue;
+            }
+            let (u, v) = (
+                camera.fx * p.x / p.z + camera.cx,
+                camera.fy * p.y / p.z + camera.cy,
+            );
+            let sigma = frame.log_scales[g].max_element().exp() as f64;
+            let r = (3.0 * sigma * camera.fx / p.z).clamp(0.0, 8.0);
+            *gate = [(0.0, 0.0), (r, 0.0), (-r, 0.0), (0.0, r), (0.0, -r)]
+                .iter()
+                .any(|(dx, dy)| change(u + dx, v + dy) > threshold);
+        }
+    }
+    open
+}
+
+/// Fraction of Gaussians with any value not bit-equal between `a` and `b`.
+pub fn moved_fraction(a: &GaussianFrame, b: &GaussianFrame) -> f64 {
+    let records = |f: &GaussianFrame| GpuGaussians::pack(f);
+    let (ra, rb) = (records(a), records(b));
+    let stride = ra.len() / a.len().max(1);
+    if stride == 0 || ra.len() != rb.len() {
+        return 1.0;
+    }
+    let moved = ra
+        .chunks_exact(stride)
+        .zip(rb.chunks_exact(stride))
+        .filter(|(x, y)| x.iter().zip(*y).any(|(p, q)| p.to_bits() != q.to_bits()))
+        .count();
+    moved as f64 / a.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gates_open_where_the_photos_changed_under_a_gaussian() {
+        let camera = splatcast_shaders::Camera::look_at(
+            glam::DVec3::new(0.0, 0.0, -2.0),
+            glam::DVec3::ZERO,
+            glam::DVec3::NEG_Y,
+            60.0,
+            16,
+            16,
+        );
+        let mut frame = GaussianFrame::with_capacity(3, 0);
+        for (x, opacity) in [(-0.5f32, 0.9f32), (0.5, 0.9), (0.5, 0.001)] {
+            frame.positions.push(Vec3::new(x, 0.0, 0.0));
+            frame.rotations.push(glam::Quat::IDENTITY);
+            frame.log_scales.push(Vec3::splat(-4.0));
+            frame
+                .opacity_logits
+                .push(splatcast_protocol::gaussian::logit(opacity));
+            frame.sh_dc.push(Vec3::ZERO);
+        }
+        let before = vec![[0.2f32; 3]; 256];
+        let mut after = before.clone();
+        // The right half of the image changes.
+        for y in 0..16 {
+            for x in 8..16 {
+                after[y * 16 + x] = [0.6; 3];
+            }
+        }
+        let open = changed_under(
+            &frame,
+            &[(camera, before.clone())],
+            &[(camera, after)],
+            0.03,
+        );
+        // Camera looks down +z with y down: world +x lands on the image's right... or left.
+        let right = camera.world_to_camera.transform_point3(glam::DVec3::X).x > 0.0;
+        assert_eq!(open, [!right, right, false], "transparent ones stay frozen");
+        assert_eq!(
+            changed_under(
+                &frame,
+                &[(camera, before.clone())],
+                &[(camera, before)],
+                0.03
+            ),
+            [false; 3]
+        );
+    }
+
+    #[test]
+    fn gates_open_where_the_new_pull_grew() {
+        let old = [[1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0]];
+        let new = [[1.5, 1.0], [3.0, 1.0], [1.0, 2.5], [0.2, 0.1], [0.05, 0.0]];
+        // The floor is a tenth of the mean old pull (0.08): 0.05 on an unpulled one is noise.
+        assert_eq!(
+            open_gates(&old, &new, 1.0),
+            [false, true, true, false, false]
+        );
+        // Nothing pulled before (a first frame): any pull opens.
+        let zero = [[0.0; 2]; 2];
+        assert_eq!(
+            open_gates(&zero, &[[1e-3, 0.0], [0.0, 0.0]], 1.0),
+            [true, false]
+        );
+    }
+}
