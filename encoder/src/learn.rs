@@ -67,8 +67,8 @@ pub struct LearnOptions {
     pub margin: f32,
     /// Displacements within a GOP may reach this fraction of the scene radius.
     pub motion: f32,
-    /// Online: take frame t at t / fps after the start, and cap each residual frame's steps so
-    /// it takes about this many seconds.
+    /// Online: take frame t at (t − 1) / fps after the first keyframe is learnt, and cap each
+    /// residual frame's steps so it takes about this many seconds.
     pub live_budget: Option<f64>,
 }
 
@@ -223,7 +223,9 @@ pub fn learn<W: Write>(
         out.flush()
     };
 
-    let started = Instant::now();
+    // Online, the rig's clock starts once the first keyframe exists (a live encoder is warmed up
+    // before the show): frame 1 arrives then, frame t at (t − 1) / fps later.
+    let mut started = Instant::now();
     let mut reports: Vec<FrameReport> = Vec::new();
     let mut gop: Option<PlannedGop> = None;
     // The previous frame as decoded, and its photos.
@@ -328,7 +330,11 @@ pub fn learn<W: Write>(
         };
         let mut report = report;
         if let Some(at) = arrival {
-            report.lag = started.elapsed().saturating_sub(at).as_secs_f64();
+            if t == 0 {
+                started = Instant::now() - Duration::from_secs_f64(1.0 / options.encode.fps);
+            } else {
+                report.lag = started.elapsed().saturating_sub(at).as_secs_f64();
+            }
         }
         events(LearnEvent::Frame(&report));
         reports.push(report);
