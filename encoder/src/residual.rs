@@ -34,6 +34,9 @@ pub struct ResidualOptions {
     /// A gate also opens when the photos under a Gaussian changed by more than this (mean
     /// absolute RGB difference, 0–1) in any training view.
     pub change_threshold: f32,
+    /// Train every Gaussian instead of only those whose gate opened (the sub-step revert after
+    /// training then decides who moved).
+    pub open_all: bool,
     /// Background the renders composite over.
     pub background: Vec3,
     /// Seed for the view order.
@@ -47,6 +50,7 @@ impl Default for ResidualOptions {
             rate: 0.01,
             gate_threshold: 0.5,
             change_threshold: 0.03,
+            open_all: false,
             background: Vec3::ZERO,
             seed: 1,
         }
@@ -142,7 +146,11 @@ impl ResidualTrainer {
         };
         let pulled = open_gates(&old_pull, &new_pull, options.gate_threshold);
         let changed = changed_under(reference, previous, views, options.change_threshold);
-        let open: Vec<bool> = pulled.iter().zip(&changed).map(|(a, b)| *a || *b).collect();
+        let open: Vec<bool> = pulled
+            .iter()
+            .zip(&changed)
+            .map(|(a, b)| *a || *b || options.open_all)
+            .collect();
         residual.set_gates(gpu, &open);
         let gated = open.iter().filter(|&&g| g).count() as f64 / open.len().max(1) as f64;
 
@@ -180,7 +188,7 @@ impl ResidualTrainer {
                 self.pass.grow_if_overflowed(gpu)?;
             }
         }
-        let frame = gaussians.download(gpu)?;
+        let frame = revert_below_a_step(reference, &gaussians.download(gpu)?, steps);
         let train_psnr =
             self.mean_psnr(&gaussians, &grads, views, &new_photos, options.background)?;
         let moved = moved_fraction(reference, &frame);
@@ -300,6 +308,37 @@ fn changed_under(
     open
 }
 
+/// `frame` with every Gaussian that moved by less than half a code in every plane value put back
+/// to the reference exactly (so its pixels repeat): half a quantisation step for the quantised
+/// record slots, half a 10-bit code of opacity (in sigmoid) and of the unit quaternion.
+fn revert_below_a_step(
+    reference: &GaussianFrame,
+    frame: &GaussianFrame,
+    steps: &[f32],
+) -> GaussianFrame {
+    let (a, b) = (GpuGaussians::pack(reference), GpuGaussians::pack(frame));
+    let stride = steps.len();
+    if a.len() != b.len() || stride == 0 || a.len() % stride != 0 {
+        return frame.clone();
+    }
+    let sigmoid = splatcast_protocol::gaussian::sigmoid;
+    let code = 1.0 / 1023.0;
+    let mut out = Vec::with_capacity(b.len());
+    for (r, f) in a.chunks_exact(stride).zip(b.chunks_exact(stride)) {
+        let significant = (0..stride).any(|slot| {
+            let d = (f[slot] - r[slot]).abs();
+            match slot {
+                3 => (sigmoid(f[slot]) - sigmoid(r[slot])).abs() >= 0.5 * code,
+                7..=10 => d >= code,
+                _ if steps[slot] > 0.0 => d >= 0.5 * steps[slot],
+                _ => d > 0.0,
+            }
+        });
+        out.extend_from_slice(if significant { f } else { r });
+    }
+    GpuGaussians::unpack(&out, reference.rest_per_gaussian() as u32)
+}
+
 /// Fraction of Gaussians with any value not bit-equal between `a` and `b`.
 pub fn moved_fraction(a: &GaussianFrame, b: &GaussianFrame) -> f64 {
     let records = |f: &GaussianFrame| GpuGaussians::pack(f);
@@ -366,6 +405,29 @@ mod tests {
             ),
             [false; 3]
         );
+    }
+
+    #[test]
+    fn changes_below_half_a_code_are_put_back() {
+        let mut reference = GaussianFrame::with_capacity(3, 0);
+        for _ in 0..3 {
+            reference.positions.push(Vec3::ZERO);
+            reference.rotations.push(glam::Quat::IDENTITY);
+            reference.log_scales.push(Vec3::splat(-3.0));
+            reference.opacity_logits.push(0.0);
+            reference.sh_dc.push(Vec3::ZERO);
+        }
+        let mut steps = vec![0.0f32; GpuGaussians::stride(0)];
+        steps[0] = 0.01;
+        let mut frame = reference.clone();
+        frame.positions[0].x = 0.004; // under half a step: back
+        frame.positions[1].x = 0.006; // over: kept
+        frame.opacity_logits[2] = 0.01; // sigmoid moves by 0.0025 > half a code: kept
+        let out = revert_below_a_step(&reference, &frame, &steps);
+        assert_eq!(out.positions[0].x.to_bits(), 0.0f32.to_bits());
+        assert_eq!(out.positions[1].x, 0.006);
+        assert_eq!(out.opacity_logits[2], 0.01);
+        assert_eq!(moved_fraction(&reference, &out), 2.0 / 3.0);
     }
 
     #[test]

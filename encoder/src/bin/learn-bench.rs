@@ -59,6 +59,9 @@ struct Args {
     /// Skip (a) and (b).
     #[arg(long)]
     no_baselines: bool,
+    /// Residual frames train every Gaussian (the sub-step revert decides who moved).
+    #[arg(long)]
+    open_all_gates: bool,
     #[arg(long, default_value = ".")]
     out: PathBuf,
 }
@@ -141,6 +144,7 @@ fn main() -> Result<()> {
         refresh_iterations: args.refresh_iterations,
         residual: ResidualOptions {
             iterations: args.residual_iterations,
+            open_all: args.open_all_gates,
             ..ResidualOptions::default()
         },
         encode: encode.clone(),
