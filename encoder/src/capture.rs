@@ -1,6 +1,6 @@
 //! The CLI around the learnt encoder: `encode` of a multi-view video (progress, a per-frame
 //! table, a `.learn.json` report beside the stream) and `eval-capture` (held-out cameras'
-//! photos against any stream or sequence, with a chart of quality and bytes over time).
+//! photos against any stream or sequence, with charts of quality and of bytes over time).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -15,6 +15,7 @@ use splatcast_encoder::quality::ViewScorer;
 use splatcast_encoder::scene::FrameSet;
 use splatcast_encoder::train::load_views;
 use splatcast_protocol::atomic::{AtomicFile, write_file};
+use splatcast_protocol::stream::StreamReader;
 
 use crate::commands::bar;
 
@@ -230,6 +231,41 @@ pub fn eval(
         let png = rd_plot(&quality, "frame", "held-out PSNR (dB)")?;
         write_file(path, &png).with_context(|| format!("{}: cannot write", path.display()))?;
         println!("wrote {}", path.display());
+        let bytes: Vec<Series> = sets
+            .iter()
+            .filter_map(|set| {
+                Some(Series {
+                    name: set.path().file_name()?.to_string_lossy().into_owned(),
+                    points: kilobytes_per_frame(set.path())?,
+                })
+            })
+            .collect();
+        if !bytes.is_empty() {
+            let path = path.with_extension("bytes.png");
+            let png = rd_plot(&bytes, "frame", "kB / frame (GOP mean)")?;
+            write_file(&path, &png).with_context(|| format!("{}: cannot write", path.display()))?;
+            println!("wrote {}", path.display());
+        }
     }
     Ok(())
+}
+
+/// For a Splatcast stream, kB per frame over the frames (each GOP's bytes spread over its
+/// frames); `None` for anything else.
+fn kilobytes_per_frame(path: &Path) -> Option<Vec<Point>> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut reader = StreamReader::open(std::io::BufReader::new(file)).ok()?;
+    let mut points = Vec::new();
+    for g in 0..reader.gop_count() {
+        let sizes = reader.gop_sizes(g).ok()?;
+        let frames = sizes.side.frame_count.max(1) as u64;
+        let bytes = sizes.side_bytes + sizes.track_bytes.iter().sum::<usize>();
+        for f in 0..frames {
+            points.push(Point {
+                x: (sizes.first_frame + f) as f64,
+                y: bytes as f64 / frames as f64 / 1e3,
+            });
+        }
+    }
+    Some(points)
 }

@@ -93,7 +93,8 @@ enum Command {
         /// Background colour R,G,B in [0, 1] the renders composite over.
         #[arg(long, default_value = "0,0,0")]
         background: String,
-        /// Chart of held-out PSNR over the frames (PNG).
+        /// Chart of held-out PSNR over the frames (PNG); beside it `.bytes.png`, kB per frame
+        /// of each stream.
         #[arg(long)]
         plot: Option<PathBuf>,
     },

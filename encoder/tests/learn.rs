@@ -348,8 +348,15 @@ fn the_cli_learns_a_video_scores_it_and_refuses_a_broken_one() {
         report["bytes"].as_u64().unwrap(),
         std::fs::metadata(&out).unwrap().len()
     );
-    let scored = run(&["eval-capture", v, o]);
+    let chart = dir.path().join("q.png");
+    let scored = run(&["eval-capture", v, o, "--plot", chart.to_str().unwrap()]);
     assert!(scored.status.success(), "{scored:?}");
+    for png in [chart.clone(), dir.path().join("q.bytes.png")] {
+        assert!(
+            std::fs::read(&png).unwrap().starts_with(b"\x89PNG"),
+            "{png:?}"
+        );
+    }
     let text = String::from_utf8_lossy(&scored.stdout);
     assert_eq!(
         text.lines().filter(|l| l.contains("stream.mp4")).count(),
