@@ -18,6 +18,7 @@ use splatcast_protocol::atomic::{AtomicFile, write_file};
 use splatcast_protocol::stream::StreamReader;
 
 use crate::commands::bar;
+use crate::pictures::Scores;
 
 /// Where `encode` writes its per-frame report for a stream.
 fn report_path(stream: &Path) -> PathBuf {
@@ -104,12 +105,6 @@ pub fn encode(input: &Path, output: &Path, mut options: LearnOptions) -> Result<
         report.display()
     );
     Ok(())
-}
-
-/// Per candidate: PSNR and SSIM per frame.
-struct Scores {
-    psnr: Vec<f64>,
-    ssim: Vec<f64>,
 }
 
 /// `splatcast eval-capture <dataset> <candidate>...`.

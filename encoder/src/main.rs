@@ -321,30 +321,21 @@ fn learn_options(
     fragmentation: Fragmentation,
     a: &LearnArgs,
 ) -> anyhow::Result<splatcast_encoder::learn::LearnOptions> {
-    use anyhow::ensure;
-    ensure!(a.iterations > 0, "--iterations must be positive");
-    ensure!(
-        (1..=50_000_000).contains(&a.max_gaussians),
-        "--max-gaussians must be 1 to 50,000,000"
-    );
-    ensure!(a.sh_degree <= 3, "--sh-degree must be 0 to 3");
-    ensure!(
-        (1..=64).contains(&a.resolution),
-        "--resolution must be 1 to 64"
-    );
-    ensure!(coding.gop >= 1, "--gop must be at least 1");
+    anyhow::ensure!(coding.gop >= 1, "--gop must be at least 1");
     let background = pictures::parse_background(&a.background)?;
+    let keyframe = splatcast_encoder::train::TrainOptions {
+        iterations: a.iterations,
+        max_gaussians: a.max_gaussians,
+        downscale: a.resolution,
+        sh_degree: a.sh_degree,
+        background,
+        report_every: a.iterations.max(1),
+        ..Default::default()
+    };
+    training::check_options(&keyframe)?;
     let defaults = splatcast_encoder::learn::LearnOptions::default();
     Ok(splatcast_encoder::learn::LearnOptions {
-        keyframe: splatcast_encoder::train::TrainOptions {
-            iterations: a.iterations,
-            max_gaussians: a.max_gaussians,
-            downscale: a.resolution,
-            sh_degree: a.sh_degree,
-            background,
-            report_every: a.iterations,
-            ..Default::default()
-        },
+        keyframe,
         refresh_iterations: a.refresh_iterations.max(1),
         residual: splatcast_encoder::residual::ResidualOptions {
             iterations: a.residual_iterations.max(1),

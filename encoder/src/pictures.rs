@@ -149,9 +149,10 @@ fn parse_frames(spec: &str, count: usize) -> Result<std::ops::Range<usize>> {
     Ok(range)
 }
 
-struct Scores {
-    psnr: Vec<f64>,
-    ssim: Vec<f64>,
+/// Per candidate: PSNR and SSIM per frame.
+pub(crate) struct Scores {
+    pub(crate) psnr: Vec<f64>,
+    pub(crate) ssim: Vec<f64>,
 }
 
 /// `splatcast eval`.

@@ -67,13 +67,8 @@ fn report(scores: &[ViewScore], options: &TrainOptions, seconds: f64) -> String 
     s
 }
 
-/// `splatcast train`.
-pub fn train(
-    dataset_path: &Path,
-    output: &Path,
-    mut options: TrainOptions,
-    args: &TrainArgs,
-) -> Result<()> {
+/// The command-line checks of the trainer's options (`train`, and `encode` of a video).
+pub fn check_options(options: &TrainOptions) -> Result<()> {
     ensure!(options.iterations > 0, "--iterations must be positive");
     ensure!(
         (1..=50_000_000).contains(&options.max_gaussians),
@@ -84,6 +79,17 @@ pub fn train(
         (1..=64).contains(&options.downscale),
         "--resolution must be 1 to 64"
     );
+    Ok(())
+}
+
+/// `splatcast train`.
+pub fn train(
+    dataset_path: &Path,
+    output: &Path,
+    mut options: TrainOptions,
+    args: &TrainArgs,
+) -> Result<()> {
+    check_options(&options)?;
     let dataset = Dataset::open(dataset_path, args.hold_out)?;
     if let Some(path) = &args.resume {
         let frame = formats::load(path)?;
