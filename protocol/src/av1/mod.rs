@@ -99,4 +99,9 @@ pub trait PlaneEncoder: Send {
 pub trait PlaneDecoder: Send {
     /// Decodes `samples`, which start with a key frame, into one picture each.
     fn decode_gop(&mut self, samples: &[&[u8]]) -> Result<Vec<Picture>, CodecError>;
+
+    /// Decodes one frame as soon as it arrives (live playback): `sample` follows the previous
+    /// call's within a GOP, or starts a new GOP when `key` is set. After an error the GOP's
+    /// remaining frames are refused until the next key frame.
+    fn decode_frame(&mut self, sample: &[u8], key: bool) -> Result<Picture, CodecError>;
 }

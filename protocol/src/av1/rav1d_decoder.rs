@@ -9,6 +9,8 @@ pub struct Rav1dDecoder {
     threads: u32,
     /// Largest picture (in pixels) accepted, so a hostile stream cannot make us allocate freely.
     max_pixels: u32,
+    /// The GOP being decoded frame by frame (live playback).
+    live: Option<Decoder>,
 }
 
 impl Rav1dDecoder {
@@ -17,7 +19,16 @@ impl Rav1dDecoder {
         Self {
             threads,
             max_pixels: 1 << 26,
+            live: None,
         }
+    }
+
+    fn decoder(&self) -> Result<Decoder, CodecError> {
+        let mut settings = Settings::new();
+        settings.set_n_threads(self.threads);
+        settings.set_max_frame_delay(1);
+        settings.set_frame_size_limit(self.max_pixels);
+        Decoder::with_settings(&settings).map_err(dav_err)
     }
 }
 
@@ -57,26 +68,10 @@ fn to_picture(p: &re_rav1d::dav1d::Picture) -> Result<Picture, CodecError> {
 
 impl PlaneDecoder for Rav1dDecoder {
     fn decode_gop(&mut self, samples: &[&[u8]]) -> Result<Vec<Picture>, CodecError> {
-        let mut settings = Settings::new();
-        settings.set_n_threads(self.threads);
-        settings.set_max_frame_delay(1);
-        settings.set_frame_size_limit(self.max_pixels);
-        let mut dec = Decoder::with_settings(&settings).map_err(dav_err)?;
+        let mut dec = self.decoder()?;
         let mut out = Vec::with_capacity(samples.len());
         for sample in samples {
-            match dec.send_data(sample.to_vec(), None, None, None) {
-                Ok(()) => {}
-                Err(DavError::Again) => loop {
-                    drain(&mut dec, &mut out)?;
-                    match dec.send_pending_data() {
-                        Ok(()) => break,
-                        Err(DavError::Again) => continue,
-                        Err(e) => return Err(dav_err(e)),
-                    }
-                },
-                Err(e) => return Err(dav_err(e)),
-            }
-            drain(&mut dec, &mut out)?;
+            feed(&mut dec, sample, &mut out)?;
         }
         drain(&mut dec, &mut out)?;
         if out.len() != samples.len() {
@@ -88,6 +83,46 @@ impl PlaneDecoder for Rav1dDecoder {
         }
         Ok(out)
     }
+
+    fn decode_frame(&mut self, sample: &[u8], key: bool) -> Result<Picture, CodecError> {
+        if key {
+            self.live = Some(self.decoder()?);
+        }
+        let Some(dec) = self.live.as_mut() else {
+            return Err(CodecError::Decoder(
+                "a frame without its GOP's key frame".into(),
+            ));
+        };
+        let mut out = Vec::with_capacity(1);
+        let fed = feed(dec, sample, &mut out);
+        if fed.is_err() || out.len() != 1 {
+            // The GOP cannot go on: its next frames wait for the next key frame.
+            self.live = None;
+            fed?;
+            return Err(CodecError::Decoder(format!(
+                "{} pictures from one sample",
+                out.len()
+            )));
+        }
+        Ok(out.pop().expect("one picture"))
+    }
+}
+
+/// Sends one sample and collects the pictures it completes.
+fn feed(dec: &mut Decoder, sample: &[u8], out: &mut Vec<Picture>) -> Result<(), CodecError> {
+    match dec.send_data(sample.to_vec(), None, None, None) {
+        Ok(()) => {}
+        Err(DavError::Again) => loop {
+            drain(dec, out)?;
+            match dec.send_pending_data() {
+                Ok(()) => break,
+                Err(DavError::Again) => continue,
+                Err(e) => return Err(dav_err(e)),
+            }
+        },
+        Err(e) => return Err(dav_err(e)),
+    }
+    drain(dec, out)
 }
 
 fn drain(dec: &mut Decoder, out: &mut Vec<Picture>) -> Result<(), CodecError> {
@@ -148,6 +183,37 @@ mod tests {
                 assert!(worst <= max / 40, "{bit_depth}-bit worst error {worst}");
             }
         }
+    }
+
+    #[test]
+    fn frame_by_frame_decodes_as_the_whole_gop() {
+        let pictures: Vec<Picture> = (0..6).map(|t| gradient(t, 10)).collect();
+        let mut enc = Rav1eEncoder::new(EncoderSettings {
+            speed: 10,
+            quantizer: 60,
+            bitrate: 0,
+            fps: 30.0,
+            threads: 1,
+        });
+        let gop = enc.encode_gop(&pictures).unwrap();
+        let refs: Vec<&[u8]> = gop.samples.iter().map(Vec::as_slice).collect();
+        let whole = Rav1dDecoder::new(1).decode_gop(&refs).unwrap();
+        let mut live = Rav1dDecoder::new(1);
+        // Without a key frame first, nothing decodes.
+        assert!(live.decode_frame(refs[1], false).is_err());
+        for _ in 0..2 {
+            for (k, sample) in refs.iter().enumerate() {
+                assert_eq!(
+                    live.decode_frame(sample, k == 0).unwrap(),
+                    whole[k],
+                    "frame {k}"
+                );
+            }
+        }
+        // A broken frame ends the GOP: its next frames are refused until a key frame.
+        assert!(live.decode_frame(&[0x32, 0x05, 1, 2, 3], false).is_err());
+        assert!(live.decode_frame(refs[1], false).is_err());
+        assert_eq!(live.decode_frame(refs[0], true).unwrap(), whole[0]);
     }
 
     #[test]

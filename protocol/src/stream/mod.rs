@@ -8,10 +8,12 @@
 //! every chunk is exactly what a MoQ track carries as one frame, so the file and the live stream
 //! are the same bytes and live latency is a frame, not a GOP.
 
+mod live;
 mod reader;
 mod tracks;
 mod writer;
 
+pub use live::{FrameAssembler, LiveFrame};
 pub use reader::{DecodedGop, GopSizes, StreamError, StreamReader};
 pub use tracks::{AssembledGop, GopAssembler, GopPlanes, TrackSet};
 pub use writer::{Chunk, StreamWriter, WriteError, WrittenGop};
