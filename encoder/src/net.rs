@@ -15,7 +15,7 @@ use splatcast_protocol::atomic::write_file;
 use splatcast_protocol::container::{media_segment, parse_init};
 use splatcast_protocol::formats;
 use splatcast_protocol::sequence::list_frames;
-use splatcast_protocol::stream::{Chunk, WrittenGop, split_by_frame};
+use splatcast_protocol::stream::{Chunk, FRAME_TICKS, WrittenGop, split_by_frame};
 use tokio::time::Instant;
 
 use crate::commands::{open, scan_frames};
@@ -33,21 +33,10 @@ pub struct TrustArgs {
 
 impl TrustArgs {
     fn trust(&self) -> Result<Trust> {
-        match (&self.ca, self.fingerprint.is_empty()) {
-            (Some(ca), true) => {
-                Trust::roots_from(ca).with_context(|| format!("{}: cannot read", ca.display()))
-            }
-            (None, false) => Ok(Trust::Pinned(
-                self.fingerprint
-                    .iter()
-                    .map(|f| f.parse())
-                    .collect::<Result<_, _>>()?,
-            )),
-            (Some(_), false) => bail!("give --fingerprint or --ca, not both"),
-            (None, true) => bail!(
-                "the server's certificate must be trusted: give --fingerprint (printed by \
-                 `splatcast relay`) or --ca roots.pem"
-            ),
+        let trust = Trust::from_flags(&self.fingerprint, self.ca.as_deref());
+        match &self.ca {
+            Some(ca) => trust.with_context(|| format!("{}: cannot read", ca.display())),
+            None => Ok(trust?),
         }
     }
 }
@@ -194,8 +183,10 @@ async fn replay(path: &Path, broadcast: moq_net::broadcast::Producer, looped: bo
                 }
             };
             let (first, frames) = reader.gop_span(g)?;
-            for (track, frame, part) in split_by_frame(&fragment, side) {
+            for (track, frame, mut part) in split_by_frame(&fragment, side) {
                 let at = sent + frame.saturating_sub(first);
+                // The broadcast's timeline goes on across loops.
+                part.base_time = at * FRAME_TICKS as u64;
                 tokio::time::sleep_until(start + Duration::from_secs_f64(at as f64 / fps)).await;
                 let chunk = Chunk {
                     track: Some(track),

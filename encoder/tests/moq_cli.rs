@@ -155,7 +155,7 @@ fn published_file_reaches_a_subscriber_through_the_relay() {
         let mut sub = subscribe(broadcast, None).await.unwrap();
         let mut gops = Vec::new();
         while gops.len() < 4 {
-            let gop = tokio::time::timeout(Duration::from_secs(20), sub.next_gop())
+            let gop = tokio::time::timeout(Duration::from_secs(20), sub.next())
                 .await
                 .expect("GOPs keep coming")
                 .expect("the broadcast goes on")

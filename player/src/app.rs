@@ -3,6 +3,7 @@
 //! `splatcast-player` binary is such an app, with the overlay on top.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
 use bevy::input::mouse::{AccumulatedMouseMotion, AccumulatedMouseScroll, MouseScrollUnit};
@@ -16,7 +17,7 @@ use crate::controls::{Gesture, OrbitView, TouchGestures};
 use crate::decode::{DecodeWorker, Position};
 use crate::playback::{Clock, Jump};
 use crate::render::{ShownFrame, SplatRenderPlugin, SplatView};
-use crate::source::PlaneSource;
+use crate::source::Source;
 
 /// Height of the timeline bar at the bottom of the window, logical pixels.
 pub const TIMELINE_HEIGHT: f32 = 22.0;
@@ -126,9 +127,23 @@ pub struct Player {
     pub suspended: bool,
     /// Whether the overlay is shown.
     pub overlay: bool,
+    /// Live broadcasts: delays and stalls as the viewer sees them.
+    pub live: Option<LiveFigures>,
     /// Whether the timeline is being dragged.
     scrubbing: bool,
     touches: TouchGestures,
+}
+
+/// What a live viewer experiences.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LiveFigures {
+    /// The last shown frame's last chunk arriving → the frame taken for the screen, in ms.
+    pub delay_ms: f64,
+    /// Gaps between new frames longer than 100 ms (and two frame intervals) while playing.
+    pub stalls: u32,
+    /// The longest such gap, in ms.
+    pub longest_stall_ms: f64,
+    last_frame: Option<Instant>,
 }
 
 impl Player {
@@ -137,12 +152,19 @@ impl Player {
         let (worker, fatal, centre_radius) = match source {
             Ok(source) => {
                 let bounds = source.first_side().map(|s| s.bounds());
-                let worker = DecodeWorker::spawn(source, options.queue_frames);
+                let worker = match source {
+                    Source::Stored(s) => DecodeWorker::spawn(s, options.queue_frames),
+                    Source::Live(l) => DecodeWorker::spawn_live(l, options.queue_frames),
+                };
                 worker.set_looping(options.looping);
                 (Some(worker), None, bounds)
             }
             Err(e) => (None, Some(e), None),
         };
+        let live = worker
+            .as_ref()
+            .is_some_and(DecodeWorker::live)
+            .then(LiveFigures::default);
         let (centre, radius) = centre_radius.unwrap_or((GVec3::ZERO, 1.0));
         let (fps, frames) = worker
             .as_ref()
@@ -162,6 +184,7 @@ impl Player {
             log: Vec::new(),
             suspended: false,
             overlay: true,
+            live,
             scrubbing: false,
             touches: TouchGestures::default(),
             options,
@@ -181,9 +204,27 @@ impl Player {
             return;
         };
         worker.set_looping(self.clock.looping);
+        if worker.live()
+            && self.clock.playing
+            && let Some(edge) = worker.newest()
+        {
+            // Live: the newest decoded frame is the one to show.
+            self.clock.seek(edge.frame);
+        }
         let taken = worker.take(self.clock.position());
         self.dropped += taken.dropped;
         if let Some(frame) = taken.frame {
+            if let (Some(live), Some(arrived)) = (&mut self.live, frame.arrived) {
+                let now = Instant::now();
+                live.delay_ms = 1e3 * (now - arrived).as_secs_f64();
+                if let Some(last) = live.last_frame.replace(now) {
+                    let gap = 1e3 * (now - last).as_secs_f64();
+                    if self.clock.playing && gap > 100f64.max(2e3 / self.clock.fps()) {
+                        live.stalls += 1;
+                        live.longest_stall_ms = live.longest_stall_ms.max(gap);
+                    }
+                }
+            }
             self.shown = Some(frame.at);
             shown.frame = Some(frame);
             shown.serial += 1;
@@ -215,9 +256,9 @@ pub fn splat_camera(player: &Player) -> impl Bundle {
 }
 
 /// A source to play, or why it could not be opened (shown instead of the video).
-pub type SourceOrError = Result<Box<dyn PlaneSource>, String>;
+pub type SourceOrError = Result<Source, String>;
 
-/// Plays a [`PlaneSource`] into every [`splat_camera`].
+/// Plays a [`Source`] into every [`splat_camera`].
 pub struct PlayerPlugin {
     start: Mutex<Option<(SourceOrError, PlayerOptions)>>,
     /// Whether mouse, keyboard and touch drive the player (off for headless rendering).

@@ -2,16 +2,18 @@
 //! into a bounded queue; the frame loop takes what the clock asks for without ever waiting.
 //! When decoding falls behind, the clock wins: frames that arrive late are dropped, and the
 //! worker jumps ahead to the GOP the clock has reached instead of decoding ones already past.
+//! A live source is decoded frame by frame as frames arrive; the queue then keeps the newest.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use splatcast_protocol::av1::Picture;
 use splatcast_protocol::gop::GopSide;
 
-use crate::source::PlaneSource;
+use crate::live::LiveSource;
+use crate::source::{PlaneSource, SourceError};
 
 /// A position on the playback timeline: which pass over the stream (looping adds one) and
 /// which frame. Ordered, so "earlier than the clock" is a comparison.
@@ -33,6 +35,8 @@ pub struct DecodedFrame {
     pub side: Arc<GopSide>,
     /// One picture per track.
     pub pictures: Vec<Picture>,
+    /// When its last chunk arrived (live sources).
+    pub arrived: Option<Instant>,
 }
 
 /// Running figures for the overlay.
@@ -44,6 +48,10 @@ pub struct DecodeStats {
     pub bits_per_second: f64,
     /// Frames decoded in all.
     pub decoded: u64,
+    /// Live sources: connect → first key frame, in ms.
+    pub joined_ms: Option<f64>,
+    /// Live sources: frames thrown away to catch up with the broadcast.
+    pub skipped: u64,
 }
 
 struct State {
@@ -87,6 +95,7 @@ pub struct DecodeWorker {
     thread: Option<JoinHandle<()>>,
     fps: f64,
     frame_count: u64,
+    live: bool,
 }
 
 impl DecodeWorker {
@@ -94,6 +103,39 @@ impl DecodeWorker {
     /// more may arrive at once, since GOPs decode whole).
     pub fn spawn(mut source: Box<dyn PlaneSource>, capacity: usize) -> Self {
         let (fps, frame_count) = (source.fps(), source.frame_count());
+        let log = source.cut_short().into_iter().collect();
+        Self::start(
+            fps,
+            frame_count,
+            capacity,
+            log,
+            DecodeStats::default(),
+            move |s| run(source.as_mut(), s),
+        )
+    }
+
+    /// Decodes a live broadcast frame by frame as frames arrive, keeping the newest `capacity`
+    /// (older ones are dropped: a live viewer never waits for the past). Seeks do nothing.
+    pub fn spawn_live(mut source: LiveSource, capacity: usize) -> Self {
+        let stats = DecodeStats {
+            joined_ms: Some(source.joined().as_secs_f64() * 1e3),
+            ..DecodeStats::default()
+        };
+        let mut worker = Self::start(source.fps(), u64::MAX, capacity, Vec::new(), stats, {
+            move |s| run_live(&mut source, s)
+        });
+        worker.live = true;
+        worker
+    }
+
+    fn start(
+        fps: f64,
+        frame_count: u64,
+        capacity: usize,
+        log: Vec<String>,
+        stats: DecodeStats,
+        body: impl FnOnce(&Shared) + Send + 'static,
+    ) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -105,21 +147,55 @@ impl DecodeWorker {
                 suspended: false,
                 stop: false,
                 finished: false,
-                log: source.cut_short().into_iter().collect(),
-                stats: DecodeStats::default(),
+                log,
+                stats,
             }),
             wake: Condvar::new(),
         });
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("splatcast-decode".into())
-            .spawn(move || run(source.as_mut(), &worker))
+            .spawn(move || body(&worker))
             .ok();
         Self {
             shared,
             thread,
             fps,
             frame_count,
+            live: false,
+        }
+    }
+
+    /// Whether this decodes a live broadcast.
+    pub fn live(&self) -> bool {
+        self.live
+    }
+
+    /// The newest decoded frame waiting: a live broadcast's edge.
+    pub fn newest(&self) -> Option<Position> {
+        self.shared.lock().queue.back().map(|f| f.at)
+    }
+
+    /// Blocks until a frame after `after` (any, when `None`) is queued and returns its
+    /// position; `None` when decoding ends first or nothing comes within `wait`. For headless
+    /// rendering of live broadcasts, where every frame that arrives is drawn.
+    pub fn wait_next(&self, after: Option<Position>, wait: Duration) -> Option<Position> {
+        let deadline = Instant::now() + wait;
+        let mut s = self.shared.lock();
+        loop {
+            if let Some(f) = s.queue.iter().find(|f| after.is_none_or(|a| f.at > a)) {
+                return Some(f.at);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if s.finished || s.stop || left.is_zero() {
+                return None;
+            }
+            s = self
+                .shared
+                .wake
+                .wait_timeout(s, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -136,6 +212,9 @@ impl DecodeWorker {
     /// Restarts decoding at `at` (its GOP is decoded from the start, frames before `at` are
     /// not queued); what was queued is dropped.
     pub fn seek(&self, at: Position) {
+        if self.live {
+            return;
+        }
         let mut s = self.shared.lock();
         s.queue.clear();
         s.seek = Some(at);
@@ -285,6 +364,7 @@ fn run(source: &mut dyn PlaneSource, shared: &Shared) {
                             gop: d.index,
                             side: d.side.clone(),
                             pictures,
+                            arrived: None,
                         }));
                     }
                 }
@@ -306,6 +386,69 @@ fn run(source: &mut dyn PlaneSource, shared: &Shared) {
             } else {
                 s.finished = true;
             }
+        }
+        shared.wake.notify_all();
+    }
+}
+
+/// The live loop: take each frame as it arrives, decode it, queue it (dropping the oldest when
+/// the queue is full), until the broadcast ends or the player goes away.
+fn run_live(source: &mut LiveSource, shared: &Shared) {
+    let mut woke = false;
+    loop {
+        {
+            let mut s = shared.lock();
+            while s.suspended && !s.stop {
+                s = shared.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                woke = true;
+            }
+            if s.stop {
+                return;
+            }
+        }
+        if std::mem::take(&mut woke) {
+            // Back from the background: what arrived meanwhile is stale.
+            source.resync();
+        }
+        let start = Instant::now();
+        let next = source.next_frame(Duration::from_millis(50));
+        let elapsed = start.elapsed().as_secs_f64();
+        let mut s = shared.lock();
+        s.stats.skipped = source.skipped;
+        match next {
+            Ok(None) => continue,
+            Ok(Some(f)) => {
+                s.stats.ms_per_frame = 1e3 * elapsed;
+                // Smoothed over about a second: key frames are much larger than the rest.
+                let rate = 8.0 * f.bytes as f64 * source.fps();
+                let a = (1.0 / source.fps().max(1.0)).min(1.0);
+                s.stats.bits_per_second = if s.stats.decoded == 0 {
+                    rate
+                } else {
+                    s.stats.bits_per_second + a * (rate - s.stats.bits_per_second)
+                };
+                s.stats.decoded += 1;
+                s.queue.push_back(Arc::new(DecodedFrame {
+                    at: Position {
+                        lap: 0,
+                        frame: f.frame,
+                    },
+                    gop: f.group as usize,
+                    side: f.side,
+                    pictures: f.pictures,
+                    arrived: Some(f.arrived),
+                }));
+                while s.queue.len() > s.capacity {
+                    s.queue.pop_front();
+                }
+            }
+            Err(SourceError::Ended) => {
+                s.log.push("the broadcast ended".into());
+                s.finished = true;
+                shared.wake.notify_all();
+                return;
+            }
+            Err(e) => s.log.push(format!("live: {e}")),
         }
         shared.wake.notify_all();
     }

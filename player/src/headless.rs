@@ -5,7 +5,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bevy::camera::RenderTarget;
 use bevy::prelude::*;
@@ -15,20 +15,12 @@ use crate::app::{Player, PlayerOptions, PlayerPlugin, splat_camera};
 use crate::capture_files::write_png;
 use crate::decode::Position;
 use crate::render::RenderFeedback;
-use crate::source::{FileSource, PlaneSource};
+use crate::source::Source;
 use crate::stage::Stage;
 
 /// Why a headless run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HeadlessError {
-    /// The file could not be opened.
-    #[error("{path}: {message}")]
-    Source {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
     /// The options do not fit the file.
     #[error("{0}")]
     Options(String),
@@ -43,13 +35,18 @@ pub enum HeadlessError {
     /// The renderer delivered nothing.
     #[error("frame {0}: the renderer delivered no picture within 60 s")]
     Stalled(u64),
+    /// A live broadcast stopped sending.
+    #[error("live: {0} frames rendered, then none arrived within 30 s or the broadcast ended")]
+    LiveEnded(usize),
 }
 
 /// What to render.
 pub struct HeadlessOptions {
-    /// The Splatcast file.
-    pub input: PathBuf,
-    /// Frames to render (end exclusive, clamped to the file).
+    /// What to play: a file ([`crate::FileSource`]) or a live broadcast ([`crate::LiveSource`]).
+    pub source: Source,
+    /// Frames to render: of a file, these (end exclusive, clamped to the file); of a live
+    /// broadcast, as many as the range holds (an open range: until it ends), each as it
+    /// arrives (PNGs named by the frame's number on the broadcast's timeline).
     pub frames: Range<u64>,
     /// Picture size.
     pub size: (u32, u32),
@@ -93,21 +90,31 @@ pub fn run(
             "size {w}x{h} is outside 8 to 8192"
         )));
     }
-    let source = FileSource::open(&options.input).map_err(|e| HeadlessError::Source {
-        path: options.input.clone(),
-        message: e.to_string(),
-    })?;
-    let count = source.frame_count();
-    let frames = options.frames.start.min(count)..options.frames.end.min(count);
-    if frames.is_empty() {
-        return Err(HeadlessError::Options(format!(
-            "no frames in {:?}: the file has {count}",
-            options.frames
-        )));
-    }
+    let live = matches!(options.source, Source::Live(_));
+    let frames = match &options.source {
+        Source::Stored(source) => {
+            let count = source.frame_count();
+            let frames = options.frames.start.min(count)..options.frames.end.min(count);
+            if frames.is_empty() {
+                return Err(HeadlessError::Options(format!(
+                    "no frames in {:?}: the file has {count}",
+                    options.frames
+                )));
+            }
+            frames
+        }
+        Source::Live(_) => options.frames.clone(),
+    };
+    let wanted = (frames.end - frames.start) as usize;
     let player_options = PlayerOptions {
         autoplay: false,
         looping: false,
+        // Live frames are all kept until drawn.
+        queue_frames: if live {
+            wanted.clamp(1, 4096)
+        } else {
+            options.player.queue_frames
+        },
         budget: crate::app::Budget {
             max_pixels: u64::MAX,
             ..options.player.budget
@@ -115,11 +122,7 @@ pub fn run(
         ..options.player
     };
     let mut stage = Stage::new(None, false, |app| {
-        app.add_plugins(PlayerPlugin::new(
-            Ok(Box::new(source)),
-            player_options,
-            false,
-        ));
+        app.add_plugins(PlayerPlugin::new(Ok(options.source), player_options, false));
     });
     let adapter = stage
         .world()
@@ -139,20 +142,42 @@ pub fn run(
         })?;
     }
     let (sender, receiver) = mpsc::channel::<(u64, Image)>();
-    let mut timings = Vec::with_capacity((frames.end - frames.start) as usize);
+    let mut timings = Vec::with_capacity(wanted.min(4096));
     let mut log = Vec::new();
     let mut written = 0;
-    for (i, frame) in frames.clone().enumerate() {
-        {
+    let mut last = None;
+    for i in 0..wanted {
+        let frame = {
             let world = stage.world();
             let mut player = world.resource_mut::<Player>();
-            let jump = player.clock.seek(frame);
-            if i == 0 {
-                player.jump(jump);
+            if live {
+                let worker = player.worker.as_ref().expect("opened above");
+                // The first update may have taken the first frame already.
+                let next = match (last, player.shown) {
+                    (None, Some(shown)) => Some(shown),
+                    _ => worker.wait_next(last, Duration::from_secs(30)),
+                };
+                let Some(at) = next else {
+                    // An open range plays the broadcast to its end.
+                    if options.frames.end == u64::MAX && i > 0 {
+                        break;
+                    }
+                    return Err(HeadlessError::LiveEnded(i));
+                };
+                last = Some(at);
+                player.clock.seek(at.frame);
+                at.frame
+            } else {
+                let frame = frames.start + i as u64;
+                let jump = player.clock.seek(frame);
+                if i == 0 {
+                    player.jump(jump);
+                }
+                let worker = player.worker.as_ref().expect("opened above");
+                worker.wait_for(Position { lap: 0, frame });
+                frame
             }
-            let worker = player.worker.as_ref().expect("opened above");
-            worker.wait_for(Position { lap: 0, frame });
-        }
+        };
         if options.out.is_some() {
             let sink = sender.clone();
             stage
@@ -180,7 +205,7 @@ pub fn run(
             gpu_ms: world.resource::<RenderFeedback>().get().gpu_ms,
         });
         written += write_arrived(&receiver, options.out.as_deref())?;
-        progress(i as u64 + 1, frames.end - frames.start);
+        progress(i as u64 + 1, wanted as u64);
     }
     // The last screenshots arrive on the following updates.
     let wanted = if options.out.is_some() {
@@ -194,7 +219,9 @@ pub fn run(
         stage.update();
         written += write_arrived(&receiver, options.out.as_deref())?;
         if waiting.elapsed().as_secs() > 60 {
-            return Err(HeadlessError::Stalled(frames.end - 1));
+            return Err(HeadlessError::Stalled(
+                last.map_or(frames.end - 1, |p| p.frame),
+            ));
         }
     }
     log.dedup();

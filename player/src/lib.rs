@@ -1,7 +1,8 @@
 //! Splatcast player: a bevy plugin that plays volumetric video, and the app built on it.
 //!
-//! - [`source`]: where coded frames come from (a file now; network sources plug into the same
-//!   trait), [`decode`]: the decode worker and its bounded queue, [`playback`]: the clock.
+//! - [`source`]: where coded frames come from (files through one trait), [`live`]: a live MoQ
+//!   broadcast decoded frame by frame, [`decode`]: the decode worker and its bounded queue,
+//!   [`playback`]: the clock.
 //! - [`render`]: the GPU half inside bevy's render graph (unpack → project → sort → rasterize
 //!   → present), [`app`]: the plugin, camera controls and lifecycle, [`controls`]: orbit view
 //!   and touch gestures, [`overlay`]: figures and the timeline bar.
@@ -17,6 +18,7 @@ pub mod capture_files;
 pub mod controls;
 pub mod decode;
 pub mod headless;
+pub mod live;
 pub mod overlay;
 pub mod playback;
 pub mod render;
@@ -26,4 +28,5 @@ pub mod stage;
 pub mod window;
 
 pub use app::{Budget, Player, PlayerOptions, PlayerPlugin, splat_camera};
-pub use source::{DecodedGop, FileSource, PlaneSource, SourceError};
+pub use live::LiveSource;
+pub use source::{DecodedGop, FileSource, PlaneSource, Source, SourceError};

@@ -1,16 +1,19 @@
-//! `splatcast-player`: plays a Splatcast file in a window, or renders frames headless.
+//! `splatcast-player`: plays a Splatcast file or a live MoQ broadcast in a window, or renders
+//! frames headless.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, save_to_disk};
 use clap::Parser;
-use splatcast_player::app::{Budget, Player, PlayerOptions, PlayerSystems};
+use splatcast_net::{Address, Trust};
+use splatcast_player::app::{Budget, Player, PlayerOptions, PlayerSystems, SourceOrError};
 use splatcast_player::headless::{self, HeadlessOptions};
 use splatcast_player::render::RenderFeedback;
 use splatcast_player::window::{WindowSettings, open_file, window_app};
+use splatcast_player::{LiveSource, Source};
 use splatcast_shaders::orbit::{Orbit, Up};
 use splatcast_shaders::posed::read_transforms;
 
@@ -23,12 +26,20 @@ use splatcast_shaders::posed::read_transforms;
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// A Splatcast MP4 (from `splatcast encode`).
-    input: PathBuf,
+    /// A Splatcast MP4 (from `splatcast encode`), or a live broadcast:
+    /// `moq://HOST:PORT/rooms/ROOM/NAME[?jwt=TOKEN]` (raw QUIC) or `https://…` (WebTransport).
+    input: String,
+    /// SHA-256 of the relay's certificate, as `splatcast relay` prints it (live broadcasts).
+    #[arg(long)]
+    fingerprint: Vec<String>,
+    /// PEM file of certificates to trust as roots (live broadcasts).
+    #[arg(long)]
+    ca: Option<PathBuf>,
     /// Render to PNGs without a window.
     #[arg(long)]
     headless: bool,
-    /// Frames to render headless: `A..B` (end exclusive), `A..` or one index.
+    /// Frames to render headless: `A..B` (end exclusive), `A..` or one index; of a live
+    /// broadcast, that many frames as they arrive (`0..` until it ends).
     #[arg(long, default_value = "0..")]
     frames: String,
     /// Orbit camera: AZIMUTH,ELEVATION[,DISTANCE[,FOV]] (degrees; distance in scene radii).
@@ -201,6 +212,19 @@ fn options(cli: &Cli, size: (u32, u32)) -> Result<PlayerOptions> {
     })
 }
 
+/// Opens the input: a live broadcast when it is a URL, a file otherwise.
+fn open(cli: &Cli) -> SourceOrError {
+    if !cli.input.contains("://") {
+        return open_file(Path::new(&cli.input));
+    }
+    let live = || -> Result<Source> {
+        let address: Address = cli.input.parse()?;
+        let trust = Trust::from_flags(&cli.fingerprint, cli.ca.as_deref())?;
+        Ok(Source::Live(LiveSource::open(&address, trust)?))
+    };
+    live().map_err(|e| format!("{}: {e:#}", cli.input))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -216,9 +240,10 @@ fn run_headless(cli: &Cli) -> Result<()> {
     if cli.out.is_none() && !cli.bench {
         bail!("--headless needs --out DIR or --bench");
     }
+    let source = open(cli).map_err(anyhow::Error::msg)?;
     let report = headless::run(
         HeadlessOptions {
-            input: cli.input.clone(),
+            source,
             frames: parse_frames(&cli.frames)?,
             size,
             player: options(cli, size)?,
@@ -274,10 +299,10 @@ fn run_window(cli: &Cli) -> Result<()> {
         .transpose()?
         .unwrap_or((1280, 720));
     let mut app = window_app(
-        open_file(&cli.input),
+        open(cli),
         options(cli, size)?,
         WindowSettings {
-            title: format!("Splatcast — {}", cli.input.display()),
+            title: format!("Splatcast — {}", cli.input),
             size,
             fullscreen: false,
             overlay: !cli.no_overlay,

@@ -1,6 +1,7 @@
 //! The overlay: playback figures (fps, decode ms, GPU ms, bitrate, buffered frames, Gaussian
-//! count, dropped frames, speed) at the top left, messages, and the timeline bar at the
-//! bottom, whose fill follows the clock and which the pointer scrubs. `O` toggles it.
+//! count, dropped frames, speed; for live broadcasts join time, delay and stalls) at the top
+//! left, messages, and the timeline bar at the bottom, whose fill follows the clock and which
+//! the pointer scrubs (files only). `O` toggles it.
 
 use std::time::Instant;
 
@@ -115,14 +116,34 @@ fn figures(player: &Player, report: &crate::render::RenderReport, fps: f64) -> S
     let gpu = report
         .gpu_ms
         .map_or_else(|| "n/a".into(), |ms| format!("{ms:.2} ms"));
+    let paused = if player.clock.playing { "" } else { "  paused" };
+    let (position, live) = match &player.live {
+        Some(live) => (
+            format!("LIVE   frame {frame}{paused}"),
+            format!(
+                "\njoin {:.0} ms   arrival→screen {:.0} ms   stalls {} (longest {:.0} ms)   \
+                 skipped {}",
+                stats.joined_ms.unwrap_or(0.0),
+                live.delay_ms,
+                live.stalls,
+                live.longest_stall_ms,
+                stats.skipped
+            ),
+        ),
+        None => (
+            format!(
+                "frame {frame}/{}   {:.2}x{paused}{}",
+                player.clock.frame_count(),
+                player.clock.speed(),
+                if player.clock.looping { "  loop" } else { "" },
+            ),
+            String::new(),
+        ),
+    };
     format!(
-        "{fps:.0} fps   frame {frame}/{}   {:.2}x{}{}\n\
+        "{fps:.0} fps   {position}\n\
          decode {:.1} ms/frame   GPU {gpu}   {:.2} Mbit/s\n\
-         buffered {}   dropped {}   {} Gaussians   {}x{}",
-        player.clock.frame_count(),
-        player.clock.speed(),
-        if player.clock.playing { "" } else { "  paused" },
-        if player.clock.looping { "  loop" } else { "" },
+         buffered {}   dropped {}   {} Gaussians   {}x{}{live}",
         stats.ms_per_frame,
         stats.bits_per_second / 1e6,
         worker.buffered(),
@@ -176,7 +197,12 @@ fn update(
         text.0 = message;
     }
     if let Ok(mut v) = timeline.single_mut() {
-        *v = shown;
+        // A live broadcast has no timeline to scrub.
+        *v = if player.live.is_some() {
+            Visibility::Hidden
+        } else {
+            shown
+        };
     }
     if let Ok(mut node) = fill.single_mut() {
         node.width = Val::Percent((100.0 * player.clock.progress()) as f32);

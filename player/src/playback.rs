@@ -57,6 +57,11 @@ impl Clock {
         }
     }
 
+    /// Frames per second.
+    pub fn fps(&self) -> f64 {
+        self.fps
+    }
+
     /// Frames in the stream.
     pub fn frame_count(&self) -> u64 {
         self.frame_count

@@ -1,6 +1,6 @@
-//! Where coded frames come from: one trait for every source (a file now; the QUIC and MoQ
-//! sources later), yielding a GOP's decoded planes — the GPU rebuilds the Gaussians, so the
-//! CPU never touches them.
+//! Where coded frames come from: sources with a timeline (a file; a served file on demand) yield
+//! a GOP's decoded planes by index through one trait; a live broadcast ([`LiveSource`]) yields
+//! frames as they arrive. Either way the GPU rebuilds the Gaussians; the CPU never touches them.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -10,6 +10,8 @@ use std::sync::Arc;
 use splatcast_protocol::av1::{Picture, PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::gop::{GopSide, SideError};
 use splatcast_protocol::stream::{StreamError, StreamReader};
+
+use crate::live::LiveSource;
 
 /// Why a source could not deliver.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,42 @@ pub enum SourceError {
     /// A GOP index past the end.
     #[error("GOP {0} does not exist")]
     NoSuchGop(usize),
+    /// The connection, the MoQ session or the subscription failed.
+    #[error(transparent)]
+    Net(#[from] splatcast_net::NetError),
+    /// Connected, but no frame came.
+    #[error("no frame arrived within {} s", .0.as_secs())]
+    Silent(std::time::Duration),
+    /// A live frame could not be assembled or decoded; playing goes on at the next key frame.
+    #[error("{0}")]
+    Broken(String),
+    /// The broadcast ended.
+    #[error("the broadcast ended")]
+    Ended,
+}
+
+/// What the player plays: a stream with a timeline, or a live broadcast.
+pub enum Source {
+    /// A file (or a file served on demand): seekable, with a known length.
+    Stored(Box<dyn PlaneSource>),
+    /// A live broadcast: frames as they arrive, the clock following the newest.
+    Live(LiveSource),
+}
+
+impl From<FileSource> for Source {
+    fn from(file: FileSource) -> Self {
+        Source::Stored(Box::new(file))
+    }
+}
+
+impl Source {
+    /// The side data of the first GOP: the scene's extent, for the initial view.
+    pub fn first_side(&self) -> Option<&GopSide> {
+        match self {
+            Source::Stored(s) => s.first_side(),
+            Source::Live(l) => Some(l.first_side()),
+        }
+    }
 }
 
 /// One GOP's planes, ready for the GPU.

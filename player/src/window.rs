@@ -9,7 +9,7 @@ use bevy::window::{PresentMode, WindowMode};
 
 use crate::app::{Budget, Player, PlayerOptions, PlayerPlugin, SourceOrError, splat_camera};
 use crate::overlay::OverlayPlugin;
-use crate::source::{FileSource, PlaneSource};
+use crate::source::{FileSource, Source};
 use crate::stage::without_models;
 
 /// How the window looks.
@@ -27,7 +27,7 @@ pub struct WindowSettings {
 /// Opens `path` as a source; a failure becomes the message the window shows.
 pub fn open_file(path: &Path) -> SourceOrError {
     FileSource::open(path)
-        .map(|s| Box::new(s) as Box<dyn PlaneSource>)
+        .map(Source::from)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 

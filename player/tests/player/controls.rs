@@ -21,7 +21,7 @@ struct Phone {
 impl Phone {
     fn new(path: &std::path::Path) -> Self {
         let source = FileSource::open(path).map_err(|e| e.to_string());
-        Self::with(source.map(|s| Box::new(s) as _))
+        Self::with(source.map(Into::into))
     }
 
     fn with(source: splatcast_player::app::SourceOrError) -> Self {

@@ -4,6 +4,7 @@
 
 mod capture;
 mod controls;
+mod live;
 mod pictures;
 mod stream;
 

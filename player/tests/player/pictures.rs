@@ -104,7 +104,7 @@ fn headless_frames_match_the_cli_render() {
     let (w, h) = (400, 300);
     let report = headless::run(
         HeadlessOptions {
-            input: file.clone(),
+            source: FileSource::open(&file).unwrap().into(),
             frames: FRAME - 1..FRAME + 1,
             size: (w, h),
             player: PlayerOptions {
@@ -133,7 +133,7 @@ fn headless_frames_match_the_cli_render() {
     let thin = dir.path().join("thin");
     headless::run(
         HeadlessOptions {
-            input: file.clone(),
+            source: FileSource::open(&file).unwrap().into(),
             frames: FRAME..FRAME + 1,
             size: (w, h),
             player: PlayerOptions {
@@ -188,7 +188,7 @@ fn the_picture_survives_suspend_and_a_new_surface_of_another_size() {
     let fixed = camera_of(&transforms, 400, 300);
     let mut stage = Stage::new(None, false, |app| {
         app.add_plugins(PlayerPlugin::new(
-            Ok(Box::new(FileSource::open(&file).unwrap())),
+            Ok(FileSource::open(&file).unwrap().into()),
             PlayerOptions {
                 autoplay: false,
                 camera: Some(fixed),

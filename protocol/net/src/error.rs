@@ -60,6 +60,9 @@ pub enum NetError {
     /// The peer refused us, or we refused the peer.
     #[error("refused: {0}")]
     Refused(String),
+    /// No way to trust the server was given (or two that exclude each other).
+    #[error("{0}")]
+    Trust(String),
     /// The broadcast does not carry a Splatcast stream.
     #[error("not a Splatcast broadcast: {0}")]
     NotSplatcast(String),

@@ -31,7 +31,7 @@ pub use connect::connect;
 pub use error::NetError;
 pub use publish::BroadcastWriter;
 pub use relay::{Relay, RelayConfig};
-pub use subscribe::{Arrival, Subscription, subscribe, track_frames};
+pub use subscribe::{Arrival, Subscription, subscribe, subscribe_frames, track_frames};
 pub use tls::{Fingerprint, Identity, Trust};
 
 /// Re-exported so users of this crate name moq-net's types without depending on it directly.

@@ -1,10 +1,13 @@
-//! Reading a Splatcast broadcast: the catalog, then every track's groups, reassembled into whole
-//! GOPs by the protocol's sans-IO [`GopAssembler`].
+//! Reading a Splatcast broadcast: the catalog, then every track's groups, reassembled by the
+//! protocol's sans-IO assemblers: whole GOPs ([`GopAssembler`]) or, for live playback, whole
+//! frames as soon as they complete ([`FrameAssembler`]).
 
 use std::time::Duration;
 
 use moq_net::{broadcast, track};
-use splatcast_protocol::stream::{AssembledGop, GopAssembler, TrackSet};
+use splatcast_protocol::stream::{
+    AssembledGop, FrameAssembler, GopAssembler, LiveFrame, StreamError, TrackSet,
+};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -31,21 +34,22 @@ pub struct Arrival {
     pub payload: bytes::Bytes,
 }
 
-/// A live subscription to one broadcast.
-pub struct Subscription {
+/// A live subscription to one broadcast, yielding `T`: whole GOPs ([`subscribe`]) or whole
+/// frames ([`subscribe_frames`]).
+pub struct Subscription<T = AssembledGop> {
     /// What the broadcast carries.
     pub catalog: StreamCatalog,
     /// Its tracks as the decoder sees them.
     pub tracks: TrackSet,
-    gops: mpsc::Receiver<Result<AssembledGop, NetError>>,
+    items: mpsc::Receiver<Result<T, NetError>>,
     _tasks: JoinSet<()>,
 }
 
-impl Subscription {
-    /// The next complete GOP; `None` when the broadcast has ended. A corrupt chunk is reported
-    /// as an error and the subscription goes on with the next GOP.
-    pub async fn next_gop(&mut self) -> Option<Result<AssembledGop, NetError>> {
-        self.gops.recv().await
+impl<T> Subscription<T> {
+    /// The next complete item; `None` when the broadcast has ended. A corrupt chunk is
+    /// reported as an error and the subscription goes on.
+    pub async fn next(&mut self) -> Option<Result<T, NetError>> {
+        self.items.recv().await
     }
 }
 
@@ -56,20 +60,52 @@ pub async fn subscribe(
     broadcast: broadcast::Consumer,
     start: Option<u64>,
 ) -> Result<Subscription, NetError> {
+    assembled(broadcast, start, |_, tracks| {
+        let mut assembler = GopAssembler::new(tracks, PENDING_GOPS);
+        move |group, chunk| assembler.push(group, chunk)
+    })
+    .await
+}
+
+/// Subscribes to `broadcast` for live playback: each frame comes out as soon as its last
+/// track's chunk arrives (latency is a frame, not a GOP), starting at the newest key frame; a
+/// viewer that trails a newer key frame by `max_lag` (media time) skips ahead to it.
+pub async fn subscribe_frames(
+    broadcast: broadcast::Consumer,
+    max_lag: Duration,
+) -> Result<Subscription<LiveFrame>, NetError> {
+    assembled(broadcast, None, |catalog, tracks| {
+        let frames = (max_lag.as_secs_f64() * catalog.fps()).ceil() as u64;
+        let mut assembler = FrameAssembler::new(tracks, frames, PENDING_GOPS + 1);
+        move |group, chunk| assembler.push(group, chunk)
+    })
+    .await
+}
+
+/// The catalog, every track's arrivals, and an assembler (made by `assembler` for the
+/// catalog's tracks) turning them into items on a task.
+async fn assembled<T, F>(
+    broadcast: broadcast::Consumer,
+    start: Option<u64>,
+    assembler: impl FnOnce(&StreamCatalog, TrackSet) -> F,
+) -> Result<Subscription<T>, NetError>
+where
+    T: Send + 'static,
+    F: FnMut(u64, &[u8]) -> Result<Vec<T>, StreamError> + Send + 'static,
+{
     let catalog = StreamCatalog::read(&broadcast).await?;
     let tracks = TrackSet::of(&catalog.movie)?;
     let (mut arrivals, mut tasks) = track_frames(&broadcast, &catalog, start).await?;
-    let (gops_tx, gops_rx) = mpsc::channel(4);
-    let mut assembler = GopAssembler::new(tracks.clone(), PENDING_GOPS);
+    let (items_tx, items_rx) = mpsc::channel(64);
+    let mut push = assembler(&catalog, tracks.clone());
     tasks.spawn(async move {
         while let Some(arrival) = arrivals.recv().await {
-            let out: Vec<Result<AssembledGop, NetError>> =
-                match assembler.push(arrival.group, &arrival.payload) {
-                    Ok(gops) => gops.into_iter().map(Ok).collect(),
-                    Err(e) => vec![Err(NetError::from(e))],
-                };
-            for gop in out {
-                if gops_tx.send(gop).await.is_err() {
+            let out: Vec<Result<T, NetError>> = match push(arrival.group, &arrival.payload) {
+                Ok(items) => items.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(NetError::from(e))],
+            };
+            for item in out {
+                if items_tx.send(item).await.is_err() {
                     return;
                 }
             }
@@ -78,7 +114,7 @@ pub async fn subscribe(
     Ok(Subscription {
         catalog,
         tracks,
-        gops: gops_rx,
+        items: items_rx,
         _tasks: tasks,
     })
 }

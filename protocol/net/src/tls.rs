@@ -135,6 +135,28 @@ pub enum Trust {
 }
 
 impl Trust {
+    /// The trust a client's command line asks for: pinned SHA-256 fingerprints (as `splatcast
+    /// relay` prints them) or a PEM file of roots, exactly one of the two.
+    pub fn from_flags(fingerprints: &[String], ca: Option<&Path>) -> Result<Self, NetError> {
+        match (ca, fingerprints.is_empty()) {
+            (Some(ca), true) => Self::roots_from(ca),
+            (None, false) => Ok(Self::Pinned(
+                fingerprints
+                    .iter()
+                    .map(|f| f.parse())
+                    .collect::<Result<_, _>>()?,
+            )),
+            (Some(_), false) => Err(NetError::Trust(
+                "give --fingerprint or --ca, not both".into(),
+            )),
+            (None, true) => Err(NetError::Trust(
+                "the server's certificate must be trusted: give --fingerprint (printed by \
+                 `splatcast relay`) or --ca roots.pem"
+                    .into(),
+            )),
+        }
+    }
+
     /// Roots from a PEM file.
     pub fn roots_from(path: &Path) -> Result<Self, NetError> {
         let pem = std::fs::read(path)?;

@@ -208,7 +208,7 @@ async fn publish_relay_subscribe_over_raw_quic_and_webtransport() {
     let mut decoder = Rav1dDecoder::new(1);
     for sub in [&mut sub1, &mut sub2] {
         for g in 0..2 {
-            let got = timeout(LIMIT, sub.next_gop())
+            let got = timeout(LIMIT, sub.next())
                 .await
                 .expect("GOP in time")
                 .unwrap()
@@ -228,7 +228,7 @@ async fn publish_relay_subscribe_over_raw_quic_and_webtransport() {
         .await
         .unwrap();
     let mut late = subscribe(b3, None).await.unwrap();
-    let first = timeout(LIMIT, late.next_gop())
+    let first = timeout(LIMIT, late.next())
         .await
         .expect("in time")
         .unwrap()
