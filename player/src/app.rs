@@ -154,7 +154,7 @@ impl Player {
                 let bounds = source.first_side().map(|s| s.bounds());
                 let worker = match source {
                     Source::Stored(s) => DecodeWorker::spawn(s, options.queue_frames),
-                    Source::Live(l) => DecodeWorker::spawn_live(l, options.queue_frames),
+                    Source::Live(l) => DecodeWorker::spawn_live(*l, options.queue_frames),
                 };
                 worker.set_looping(options.looping);
                 (Some(worker), None, bounds)

@@ -220,7 +220,7 @@ fn open(cli: &Cli) -> SourceOrError {
     let live = || -> Result<Source> {
         let address: Address = cli.input.parse()?;
         let trust = Trust::from_flags(&cli.fingerprint, cli.ca.as_deref())?;
-        Ok(Source::Live(LiveSource::open(&address, trust)?))
+        Ok(Source::Live(Box::new(LiveSource::open(&address, trust)?)))
     };
     live().map_err(|e| format!("{}: {e:#}", cli.input))
 }

@@ -44,7 +44,7 @@ pub enum Source {
     /// A file (or a file served on demand): seekable, with a known length.
     Stored(Box<dyn PlaneSource>),
     /// A live broadcast: frames as they arrive, the clock following the newest.
-    Live(LiveSource),
+    Live(Box<LiveSource>),
 }
 
 impl From<FileSource> for Source {

@@ -143,7 +143,7 @@ fn a_published_file_plays_live_frame_for_frame_bit_for_bit() {
     );
 
     let live_dir = dir.path().join("live");
-    let shown = render(Source::Live(source), 0..u64::MAX, &live_dir);
+    let shown = render(Source::Live(Box::new(source)), 0..u64::MAX, &live_dir);
     assert_eq!(
         shown,
         (0..FRAMES).collect::<Vec<_>>(),
