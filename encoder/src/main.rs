@@ -202,6 +202,9 @@ enum Command {
     /// Run a single-machine MoQ relay: rooms as path prefixes (rooms/ROOM/NAME), tokens checked,
     /// the latest GOP of every track cached for late joiners.
     Relay(net::RelayArgs),
+    /// Serve Splatcast MP4s on demand over MoQ, with seeking: each file at vod/NAME (its file
+    /// stem); players fetch any GOP (`splatcast-player moq://HOST:PORT/vod/NAME`).
+    Serve(net::ServeArgs),
     /// Mint an access token (or make the signing key with --generate).
     Token(net::TokenArgs),
     /// Encode and decode a built-in procedural scene and print size and error.
@@ -412,6 +415,7 @@ fn main() -> ExitCode {
             },
         }),
         Command::Relay(args) => net::relay(args),
+        Command::Serve(args) => net::serve(args),
         Command::Token(args) => net::token(args),
         Command::Info { file } => commands::info(&file),
         Command::Render {

@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail, ensure};
 use splatcast_encoder::{EncodeOptions, SequenceEncoder, stream_layout};
 use splatcast_net::token::{Claims, Key};
 use splatcast_net::{
-    Address, BroadcastWriter, Identity, Relay, RelayConfig, Trust, connect, install_crypto, moq_net,
+    Address, BroadcastWriter, Identity, Relay, RelayConfig, Trust, VodServer, connect,
+    install_crypto, moq_net,
 };
 use splatcast_protocol::atomic::write_file;
 use splatcast_protocol::container::{media_segment, parse_init};
@@ -77,11 +78,7 @@ pub struct RelayArgs {
 
 pub fn relay(args: RelayArgs) -> Result<()> {
     let key = Key::load(&args.auth_key)?;
-    let identity = match (&args.cert, &args.key) {
-        (Some(cert), Some(k)) => Identity::load(cert, k)?,
-        (None, None) => Identity::generate(&args.names)?,
-        _ => bail!("--cert and --key go together"),
-    };
+    let identity = identity(&args.cert, &args.key, &args.names)?;
     let fingerprint = identity.fingerprint();
     let rt = runtime()?;
     rt.block_on(async {
@@ -100,6 +97,80 @@ pub fn relay(args: RelayArgs) -> Result<()> {
         println!("relay listening on {addr} (UDP), certificate SHA-256 {fingerprint}");
         relay.run().await?;
         Ok(())
+    })
+}
+
+/// `splatcast serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Splatcast MP4s, or folders of them.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// UDP address to listen on.
+    #[arg(long, default_value = "[::]:4443")]
+    listen: SocketAddr,
+    /// TLS certificate chain (PEM); without --cert/--key a development certificate is
+    /// generated and its SHA-256 printed for clients to pin.
+    #[arg(long)]
+    cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// Host names of the generated certificate.
+    #[arg(long = "name", default_value = "localhost")]
+    names: Vec<String>,
+}
+
+pub fn serve(args: ServeArgs) -> Result<()> {
+    let mut files = Vec::new();
+    for input in &args.inputs {
+        if input.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(input)
+                .with_context(|| format!("{}: cannot list", input.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("mp4")))
+                .collect();
+            found.sort();
+            ensure!(!found.is_empty(), "{}: holds no .mp4 file", input.display());
+            files.extend(found);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    let mut named: Vec<(String, PathBuf)> = Vec::new();
+    for path in files {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace(' ', "_"))
+            .with_context(|| format!("{}: no file name", path.display()))?;
+        ensure!(
+            !named.iter().any(|(n, _)| *n == name),
+            "{}: a second file named '{name}'",
+            path.display()
+        );
+        named.push((name, path));
+    }
+    let identity = identity(&args.cert, &args.key, &args.names)?;
+    let fingerprint = identity.fingerprint();
+    let rt = runtime()?;
+    rt.block_on(async {
+        let server = VodServer::bind(args.listen, &identity, &named)?;
+        let addr = server.local_addr()?;
+        println!("serving on {addr} (UDP), certificate SHA-256 {fingerprint}");
+        for (name, path) in &named {
+            println!("  vod/{name}  {}", path.display());
+        }
+        server.run().await?;
+        Ok(())
+    })
+}
+
+/// The server's TLS identity: `--cert/--key`, or a generated development certificate.
+fn identity(cert: &Option<PathBuf>, key: &Option<PathBuf>, names: &[String]) -> Result<Identity> {
+    Ok(match (cert, key) {
+        (Some(cert), Some(k)) => Identity::load(cert, k)?,
+        (None, None) => Identity::generate(names)?,
+        _ => bail!("--cert and --key go together"),
     })
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
-use splatcast_net::{Address, NetError, Trust, connect, install_crypto, moq_net, subscribe_frames};
+use splatcast_net::{Address, NetError, Trust, install_crypto, subscribe_frames, watch};
 use splatcast_protocol::av1::{Picture, PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::gop::GopSide;
 use splatcast_protocol::stream::LiveFrame;
@@ -226,17 +226,8 @@ fn network(
         }
     };
     runtime.block_on(async move {
-        let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
-        tokio::spawn(moq_net::time::run(driver));
         let joined = async {
-            let session = connect(
-                &address,
-                &trust,
-                moq_net::Client::new().with_subscriber(origin.clone()),
-            )
-            .await?;
-            // The session is rooted at the participant's path: its broadcast is the root.
-            let broadcast = origin.consume().routed_broadcast("").await?;
+            let (session, broadcast) = watch(&address, &trust).await?;
             let subscription = subscribe_frames(broadcast, MAX_LAG).await;
             Ok::<_, NetError>((session, subscription))
         };

@@ -13,7 +13,7 @@ use splatcast_player::app::{Budget, Player, PlayerOptions, PlayerSystems, Source
 use splatcast_player::headless::{self, HeadlessOptions};
 use splatcast_player::render::RenderFeedback;
 use splatcast_player::window::{WindowSettings, open_file, window_app};
-use splatcast_player::{LiveSource, Source};
+use splatcast_player::{LiveSource, Source, VodSource};
 use splatcast_shaders::orbit::{Orbit, Up};
 use splatcast_shaders::posed::read_transforms;
 
@@ -26,8 +26,9 @@ use splatcast_shaders::posed::read_transforms;
 #[derive(Parser)]
 #[command(version)]
 struct Cli {
-    /// A Splatcast MP4 (from `splatcast encode`), or a live broadcast:
-    /// `moq://HOST:PORT/rooms/ROOM/NAME[?jwt=TOKEN]` (raw QUIC) or `https://…` (WebTransport).
+    /// A Splatcast MP4 (from `splatcast encode`), a live broadcast
+    /// (`moq://HOST:PORT/rooms/ROOM/NAME[?jwt=TOKEN]` over raw QUIC, `https://…` over
+    /// WebTransport) or a stream served on demand (`moq://HOST:PORT/vod/NAME`, seekable).
     input: String,
     /// SHA-256 of the relay's certificate, as `splatcast relay` prints it (live broadcasts).
     #[arg(long)]
@@ -220,6 +221,10 @@ fn open(cli: &Cli) -> SourceOrError {
     let live = || -> Result<Source> {
         let address: Address = cli.input.parse()?;
         let trust = Trust::from_flags(&cli.fingerprint, cli.ca.as_deref())?;
+        // `splatcast serve` puts stored streams under vod/: seekable, fetched GOP by GOP.
+        if address.path.starts_with("vod/") {
+            return Ok(Source::Stored(Box::new(VodSource::open(&address, trust)?)));
+        }
         Ok(Source::Live(Box::new(LiveSource::open(&address, trust)?)))
     };
     live().map_err(|e| format!("{}: {e:#}", cli.input))

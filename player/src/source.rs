@@ -238,7 +238,7 @@ impl PlaneSource for FileSource {
 }
 
 /// Per track per frame → per frame per track, moving the pictures.
-fn transpose(tracks: Vec<Vec<Picture>>, frames: usize) -> Vec<Vec<Picture>> {
+pub(crate) fn transpose(tracks: Vec<Vec<Picture>>, frames: usize) -> Vec<Vec<Picture>> {
     let mut out: Vec<Vec<Picture>> = (0..frames)
         .map(|_| Vec::with_capacity(tracks.len()))
         .collect();

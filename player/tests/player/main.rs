@@ -4,7 +4,7 @@
 
 mod capture;
 mod controls;
-mod live;
+mod moq;
 mod pictures;
 mod stream;
 

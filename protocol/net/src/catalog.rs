@@ -27,6 +27,19 @@ struct Layout {
     fps: f64,
     /// The side-data track's name and one-track init segment (base64).
     side: SideTrack,
+    /// A stored stream served on demand: where its GOPs start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    index: Option<GopIndex>,
+}
+
+/// Where the GOPs of a stored stream start (a broadcast served on demand has a timeline; any
+/// GOP, which is one MoQ group on every track, can be fetched by its number).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GopIndex {
+    /// First frame of each GOP, increasing.
+    pub gop_starts: Vec<u64>,
+    /// Frames in the stream.
+    pub frames: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,13 +55,19 @@ pub struct StreamCatalog {
     pub movie: Movie,
     /// (container track ID, MoQ track name), plane tracks first, side data last.
     pub tracks: Vec<(u32, String)>,
+    /// For a stored stream served on demand, where its GOPs start; `None` when live.
+    pub index: Option<GopIndex>,
 }
 
 impl StreamCatalog {
     /// The catalog of a stream with this movie header.
     pub fn new(movie: Movie) -> Self {
         let tracks = movie.tracks.iter().map(|t| (t.id, track_name(t))).collect();
-        Self { movie, tracks }
+        Self {
+            movie,
+            tracks,
+            index: None,
+        }
     }
 
     /// Frames per second.
@@ -102,6 +121,7 @@ impl StreamCatalog {
                 version: EXTENSION_VERSION,
                 fps: self.fps(),
                 side,
+                index: self.index.clone(),
             }),
         };
         Ok(catalog.to_json()?)
@@ -163,7 +183,16 @@ impl StreamCatalog {
             tracks.push((track, name));
         }
         tracks.sort_by_key(|(t, _)| t.id);
+        if let Some(index) = &layout.index
+            && (index.gop_starts.windows(2).any(|w| w[0] >= w[1])
+                || index.gop_starts.last().is_some_and(|&l| l >= index.frames))
+        {
+            return Err(NetError::NotSplatcast(
+                "the GOP index is not increasing within the stream".into(),
+            ));
+        }
         Ok(Self {
+            index: layout.index,
             tracks: tracks.iter().map(|(t, n)| (t.id, n.clone())).collect(),
             movie: Movie {
                 timescale: timescale.unwrap_or(1),
@@ -213,7 +242,11 @@ mod tests {
                 },
             ],
         };
-        let catalog = StreamCatalog::new(movie.clone());
+        let mut catalog = StreamCatalog::new(movie.clone());
+        catalog.index = Some(GopIndex {
+            gop_starts: vec![0, 30],
+            frames: 45,
+        });
         let json = catalog.to_json().unwrap();
         assert!(json.contains("\"splatcast\""), "{json}");
         assert!(json.contains("av01.0.31M.10"), "{json}");
@@ -224,5 +257,8 @@ mod tests {
             vec![(1, "position".into()), (2, "side".into())]
         );
         assert!(StreamCatalog::from_json("{}").is_err());
+        let backwards = json.replace("[0,30]", "[30,0]");
+        assert_ne!(backwards, json);
+        assert!(StreamCatalog::from_json(&backwards).is_err());
     }
 }

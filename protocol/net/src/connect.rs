@@ -61,3 +61,22 @@ pub async fn connect(
     spawn_driver(driver);
     Ok(session)
 }
+
+/// Connects as a viewer of the broadcast at `address`'s path and waits until it is announced:
+/// the session (keep it) and the broadcast.
+pub async fn watch(
+    address: &Address,
+    trust: &Trust,
+) -> Result<(moq_net::Session, moq_net::broadcast::Consumer), NetError> {
+    let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
+    spawn_driver(driver);
+    let session = connect(
+        address,
+        trust,
+        moq_net::Client::new().with_subscriber(origin.clone()),
+    )
+    .await?;
+    // The session is rooted at the broadcast's path: the broadcast is the root.
+    let broadcast = origin.consume().routed_broadcast("").await?;
+    Ok((session, broadcast))
+}

@@ -24,15 +24,17 @@ mod server;
 mod subscribe;
 mod tls;
 pub mod token;
+mod vod;
 
 pub use address::{Address, Transport};
-pub use catalog::StreamCatalog;
-pub use connect::connect;
+pub use catalog::{GopIndex, StreamCatalog};
+pub use connect::{connect, watch};
 pub use error::NetError;
 pub use publish::BroadcastWriter;
 pub use relay::{Relay, RelayConfig};
 pub use subscribe::{Arrival, Subscription, subscribe, subscribe_frames, track_frames};
 pub use tls::{Fingerprint, Identity, Trust};
+pub use vod::VodServer;
 
 /// Re-exported so users of this crate name moq-net's types without depending on it directly.
 pub use moq_net;

@@ -32,29 +32,13 @@ impl BroadcastWriter {
     /// announces the broadcast.
     pub fn new(broadcast: broadcast::Producer, movie: Movie) -> Result<Self, NetError> {
         let catalog = StreamCatalog::new(movie);
-        let json = catalog.to_json()?;
-        let catalog_track = broadcast.create_track(
-            hang::Catalog::DEFAULT_NAME,
-            hang::Catalog::default_track_info(),
-        )?;
-        let mut group = catalog_track.append_group()?;
-        group.write_frame(Timestamp::ZERO, json)?;
-        group.finish()?;
+        let catalog_track = write_catalog(&broadcast, &catalog)?;
         let side_track = catalog.side_id()?;
         let tracks = catalog
             .tracks
             .iter()
             .map(|(id, name)| {
-                // Side data first (nothing decodes without it), then planes in track order.
-                let priority = if *id == side_track {
-                    90
-                } else {
-                    80u8.saturating_sub(*id as u8)
-                };
-                let info = track::Info::default()
-                    .with_timescale(moq_net::Timescale::MICRO)
-                    .with_max_age(HISTORY)
-                    .with_priority(priority);
+                let info = track_info(*id, side_track, HISTORY);
                 Ok(Track {
                     id: *id,
                     producer: broadcast.create_track(name.as_str(), info)?,
@@ -93,9 +77,7 @@ impl BroadcastWriter {
         frame: u64,
         bytes: Vec<u8>,
     ) -> Result<(), NetError> {
-        let micros = (frame as f64 * 1e6 / self.fps.max(1e-3)).round() as u64;
-        let timestamp = Timestamp::from_micros(micros)
-            .map_err(|_| NetError::Refused(format!("frame {frame} is beyond MoQ time")))?;
+        let timestamp = frame_time(frame, self.fps)?;
         let t = self
             .tracks
             .iter_mut()
@@ -133,6 +115,44 @@ impl BroadcastWriter {
         self.broadcast.unannounce();
         Ok(())
     }
+}
+
+/// Publishes `catalog` as the broadcast's `catalog.json` track (one group, one frame); the
+/// track lives while the returned producer does.
+pub(crate) fn write_catalog(
+    broadcast: &broadcast::Producer,
+    catalog: &StreamCatalog,
+) -> Result<track::Producer, NetError> {
+    let json = catalog.to_json()?;
+    let track = broadcast.create_track(
+        hang::Catalog::DEFAULT_NAME,
+        hang::Catalog::default_track_info(),
+    )?;
+    let mut group = track.append_group()?;
+    group.write_frame(Timestamp::ZERO, json)?;
+    group.finish()?;
+    Ok(track)
+}
+
+/// A media track's MoQ settings: side data first (nothing decodes without it), then planes in
+/// track order; groups stay fetchable for `history` of media time.
+pub(crate) fn track_info(id: u32, side_track: u32, history: Duration) -> track::Info {
+    let priority = if id == side_track {
+        90
+    } else {
+        80u8.saturating_sub(id as u8)
+    };
+    track::Info::default()
+        .with_timescale(moq_net::Timescale::MICRO)
+        .with_max_age(history)
+        .with_priority(priority)
+}
+
+/// Frame `frame`'s time on the broadcast's clock at `fps`.
+pub(crate) fn frame_time(frame: u64, fps: f64) -> Result<Timestamp, NetError> {
+    let micros = (frame as f64 * 1e6 / fps.max(1e-3)).round() as u64;
+    Timestamp::from_micros(micros)
+        .map_err(|_| NetError::Refused(format!("frame {frame} is beyond MoQ time")))
 }
 
 impl StreamCatalog {

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use moq_net::origin;
 
 use crate::address::room_of;
-use crate::server::{Admission, Grant, accept, open};
+use crate::server::{Admission, Grant, serve_sessions};
 use crate::token::Key;
 use crate::{Identity, NetError, tls};
 
@@ -64,23 +64,8 @@ impl Relay {
 
     /// Accepts sessions until the endpoint closes. A failing session ends alone.
     pub async fn run(self) -> Result<(), NetError> {
-        while let Some(incoming) = self.endpoint.accept().await {
-            let (origin, config) = (self.origin.clone(), self.config.clone());
-            tokio::spawn(async move {
-                let remote = incoming.remote_address();
-                let result = async {
-                    let (handshake, admission, grant) =
-                        accept(incoming, |a| authorize(&config, a)).await?;
-                    let session = open(handshake, &admission, &grant, &origin).await?;
-                    tracing::info!(%remote, path = %admission.path, "session open");
-                    Err::<(), _>(NetError::Moq(session.closed().await))
-                }
-                .await;
-                if let Err(e) = result {
-                    tracing::info!(%remote, "session ended: {e}");
-                }
-            });
-        }
+        let config = self.config.clone();
+        serve_sessions(&self.endpoint, &self.origin, move |a| authorize(&config, a)).await;
         Ok(())
     }
 }

@@ -51,7 +51,7 @@ fn admission(target: &str) -> Admission {
 
 /// Runs the handshake of one incoming connection. `authorize` sees the dialed path and token
 /// before anything is accepted; a refusal closes the session with no media bytes sent.
-pub(crate) async fn accept(
+async fn accept(
     incoming: quinn::Incoming,
     authorize: impl FnOnce(&Admission) -> Result<Grant, NetError>,
 ) -> Result<(Handshake, Admission, Grant), NetError> {
@@ -132,7 +132,7 @@ fn check_role(
 
 /// Completes an authorised handshake against `origin`: the peer publishes into the subtrees it
 /// may publish under and sees the subtrees it may subscribe to, both rooted at its path.
-pub(crate) async fn open(
+async fn open(
     handshake: Handshake,
     admission: &Admission,
     grant: &Grant,
@@ -151,6 +151,31 @@ pub(crate) async fn open(
     let (session, driver) = handshake.ok().await?;
     crate::spawn_driver(driver);
     Ok(session)
+}
+
+/// Accepts sessions on `endpoint` until it closes, each admitted by `authorize` and opened on
+/// `origin`'s broadcasts; a failing session ends alone.
+pub(crate) async fn serve_sessions(
+    endpoint: &quinn::Endpoint,
+    origin: &moq_net::origin::Producer,
+    authorize: impl Fn(&Admission) -> Result<Grant, NetError> + Clone + Send + 'static,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let (origin, authorize) = (origin.clone(), authorize.clone());
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            let result = async {
+                let (handshake, admission, grant) = accept(incoming, authorize).await?;
+                let session = open(handshake, &admission, &grant, &origin).await?;
+                tracing::info!(%remote, path = %admission.path, "session open");
+                Err::<(), _>(NetError::Moq(session.closed().await))
+            }
+            .await;
+            if let Err(e) = result {
+                tracing::info!(%remote, "session ended: {e}");
+            }
+        });
+    }
 }
 
 #[cfg(test)]
