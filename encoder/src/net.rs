@@ -10,7 +10,7 @@ use splatcast_encoder::{EncodeOptions, SequenceEncoder, stream_layout};
 use splatcast_net::token::{Claims, Key};
 use splatcast_net::{
     Address, BroadcastWriter, Identity, Relay, RelayConfig, Trust, VodServer, connect,
-    install_crypto, moq_net,
+    install_crypto, moq_net, stay_connected,
 };
 use splatcast_protocol::atomic::write_file;
 use splatcast_protocol::container::{media_segment, parse_init};
@@ -209,24 +209,26 @@ pub fn publish(args: PublishArgs) -> Result<()> {
         let broadcast = origin.create_broadcast("")?;
         let work = async {
             if is_file {
-                replay(&args.input, broadcast, args.looped).await
+                replay(&args.input, broadcast, args.looped).await?;
             } else {
                 ensure!(
                     !args.looped,
                     "--loop replays a file; live encoding runs once"
                 );
-                encode_live(&args.input, broadcast, args.options).await
+                encode_live(&args.input, broadcast, args.options).await?;
             }
+            // Let the last frames leave before the session closes.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            Ok(())
         };
-        // A refusal (bad token, no access) arrives as the relay closing the session.
+        // A refusal (bad token, no access) arrives as the relay closing the session; a relay
+        // that goes away (a restart) is reconnected to, and the broadcast goes on.
         tokio::select! {
-            done = work => done?,
-            err = session.closed() => bail!("{address}: the relay closed the session: {err}"),
+            done = work => done,
+            err = stay_connected(session, &address, &trust, &origin, Duration::from_secs(120)) => {
+                Err(anyhow::Error::new(err).context(format!("{address}: the session ended")))
+            }
         }
-        // Let the last frames leave before the session closes.
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        session.close().await.ok();
-        Ok(())
     })
 }
 

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
-use splatcast_net::{Address, NetError, Trust, install_crypto, subscribe_frames, watch};
+use splatcast_net::{
+    Address, NetError, Trust, install_crypto, refused, subscribe_frames, watch, with_backoff,
+};
 use splatcast_protocol::av1::{Picture, PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::gop::GopSide;
 use splatcast_protocol::stream::LiveFrame;
@@ -21,6 +23,13 @@ pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Media time a viewer may trail a newer key frame before skipping ahead to it.
 const MAX_LAG: Duration = Duration::from_millis(500);
+
+/// How long a viewer tries to reconnect after losing the relay (a restart).
+const REJOIN_LOST: Duration = Duration::from_secs(30);
+
+/// How long a viewer waits for a publisher that went away to come back before the broadcast
+/// counts as ended.
+const REJOIN_GONE: Duration = Duration::from_secs(5);
 
 /// What the network thread reports.
 enum Event {
@@ -206,8 +215,9 @@ fn first_error(events: &Receiver<Event>) -> Option<SourceError> {
     })
 }
 
-/// The network thread: connect, find the broadcast, subscribe, forward frames until the
-/// broadcast ends or the player goes away.
+/// The network thread: connect, find the broadcast, subscribe, forward frames. When the relay
+/// goes away it reconnects with backoff (for [`REJOIN_LOST`]); when the publisher goes away it
+/// waits [`REJOIN_GONE`] for it to come back; either way playing goes on at the next key frame.
 fn network(
     address: Address,
     trust: Trust,
@@ -226,37 +236,55 @@ fn network(
         }
     };
     runtime.block_on(async move {
-        let joined = async {
-            let (session, broadcast) = watch(&address, &trust).await?;
-            let subscription = subscribe_frames(broadcast, MAX_LAG).await;
-            Ok::<_, NetError>((session, subscription))
+        let join = || async {
+            let (session, broadcast) = tokio::time::timeout(JOIN_TIMEOUT, watch(&address, &trust))
+                .await
+                .map_err(|_| NetError::NotSplatcast("the broadcast is not announced".into()))??;
+            Ok::<_, NetError>((session, subscribe_frames(broadcast, MAX_LAG).await?))
         };
-        let (session, subscription) = match joined.await {
-            Ok((session, Ok(sub))) => (session, sub),
-            Ok((_, Err(e))) | Err(e) => {
+        let (mut session, mut subscription) = match join().await {
+            Ok(joined) => joined,
+            Err(e) => {
                 let _ = fps.send(Err(e));
                 return;
             }
         };
-        let mut subscription = subscription;
         if fps.send(Ok(subscription.catalog.fps())).is_err() {
             return;
         }
         loop {
-            tokio::select! {
+            let (why, give_up) = tokio::select! {
                 item = subscription.next() => {
+                    let ended = item.is_none();
                     let event = match item {
                         Some(Ok(frame)) => Event::Frame(Box::new(frame), Instant::now()),
                         Some(Err(e)) => Event::Broken(e.to_string()),
-                        None => Event::Ended,
+                        None => Event::Broken("the publisher went away; waiting for it".into()),
                     };
-                    let ended = matches!(event, Event::Ended);
-                    if events.send(event).is_err() || ended {
+                    if events.send(event).is_err() {
                         return;
                     }
+                    if !ended {
+                        continue;
+                    }
+                    ("publisher gone", REJOIN_GONE)
                 }
                 err = session.closed() => {
-                    let _ = events.send(Event::Failed(err.into()));
+                    if refused(&err) {
+                        let _ = events.send(Event::Failed(err.into()));
+                        return;
+                    }
+                    let _ = events.send(Event::Broken(format!("connection lost ({err}); reconnecting")));
+                    ("connection lost", REJOIN_LOST)
+                }
+            };
+            match with_backoff(give_up, join).await {
+                Ok((s, sub)) => {
+                    bevy::log::info!("rejoined after {why}");
+                    (session, subscription) = (s, sub);
+                }
+                Err(_) => {
+                    let _ = events.send(Event::Ended);
                     return;
                 }
             }

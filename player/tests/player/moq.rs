@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use splatcast_net::token::{Claims, Key};
 use splatcast_net::{
     Address, BroadcastWriter, Identity, Relay, RelayConfig, Trust, VodServer, connect,
-    install_crypto, moq_net,
+    install_crypto, moq_net, stay_connected,
 };
 use splatcast_player::app::PlayerOptions;
 use splatcast_player::headless::{self, HeadlessOptions};
 use splatcast_player::{FileSource, LiveSource, PlaneSource, Source, VodSource};
 use splatcast_protocol::container::media_segment;
-use splatcast_protocol::stream::{Chunk, StreamReader, split_by_frame};
+use splatcast_protocol::stream::{Chunk, FRAME_TICKS, StreamReader, split_by_frame};
 
 use crate::encode_demo;
 
@@ -25,10 +25,15 @@ const FRAMES: u64 = 6;
 async fn relay() -> (Address, Trust, Key) {
     install_crypto();
     let identity = Identity::generate(&["localhost".into()]).unwrap();
-    let trust = Trust::Pinned(vec![identity.fingerprint()]);
     let key = Key::generate().unwrap();
+    relay_on("127.0.0.1:0".parse().unwrap(), identity, key)
+}
+
+/// Our relay on `listen` with this identity and key.
+fn relay_on(listen: std::net::SocketAddr, identity: Identity, key: Key) -> (Address, Trust, Key) {
+    let trust = Trust::Pinned(vec![identity.fingerprint()]);
     let relay = Relay::bind(
-        "127.0.0.1:0".parse().unwrap(),
+        listen,
         RelayConfig {
             identity,
             key: key.clone(),
@@ -47,14 +52,16 @@ async fn relay() -> (Address, Trust, Key) {
     )
 }
 
-/// Publishes `file` at `rooms/r/alice` once `go` fires, paced at its frame rate, each frame's
-/// chunks as one MoQ frame per track.
+/// Publishes `file` at `rooms/r/alice` once `go` fires, `laps` times over (the timeline going
+/// on), paced at its frame rate, each frame's chunks as one MoQ frame per track; reconnects
+/// when the relay goes away.
 async fn publish(
     file: &Path,
     address: Address,
     trust: Trust,
-    key: Key,
+    key: Option<Key>,
     go: tokio::sync::oneshot::Receiver<()>,
+    laps: u64,
 ) {
     let mut reader = StreamReader::open(std::fs::File::open(file).unwrap()).unwrap();
     let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
@@ -65,39 +72,63 @@ async fn publish(
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let jwt = key.sign(&Claims {
-        root: "rooms/r".into(),
-        publish: vec!["alice".into()],
-        subscribe: vec![String::new()],
-        expires: Some(now + 60),
-        issued: Some(now),
+    let jwt = key.map(|key| {
+        key.sign(&Claims {
+            root: "rooms/r".into(),
+            publish: vec!["alice".into()],
+            subscribe: vec![String::new()],
+            expires: Some(now + 600),
+            issued: Some(now),
+        })
     });
-    let _session = connect(
-        &address.with_path("rooms/r/alice").with_token(Some(jwt)),
+    let address = address.with_path("rooms/r/alice").with_token(jwt);
+    let session = connect(
+        &address,
         &trust,
         moq_net::Client::new().with_publisher(&origin),
     )
     .await
     .unwrap();
     go.await.unwrap();
-    let start = tokio::time::Instant::now();
-    let side = reader.tracks().side;
-    for g in 0..reader.gop_count() {
-        let fragment = reader.gop_fragment(g).unwrap();
-        for (track, frame, part) in split_by_frame(&fragment, side) {
-            tokio::time::sleep_until(start + Duration::from_secs_f64(frame as f64 / 30.0)).await;
-            let chunk = Chunk {
-                track: Some(track),
-                frame,
-                bytes: media_segment(&part),
-            };
-            writer.write(g as u64, &chunk).unwrap();
+    let send = async {
+        let start = tokio::time::Instant::now();
+        let side = reader.tracks().side;
+        let (gops, frames) = (reader.gop_count() as u64, reader_frames(&mut reader));
+        for lap in 0..laps {
+            for g in 0..gops {
+                let fragment = reader.gop_fragment(g as usize).unwrap();
+                for (track, frame, mut part) in split_by_frame(&fragment, side) {
+                    let at = lap * frames + frame;
+                    part.base_time = at * FRAME_TICKS as u64;
+                    tokio::time::sleep_until(start + Duration::from_secs_f64(at as f64 / 30.0))
+                        .await;
+                    let chunk = Chunk {
+                        track: Some(track),
+                        frame: at,
+                        bytes: media_segment(&part),
+                    };
+                    writer.write(lap * gops + g, &chunk).unwrap();
+                }
+                writer.finish_group().unwrap();
+            }
         }
-        writer.finish_group().unwrap();
+        writer.finish().unwrap();
+        // Let the last frames leave before the session closes.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    tokio::select! {
+        () = send => {}
+        err = stay_connected(session, &address, &trust, &origin, Duration::from_secs(60)) => {
+            panic!("publisher: {err}");
+        }
     }
-    writer.finish().unwrap();
-    // Let the last frames leave before the session closes.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Frames in the stream.
+fn reader_frames(reader: &mut StreamReader<std::fs::File>) -> u64 {
+    let last = reader.gop_count() - 1;
+    let (first, n) = reader.gop_span(last).unwrap();
+    first + n
 }
 
 fn render(source: Source, frames: std::ops::Range<u64>, out: &Path) -> Vec<u64> {
@@ -124,7 +155,7 @@ fn a_published_file_plays_live_frame_for_frame_bit_for_bit() {
     let (go, ready) = tokio::sync::oneshot::channel();
     let publisher = runtime.spawn({
         let (file, address, trust) = (file.clone(), address.clone(), trust.clone());
-        async move { publish(&file, address, trust, key, ready).await }
+        async move { publish(&file, address, trust, Some(key), ready, 1).await }
     });
 
     // The viewer joins first (it waits for the first key frame), then the publisher starts.
@@ -146,33 +177,31 @@ fn a_published_file_plays_live_frame_for_frame_bit_for_bit() {
 
     let live_dir = dir.path().join("live");
     let shown = render(Source::Live(Box::new(source)), 0..u64::MAX, &live_dir);
-    assert_eq!(
-        shown,
-        (0..FRAMES).collect::<Vec<_>>(),
-        "every frame, in order"
-    );
     runtime.block_on(publisher).unwrap();
-
     let file_dir = dir.path().join("file");
     render(
         FileSource::open(&file).unwrap().into(),
         0..FRAMES,
         &file_dir,
     );
-    for frame in 0..FRAMES {
-        let name = format!("{frame:04}.png");
-        let live = std::fs::read(live_dir.join(&name)).unwrap();
-        let stored = std::fs::read(file_dir.join(&name)).unwrap();
-        assert!(
-            live == stored,
-            "frame {frame}: live and file pictures differ"
-        );
-    }
+    played_to_the_end(&shown, &live_dir, &file_dir);
     // The galaxy turns: the frames are not all the same picture.
+    let (first, last) = (shown[0], FRAMES - 1);
     assert_ne!(
-        std::fs::read(live_dir.join("0000.png")).unwrap(),
-        std::fs::read(live_dir.join("0005.png")).unwrap()
+        std::fs::read(live_dir.join(format!("{first:04}.png"))).unwrap(),
+        std::fs::read(live_dir.join(format!("{last:04}.png"))).unwrap()
     );
+}
+
+/// A live viewer that joined before the publisher started shows every frame from a key frame
+/// on (the first GOP, unless its subscription was still on its way under load) to the end, in
+/// order, each picture equal to the file's.
+fn played_to_the_end(shown: &[u64], live: &Path, file: &Path) {
+    let first = shown.first().copied().expect("frames shown");
+    assert_eq!(first % 3, 0, "starts at a key frame: {shown:?}");
+    assert!(first <= 3, "at most the first GOP missed: {shown:?}");
+    assert_eq!(shown, (first..FRAMES).collect::<Vec<_>>(), "in order");
+    same_pictures(live, file, first..FRAMES);
 }
 
 #[test]
@@ -266,4 +295,196 @@ fn a_served_file_seeks_to_any_gop_and_plays_bit_for_bit() {
         .unwrap()
         .to_string();
     assert!(err.contains("junk.mp4"), "{err}");
+}
+
+/// A moq-relay process; killed when the test ends.
+struct MoqRelay(std::process::Child);
+
+impl Drop for MoqRelay {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port free for both UDP (QUIC) and TCP (moq-relay's HTTP side).
+fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Starts a moq-relay node on `port` (public rooms, generated certificate), joined to the
+/// node on `peer` when given; returns it and its certificate's fingerprint.
+fn moq_relay(port: u16, peer: Option<u16>) -> (MoqRelay, Trust) {
+    let bin = std::env::var("MOQ_RELAY").unwrap_or_else(|_| "moq-relay".into());
+    let listen = format!("127.0.0.1:{port}");
+    let mut command = std::process::Command::new(&bin);
+    command
+        .args(["--listen", &listen, "--listen-tls-generate", "localhost"])
+        .args(["--web-http-listen", &listen, "--auth-public", "rooms/**"])
+        .args(["--cluster-id", &port.to_string(), "--log-level", "warn"]);
+    if let Some(peer) = peer {
+        command.args([
+            "--connect-tls-insecure",
+            "--cluster-connect",
+            &format!("https://localhost:{peer}/"),
+        ]);
+    }
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin}: {e} (cargo install moq-relay@0.17.10)"));
+    let relay = MoqRelay(child);
+    // Its HTTP side serves the generated certificate's SHA-256.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(fingerprint) = http_get(port, "/certificate.sha256") {
+            let pin = fingerprint.trim().parse().unwrap();
+            return (relay, Trust::Pinned(vec![pin]));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "moq-relay on {port} did not come up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    write!(tcp, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut response = String::new();
+    tcp.read_to_string(&mut response)?;
+    match response.split_once("\r\n\r\n") {
+        Some((head, body))
+            if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") =>
+        {
+            Ok(body.to_string())
+        }
+        _ => Err(std::io::Error::other(response)),
+    }
+}
+
+#[test]
+#[ignore = "needs moq-relay 0.17.10 (cargo install moq-relay@0.17.10); .ci/run installs it"]
+fn moq_relay_and_its_two_node_cluster_carry_a_published_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = encode_demo(dir.path(), "live.mp4", 2000, FRAMES as usize, 3);
+    let file_dir = dir.path().join("file");
+    render(
+        FileSource::open(&file).unwrap().into(),
+        0..FRAMES,
+        &file_dir,
+    );
+
+    let (a, b) = (free_port(), free_port());
+    let (_node_a, trust_a) = moq_relay(a, None);
+    let (_node_b, trust_b) = moq_relay(b, Some(a));
+    install_crypto();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let node = |port: u16| -> Address {
+        format!("moq://127.0.0.1:{port}/rooms/r/alice")
+            .parse()
+            .unwrap()
+    };
+    // The publisher on node A; one viewer on A, one on B (the broadcast crosses the cluster).
+    let (go, ready) = tokio::sync::oneshot::channel();
+    let publisher = runtime.spawn({
+        let (file, address, trust) = (file.clone(), node(a), trust_a.clone());
+        async move { publish(&file, address, trust, None, ready, 1).await }
+    });
+    let viewers: Vec<_> = [(node(a), trust_a), (node(b), trust_b)]
+        .into_iter()
+        .map(|(address, trust)| std::thread::spawn(move || LiveSource::open(&address, trust)))
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    go.send(()).unwrap();
+    for (name, viewer) in ["moq-relay", "moq-relay cluster"].into_iter().zip(viewers) {
+        let source = viewer.join().unwrap().unwrap();
+        eprintln!(
+            "{name}: joined, first key frame {:?} after connecting",
+            source.joined()
+        );
+        let out = dir.path().join(name.replace(' ', "_"));
+        let shown = render(Source::Live(Box::new(source)), 0..u64::MAX, &out);
+        played_to_the_end(&shown, &out, &file_dir);
+    }
+    runtime.block_on(publisher).unwrap();
+}
+
+#[test]
+fn publisher_and_viewer_come_back_after_the_relay_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = encode_demo(dir.path(), "loop.mp4", 1000, FRAMES as usize, 3);
+    install_crypto();
+    let identity = Identity::generate(&["localhost".into()]).unwrap();
+    let key = Key::generate().unwrap();
+    // The relay in a runtime of its own, so it can be taken down and started again.
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let (address, trust, _) = {
+        let _inside = first.enter();
+        relay_on(
+            "127.0.0.1:0".parse().unwrap(),
+            identity.clone(),
+            key.clone(),
+        )
+    };
+    let clients = tokio::runtime::Runtime::new().unwrap();
+    let (go, ready) = tokio::sync::oneshot::channel();
+    clients.spawn({
+        let (file, address, trust, key) =
+            (file.clone(), address.clone(), trust.clone(), key.clone());
+        async move { publish(&file, address, trust, Some(key), ready, 1000).await }
+    });
+    let viewer = std::thread::spawn({
+        let (address, trust) = (address.with_path("rooms/r/alice"), trust.clone());
+        move || LiveSource::open(&address, trust)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    go.send(()).unwrap();
+    let mut source = viewer.join().unwrap().unwrap();
+    let next = |source: &mut LiveSource| loop {
+        if let Ok(Some(frame)) = source.next_frame(Duration::from_secs(1)) {
+            return frame;
+        }
+    };
+    let before = (0..10).map(|_| next(&mut source).frame).max().unwrap();
+
+    // Down, then up again on the same port with the same certificate.
+    first.shutdown_background();
+    let down = Instant::now();
+    std::thread::sleep(Duration::from_secs(1));
+    let second = tokio::runtime::Runtime::new().unwrap();
+    {
+        let _inside = second.enter();
+        let listen = format!("127.0.0.1:{}", address.port).parse().unwrap();
+        relay_on(listen, identity, key);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let after = loop {
+        assert!(
+            Instant::now() < deadline,
+            "no frame after the restart within 60 s"
+        );
+        match source.next_frame(Duration::from_secs(1)) {
+            Ok(Some(frame)) if frame.frame > before + 30 => break frame,
+            _ => {}
+        }
+    };
+    eprintln!(
+        "frame {} arrived {:?} after the relay went down (frame {before} before)",
+        after.frame,
+        down.elapsed()
+    );
+    // Playing resumed at a key frame: the GOP's frames follow in order.
+    let following = next(&mut source);
+    assert_eq!(following.frame, after.frame + 1);
+    second.shutdown_background();
+    clients.shutdown_background();
 }

@@ -1,5 +1,7 @@
 //! Client sessions: QUIC + TLS to an address, then the MoQ handshake.
 
+use std::time::Duration;
+
 use crate::{Address, NetError, Transport, Trust, spawn_driver};
 
 /// Connects to `address` and runs the MoQ handshake with `client` (which says what we publish
@@ -79,4 +81,66 @@ pub async fn watch(
     // The session is rooted at the broadcast's path: the broadcast is the root.
     let broadcast = origin.consume().routed_broadcast("").await?;
     Ok((session, broadcast))
+}
+
+/// Whether a session ended because the peer refused us (a missing, wrong or expired token):
+/// trying again would only be refused again.
+pub fn refused(err: &moq_net::Error) -> bool {
+    err.session() == Some(&moq_net::SessionError::Unauthorized)
+}
+
+/// Runs `attempt` until it succeeds, waiting 250 ms after the first failure and doubling to at
+/// most 5 s; gives up with the last error once `give_up` has passed or when refused. For
+/// publishers and players whose relay went away (a restart): they come back on their own.
+pub async fn with_backoff<T, F, Fut>(give_up: Duration, mut attempt: F) -> Result<T, NetError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, NetError>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut wait = Duration::from_millis(250);
+    loop {
+        match attempt().await {
+            Ok(done) => return Ok(done),
+            Err(NetError::Moq(e)) if refused(&e) => return Err(NetError::Moq(e)),
+            Err(e) if started.elapsed() >= give_up => return Err(e),
+            Err(e) => {
+                tracing::info!("retrying in {wait:?}: {e}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Keeps a publisher's session up: when the relay goes away (a restart), reconnects with
+/// backoff for `give_up` and announces `origin`'s broadcasts again — subscribers go on at the
+/// next GOP. Returns only with the error that ended it: a refusal, or no relay in time.
+pub async fn stay_connected(
+    mut session: moq_net::Session,
+    address: &Address,
+    trust: &Trust,
+    origin: &moq_net::origin::Producer,
+    give_up: Duration,
+) -> NetError {
+    loop {
+        let err = session.closed().await;
+        if refused(&err) {
+            return NetError::Moq(err);
+        }
+        tracing::warn!(%address, "connection lost ({err}); reconnecting");
+        let again = with_backoff(give_up, || {
+            connect(
+                address,
+                trust,
+                moq_net::Client::new().with_publisher(origin),
+            )
+        })
+        .await;
+        session = match again {
+            Ok(s) => s,
+            Err(e) => return e,
+        };
+        tracing::warn!(%address, "reconnected");
+    }
 }

@@ -28,7 +28,7 @@ mod vod;
 
 pub use address::{Address, Transport};
 pub use catalog::{GopIndex, StreamCatalog};
-pub use connect::{connect, watch};
+pub use connect::{connect, refused, stay_connected, watch, with_backoff};
 pub use error::NetError;
 pub use publish::BroadcastWriter;
 pub use relay::{Relay, RelayConfig};
