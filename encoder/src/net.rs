@@ -226,7 +226,7 @@ pub fn publish(args: PublishArgs) -> Result<()> {
         tokio::select! {
             done = work => done,
             err = stay_connected(session, &address, &trust, &origin, Duration::from_secs(120)) => {
-                Err(anyhow::Error::new(err).context(format!("{address}: the session ended")))
+                Err(anyhow::anyhow!("{address}: the session ended: {err}"))
             }
         }
     })

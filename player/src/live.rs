@@ -37,6 +37,9 @@ enum Event {
     /// A frame that could not be assembled (a corrupt chunk): the GOP goes on at the next key
     /// frame.
     Broken(String),
+    /// The connection or the publisher went away and the viewer is rejoining (a new
+    /// subscription starts at a key frame; frames already received are still good).
+    Rejoining(String),
     Failed(NetError),
     Ended,
 }
@@ -91,7 +94,7 @@ impl LiveSource {
         let (first, arrived) = loop {
             match events.recv_timeout(left) {
                 Ok(Event::Frame(frame, at)) => break (frame, at),
-                Ok(Event::Broken(_)) => continue,
+                Ok(Event::Broken(_) | Event::Rejoining(_)) => continue,
                 Ok(Event::Failed(e)) => return Err(e.into()),
                 Ok(Event::Ended) | Err(RecvTimeoutError::Disconnected) => {
                     return Err(SourceError::Ended);
@@ -180,6 +183,7 @@ impl LiveSource {
                 self.need_key = true;
                 return Err(SourceError::Broken(why));
             }
+            Event::Rejoining(why) => return Err(SourceError::Rejoining(why)),
             Event::Failed(e) => return Err(e.into()),
             Event::Ended if self.backlog.is_empty() => return Err(SourceError::Ended),
             Event::Ended => {}
@@ -259,7 +263,7 @@ fn network(
                     let event = match item {
                         Some(Ok(frame)) => Event::Frame(Box::new(frame), Instant::now()),
                         Some(Err(e)) => Event::Broken(e.to_string()),
-                        None => Event::Broken("the publisher went away; waiting for it".into()),
+                        None => Event::Rejoining("the publisher went away; waiting for it".into()),
                     };
                     if events.send(event).is_err() {
                         return;
@@ -274,7 +278,9 @@ fn network(
                         let _ = events.send(Event::Failed(err.into()));
                         return;
                     }
-                    let _ = events.send(Event::Broken(format!("connection lost ({err}); reconnecting")));
+                    let _ = events.send(Event::Rejoining(format!(
+                        "connection lost ({err}); reconnecting"
+                    )));
                     ("connection lost", REJOIN_LOST)
                 }
             };

@@ -34,6 +34,9 @@ pub enum SourceError {
     /// A live frame could not be assembled or decoded; playing goes on at the next key frame.
     #[error("{0}")]
     Broken(String),
+    /// The connection or the publisher went away; the source is rejoining.
+    #[error("{0}")]
+    Rejoining(String),
     /// The broadcast ended.
     #[error("the broadcast ended")]
     Ended,

@@ -86,7 +86,12 @@ pub async fn watch(
 /// Whether a session ended because the peer refused us (a missing, wrong or expired token):
 /// trying again would only be refused again.
 pub fn refused(err: &moq_net::Error) -> bool {
-    err.session() == Some(&moq_net::SessionError::Unauthorized)
+    match err {
+        moq_net::Error::Unauthorized => true,
+        // A relay closing the QUIC connection with MoQ's code reaches us as its message.
+        moq_net::Error::Transport(message) => message.contains("unauthorized"),
+        other => other.session() == Some(&moq_net::SessionError::Unauthorized),
+    }
 }
 
 /// Runs `attempt` until it succeeds, waiting 250 ms after the first failure and doubling to at

@@ -21,6 +21,9 @@ const PENDING_GOPS: usize = 3;
 /// that a viewer who fell behind skips ahead instead of buffering.
 const KEEP: Duration = Duration::from_secs(2);
 
+/// While joining, how long after a newer group began an older one is still delivered.
+const JOIN_AGE: Duration = Duration::from_millis(500);
+
 /// One MoQ frame as it arrived: a chunk of one track.
 #[derive(Clone, Debug)]
 pub struct Arrival {
@@ -131,13 +134,15 @@ pub async fn track_frames(
     let (tx, rx) = mpsc::channel::<Arrival>(1024);
     let mut tasks = JoinSet::new();
     for (id, name) in &catalog.tracks {
-        // Joining: the newest group only (moq-net's default); from the first group on, a
-        // window of whole GOPs.
+        // Joining: the newest group, and a group superseded less than JOIN_AGE ago (without it
+        // a relay that subscribed upstream for the newest group only drops the tail of a GOP
+        // once the next one starts: seen through moq-relay); from the first group on, a window
+        // of whole GOPs.
         let options = match start {
             Some(g) => track::Subscription::default()
                 .with_start(track::Position::group(g))
                 .with_max_age(KEEP),
-            None => track::Subscription::default(),
+            None => track::Subscription::default().with_max_age(JOIN_AGE),
         };
         let mut joined = start.is_some();
         // Every track subscribes at once: a subscription costs a round trip per hop.
