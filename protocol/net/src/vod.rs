@@ -131,7 +131,7 @@ fn serve_file(
     }
     let mut catalog = StreamCatalog::new(reader.movie().clone());
     catalog.index = Some(GopIndex { gop_starts, frames });
-    let broadcast = origin.create_broadcast(&format!("vod/{name}"))?;
+    let broadcast = origin.create_broadcast(format!("vod/{name}"))?;
     let catalog_track = write_catalog(&broadcast, &catalog)?;
     let side = catalog.side_id()?;
     let fps = catalog.fps();
