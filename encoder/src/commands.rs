@@ -124,7 +124,9 @@ pub(crate) fn scan_frames(paths: &[PathBuf]) -> Result<(usize, u8)> {
 
 pub(crate) fn open(path: &Path) -> Result<StreamReader<BufReader<File>>> {
     let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    StreamReader::open(BufReader::new(file)).with_context(|| format!("{}", path.display()))
+    StreamReader::open(BufReader::new(file))
+        .and_then(StreamReader::with_gops)
+        .with_context(|| format!("{}", path.display()))
 }
 
 pub fn decode(path: &Path, out_dir: &Path) -> Result<()> {

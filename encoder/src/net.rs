@@ -236,11 +236,6 @@ pub fn publish(args: PublishArgs) -> Result<()> {
 /// track (GOP-fragmented files are split the same way).
 async fn replay(path: &Path, broadcast: moq_net::broadcast::Producer, looped: bool) -> Result<()> {
     let mut reader = open(path)?;
-    ensure!(
-        reader.gop_count() > 0,
-        "{}: holds no complete GOP",
-        path.display()
-    );
     let fps = reader.fps();
     let side = reader.tracks().side;
     let mut writer = BroadcastWriter::new(broadcast, reader.movie().clone())?;

@@ -90,7 +90,9 @@ impl FrameSet {
         if is_mp4(path) {
             let file = File::open(path).map_err(io)?;
             let bytes = file.metadata().map_err(io)?.len();
-            let mut reader = StreamReader::open(BufReader::new(file)).map_err(stream_err)?;
+            let mut reader = StreamReader::open(BufReader::new(file))
+                .and_then(StreamReader::with_gops)
+                .map_err(stream_err)?;
             let mut starts = Vec::with_capacity(reader.gop_count() + 1);
             let mut total = 0usize;
             for g in 0..reader.gop_count() {

@@ -93,6 +93,28 @@ fn wave_roundtrip_through_encode_info_decode() {
     assert_eq!(first.len(), source.len());
     let (lo, hi) = (first.bounds().unwrap(), source.bounds().unwrap());
     assert!((lo.0 - hi.0).abs().max_element() < 1e-3 * source.extent());
+
+    // Cut inside its first fragment: nothing to decode is an error, in one line, not an empty
+    // success; decode, info and render say so alike.
+    let bytes = std::fs::read(&mp4).unwrap();
+    let moof = bytes.windows(4).position(|w| w == b"moof").unwrap() - 4;
+    let cut = dir.path().join("cut.mp4");
+    std::fs::write(&cut, &bytes[..moof + 100]).unwrap();
+    let (none, png) = (dir.path().join("none"), dir.path().join("cut.png"));
+    for args in [
+        vec![os("decode"), cut.as_os_str(), os("-o"), none.as_os_str()],
+        vec![os("info"), cut.as_os_str()],
+        vec![os("render"), cut.as_os_str(), os("-o"), png.as_os_str()],
+    ] {
+        let out = splatcast(&args);
+        assert_fails_naming(&out, "cut.mp4");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no complete GOP (the file ends inside its first fragment)"),
+            "{err}"
+        );
+    }
+    assert!(!none.exists() || std::fs::read_dir(&none).unwrap().next().is_none());
 }
 
 #[test]

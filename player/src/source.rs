@@ -136,11 +136,8 @@ impl FileSource {
         path: &Path,
         decoder: impl Fn() -> Box<dyn PlaneDecoder>,
     ) -> Result<Self, SourceError> {
-        let mut reader = StreamReader::open(BufReader::new(File::open(path)?))?;
+        let mut reader = StreamReader::open(BufReader::new(File::open(path)?))?.with_gops()?;
         let gops = reader.gop_count();
-        if gops == 0 {
-            return Err(StreamError::Inconsistent("the file holds no complete GOP".into()).into());
-        }
         // The first GOP's side data: the format version (refused clearly when unknown), the
         // track count and the scene's extent. A first GOP broken otherwise is skipped like any.
         let first_side = match reader.gop_sizes(0) {

@@ -114,14 +114,10 @@ fn serve_file(
         path: path.to_path_buf(),
         problem: e.to_string(),
     })?;
-    let mut reader = StreamReader::open(BufReader::new(file)).map_err(named)?;
+    let mut reader = StreamReader::open(BufReader::new(file))
+        .and_then(StreamReader::with_gops)
+        .map_err(named)?;
     let gops = reader.gop_count();
-    if gops == 0 {
-        return Err(NetError::NotSplatcast(format!(
-            "{}: holds no complete GOP",
-            path.display()
-        )));
-    }
     let mut gop_starts = Vec::with_capacity(gops);
     let mut frames = 0;
     for g in 0..gops {

@@ -25,6 +25,13 @@ pub enum StreamError {
     /// The parts disagree with each other.
     #[error("{0}")]
     Inconsistent(String),
+    /// Nothing to play: the stream holds no complete GOP (a recording cut inside its first
+    /// fragment, or only a header).
+    #[error("no complete GOP{}", if *.truncated { " (the file ends inside its first fragment)" } else { "" })]
+    Empty {
+        /// Whether the file ends inside a fragment.
+        truncated: bool,
+    },
 }
 
 /// One decoded GOP.
@@ -136,6 +143,18 @@ impl<R: Read + Seek> StreamReader<R> {
     /// True when the file ends inside a fragment or a GOP (cut short while being written).
     pub fn truncated(&self) -> bool {
         self.truncated
+    }
+
+    /// This reader, refused with [`StreamError::Empty`] when it holds no complete GOP: what a
+    /// player, a decoder or a server of stored streams needs (a live recording's header alone
+    /// is a valid stream to append to, so [`StreamReader::open`] accepts it).
+    pub fn with_gops(self) -> Result<Self, StreamError> {
+        if self.gops.is_empty() {
+            return Err(StreamError::Empty {
+                truncated: self.truncated,
+            });
+        }
+        Ok(self)
     }
 
     /// GOP `index`'s fragments read and joined into one, every track's samples in order: what
