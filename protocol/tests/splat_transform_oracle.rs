@@ -124,3 +124,40 @@ fn ply_we_write_survives_splat_transform() {
     convert(&ours, &back, &[]);
     assert_eq!(formats::load(&back).unwrap(), fixture);
 }
+
+#[test]
+#[ignore = "needs npm @playcanvas/splat-transform (installed by .ci/run)"]
+fn compressed_ply_reads_as_splat_transform_decompresses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source) in [
+        ("donut", "splat_donut_v3dg/fused.ply"),
+        ("sh3", "splat_sh3_fixture_splatapult/test.ply"),
+    ] {
+        // SuperSplat's export format, then splat-transform's own decompression of it.
+        let compressed = dir.path().join(format!("{name}.compressed.ply"));
+        convert(&data(source), &compressed, &[]);
+        let plain = dir.path().join(format!("{name}.plain.ply"));
+        convert(&compressed, &plain, &[]);
+        let ours = formats::load(&compressed).unwrap();
+        let theirs = formats::load(&plain).unwrap();
+        assert_eq!(ours.sh_degree, theirs.sh_degree, "{name}");
+        assert_eq!(
+            ours.sh_degree,
+            formats::load(&data(source)).unwrap().sh_degree,
+            "{name}: SH bands kept"
+        );
+        let w = worst(&ours, &theirs);
+        // Same formulas; their ±inf opacities (0 and 255) read as ours: finite, 0 and 1.
+        assert!(
+            w[0] < 1e-5 && w[1] < 1e-5 && w[2] < 1e-4 && w[3] < 1e-5 && w[4] < 1e-6,
+            "{name}: {w:?}"
+        );
+        let rest = ours
+            .sh_rest
+            .iter()
+            .zip(&theirs.sh_rest)
+            .map(|(a, b)| (*a - *b).abs().max_element())
+            .fold(0.0f32, f32::max);
+        assert!(rest < 1e-5, "{name}: SH {rest}");
+    }
+}

@@ -4,6 +4,7 @@
 //! before checking it against the bytes that are really there.
 
 pub(crate) mod bytes;
+mod compressed_ply;
 
 pub(crate) use bytes::{Cursor as Reader, check_fits};
 pub mod ply;

@@ -5,20 +5,20 @@ use glam::{Quat, Vec3};
 
 use super::FormatError;
 use super::bytes::check_fits;
-use crate::gaussian::{GaussianFrame, sh_degree_for_rest, sh_rest_count};
+use crate::gaussian::{GaussianFrame, logit, sh_degree_for_rest, sh_rest_count};
 
 /// Longest header accepted; real headers are a few hundred bytes.
 const MAX_HEADER: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Encoding {
+pub(super) enum Encoding {
     Ascii,
     LittleEndian,
     BigEndian,
 }
 
 #[derive(Clone, Copy, Debug)]
-enum Scalar {
+pub(super) enum Scalar {
     I8,
     U8,
     I16,
@@ -44,7 +44,7 @@ impl Scalar {
         })
     }
 
-    fn size(self) -> usize {
+    pub(super) fn size(self) -> usize {
         match self {
             Self::I8 | Self::U8 => 1,
             Self::I16 | Self::U16 => 2,
@@ -54,7 +54,7 @@ impl Scalar {
     }
 
     /// Decodes one binary value (`b` has exactly `size()` bytes).
-    fn decode(self, b: &[u8], enc: Encoding) -> f64 {
+    pub(super) fn decode(self, b: &[u8], enc: Encoding) -> f64 {
         macro_rules! num {
             ($t:ty) => {{
                 let arr = b.try_into().expect("slice has the scalar's size");
@@ -79,22 +79,22 @@ impl Scalar {
 }
 
 #[derive(Debug)]
-enum Property {
+pub(super) enum Property {
     Scalar { name: String, ty: Scalar },
     List { count: Scalar, item: Scalar },
 }
 
 #[derive(Debug)]
-struct Element {
-    name: String,
-    count: usize,
-    properties: Vec<Property>,
+pub(super) struct Element {
+    pub(super) name: String,
+    pub(super) count: usize,
+    pub(super) properties: Vec<Property>,
 }
 
-struct Header {
-    encoding: Encoding,
-    elements: Vec<Element>,
-    body_start: usize,
+pub(super) struct Header {
+    pub(super) encoding: Encoding,
+    pub(super) elements: Vec<Element>,
+    pub(super) body_start: usize,
 }
 
 fn parse_header(bytes: &[u8]) -> Result<Header, FormatError> {
@@ -197,7 +197,7 @@ impl Columns {
             props
                 .iter()
                 .position(|p| matches!(p, Property::Scalar { name: n, .. } if n == name))
-                .ok_or_else(|| FormatError::Invalid(format!("vertex lacks property '{name}'")))
+                .ok_or_else(|| not_gaussians(name, props))
         };
         let mut rest = Vec::new();
         while let Ok(i) = index(&format!("f_rest_{}", rest.len())) {
@@ -240,7 +240,14 @@ impl Columns {
             .rotations
             .push(Quat::from_xyzw(r[1], r[2], r[3], r[0]));
         frame.log_scales.push(v3(self.scale));
-        frame.opacity_logits.push(row[self.opacity] as f32);
+        // Writers put ±inf for fully opaque or clear Gaussians (splat-transform does): opacity
+        // 1 or 0, kept finite like every reader's.
+        let opacity = row[self.opacity] as f32;
+        frame.opacity_logits.push(if opacity.is_infinite() {
+            logit(if opacity > 0.0 { 1.0 } else { 0.0 })
+        } else {
+            opacity
+        });
         frame.sh_dc.push(v3(self.dc));
         let k = sh_rest_count(self.degree);
         for coeff in 0..k {
@@ -253,9 +260,33 @@ impl Columns {
     }
 }
 
-/// Parses an Inria 3DGS PLY file.
+/// What a PLY we cannot read lacks, what it has, and what we read.
+fn not_gaussians(missing: &str, props: &[Property]) -> FormatError {
+    let names: Vec<&str> = props
+        .iter()
+        .filter_map(|p| match p {
+            Property::Scalar { name, .. } => Some(name.as_str()),
+            Property::List { .. } => None,
+        })
+        .collect();
+    let has = match names.len() {
+        0 => "no properties".to_owned(),
+        n if n <= 6 => names.join(", "),
+        n => format!("{} and {} more", names[..6].join(", "), n - 6),
+    };
+    FormatError::Unsupported(format!(
+        "not a Gaussian splat PLY: its vertices lack '{missing}' (they have {has}); readable \
+         are Inria 3DGS PLY (x, y, z, f_dc_*, opacity, scale_*, rot_*) and PlayCanvas \
+         compressed PLY (chunk and packed_* vertex elements)"
+    ))
+}
+
+/// Parses a Gaussian splat PLY: Inria 3DGS (binary or ASCII), or PlayCanvas compressed PLY.
 pub fn read(bytes: &[u8]) -> Result<GaussianFrame, FormatError> {
     let header = parse_header(bytes)?;
+    if super::compressed_ply::is_compressed(&header) {
+        return super::compressed_ply::read(bytes, &header);
+    }
     let vertex_pos = header
         .elements
         .iter()
@@ -463,6 +494,18 @@ mod tests {
             let f = sample_frame(degree);
             assert_eq!(read(&write(&f)).unwrap(), f, "degree {degree}");
         }
+    }
+
+    #[test]
+    fn infinite_opacity_means_opaque_or_clear() {
+        let mut f = sample_frame(0);
+        f.opacity_logits[0] = f32::INFINITY;
+        f.opacity_logits[1] = f32::NEG_INFINITY;
+        let back = read(&write(&f)).unwrap();
+        back.validate().unwrap();
+        assert!(crate::gaussian::sigmoid(back.opacity_logits[0]) > 0.99999);
+        assert!(crate::gaussian::sigmoid(back.opacity_logits[1]) < 1e-5);
+        assert_eq!(back.opacity_logits[2], f.opacity_logits[2]);
     }
 
     #[test]
