@@ -8,12 +8,13 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 use splatcast_encoder::metrics::ErrorAccumulator;
+use splatcast_encoder::scene::FrameSet;
 use splatcast_encoder::{EncodeOptions, GopReport, Quality, SequenceEncoder, demo, stream_layout};
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::atomic::{AtomicFile, write_file};
 use splatcast_protocol::av1::Rav1dDecoder;
 use splatcast_protocol::container::TrackKind;
-use splatcast_protocol::formats::{self, ply};
+use splatcast_protocol::formats::{self, ply, splat, spz};
 use splatcast_protocol::sequence::list_frames;
 use splatcast_protocol::stream::{Fragmentation, StreamReader};
 
@@ -120,6 +121,45 @@ pub(crate) fn scan_frames(paths: &[PathBuf]) -> Result<(usize, u8)> {
     }
     scan.finish_and_clear();
     Ok((max_n, degree.unwrap_or(0)))
+}
+
+/// `splatcast convert`: frame `frame` of `input`, written in the format `output` names.
+pub fn convert(input: &Path, output: &Path, frame: usize) -> Result<()> {
+    let extension = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    ensure!(
+        ["ply", "splat", "spz"].contains(&extension.as_str()),
+        "{}: cannot write '.{extension}': write .ply, .splat or .spz",
+        output.display()
+    );
+    let gaussians = FrameSet::open(input)?.frame(frame)?;
+    let bytes = match extension.as_str() {
+        "ply" => ply::write(&gaussians),
+        "splat" => splat::write(&gaussians),
+        _ => spz::write(&gaussians).with_context(|| format!("{}", output.display()))?,
+    };
+    write_file(output, &bytes).with_context(|| format!("{}: cannot write", output.display()))?;
+    if extension == "splat" && gaussians.sh_degree > 0 {
+        eprintln!(
+            "{}: .splat holds no higher-order SH; SH degree {} kept as its DC colour only",
+            output.display(),
+            gaussians.sh_degree
+        );
+    }
+    println!(
+        "wrote {} ({} Gaussians, SH degree {}, {} bytes)",
+        output.display(),
+        gaussians.len(),
+        if extension == "splat" {
+            0
+        } else {
+            gaussians.sh_degree
+        },
+        bytes.len()
+    );
+    Ok(())
 }
 
 pub(crate) fn open(path: &Path) -> Result<StreamReader<BufReader<File>>> {

@@ -106,6 +106,18 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
     },
+    /// Convert one frame of anything we read (PLY, compressed PLY, .splat, SOG, SPZ, a frame of
+    /// a Splatcast MP4 or of a sequence) to PLY, .splat or SPZ, by the output's extension.
+    Convert {
+        /// Input file, folder or glob.
+        input: PathBuf,
+        /// Output: .ply (Inria 3DGS), .splat or .spz.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Frame of a stream or sequence.
+        #[arg(long, default_value_t = 0)]
+        frame: usize,
+    },
     /// Describe a Splatcast file: tracks, GOPs, bytes per attribute.
     Info {
         /// Input MP4.
@@ -395,6 +407,11 @@ fn main() -> ExitCode {
         } => pictures::parse_background(&background)
             .and_then(|bg| capture::eval(&dataset, &candidates, resolution, bg, plot.as_deref())),
         Command::Decode { file, output } => commands::decode(&file, &output),
+        Command::Convert {
+            input,
+            output,
+            frame,
+        } => commands::convert(&input, &output, frame),
         Command::Publish {
             input,
             to,

@@ -354,3 +354,126 @@ fn render_and_eval_real_scenes() {
     assert_fails_naming(&out, "7..3");
     assert!(!bad.exists());
 }
+
+/// Largest position and colour differences between two frames in the same order, colours of
+/// `a` first clamped to what `ext` can hold (.splat: a byte of 0.5 + SH_C0·dc; SPZ: of
+/// 0.5 + 0.15·dc).
+fn worst(
+    a: &splatcast_protocol::GaussianFrame,
+    b: &splatcast_protocol::GaussianFrame,
+    ext: &str,
+) -> (f32, f32) {
+    assert_eq!(a.len(), b.len());
+    let limit = match ext {
+        "splat" => 0.5 / 0.282_094_8,
+        "spz" => 0.5 / 0.15,
+        _ => f32::INFINITY,
+    };
+    let p = a
+        .positions
+        .iter()
+        .zip(&b.positions)
+        .map(|(p, q)| (*p - *q).abs().max_element())
+        .fold(0.0f32, f32::max);
+    let c = a
+        .sh_dc
+        .iter()
+        .zip(&b.sh_dc)
+        .map(|(x, y)| {
+            (x.clamp(glam::Vec3::splat(-limit), glam::Vec3::splat(limit)) - *y)
+                .abs()
+                .max_element()
+        })
+        .fold(0.0f32, f32::max);
+    (p, c)
+}
+
+#[test]
+fn convert_writes_any_frame_as_ply_splat_and_spz() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = data("splat_sh3_fixture_splatapult/test.ply");
+    let original = splatcast_protocol::formats::load(&source).unwrap();
+    // Positions: exact, exact, 12 fractional bits; colour: half a byte step of each format.
+    for (ext, position, colour) in [
+        ("ply", 0.0, 0.0),
+        ("splat", 0.0, 0.51 / 255.0 / 0.282_094_8),
+        ("spz", 0.5 / 4096.0, 0.51 / 255.0 / 0.15),
+    ] {
+        let out = dir.path().join(format!("fixture.{ext}"));
+        let run = splatcast(&[os("convert"), source.as_os_str(), os("-o"), out.as_os_str()]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let back = splatcast_protocol::formats::load(&out).unwrap();
+        let (p, c) = worst(&original, &back, ext);
+        assert!(p <= position && c <= colour, "{ext}: {p} {c}");
+        assert_eq!(
+            back.sh_degree,
+            if ext == "splat" {
+                0
+            } else {
+                original.sh_degree
+            }
+        );
+    }
+    // What we cannot write is refused before anything is read; a frame past the end names it.
+    let run = splatcast(&[os("convert"), source.as_os_str(), os("-o"), os("x.sog")]);
+    assert_fails_naming(&run, "x.sog");
+    let run = splatcast(&[
+        os("convert"),
+        source.as_os_str(),
+        os("-o"),
+        dir.path().join("f.ply").as_os_str(),
+        os("--frame"),
+        os("3"),
+    ]);
+    assert_fails_naming(&run, "test.ply");
+}
+
+#[test]
+#[ignore = "needs npm @playcanvas/splat-transform (installed by .ci/run)"]
+fn splat_transform_reads_what_convert_writes() {
+    let tool = std::env::var("SPLAT_TRANSFORM").expect("set SPLAT_TRANSFORM (see .ci/run)");
+    let dir = tempfile::tempdir().unwrap();
+    let source = data("splat_donut_v3dg/fused.ply");
+    let original = splatcast_protocol::formats::load(&source).unwrap();
+    for ext in ["ply", "splat", "spz"] {
+        let ours = dir.path().join(format!("donut.{ext}"));
+        let run = splatcast(&[
+            os("convert"),
+            source.as_os_str(),
+            os("-o"),
+            ours.as_os_str(),
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let theirs = dir.path().join(format!("donut.{ext}.ply"));
+        let out = Command::new(&tool)
+            .args(["-q", "-w", "-g", "cpu"])
+            .arg(&ours)
+            .arg(&theirs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{ext}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read = splatcast_protocol::formats::load(&theirs).unwrap();
+        let (p, c) = worst(&original, &read, ext);
+        eprintln!("{ext}: splat-transform read it back within {p} (position), {c} (DC)");
+        // .splat keeps f32 positions and 8-bit colour; SPZ 24-bit fixed point (12 bits of
+        // fraction here) and colour in 1/(255·0.15).
+        let (pmax, cmax) = match ext {
+            "ply" => (1e-6, 1e-6),
+            "splat" => (1e-6, 0.51 / 255.0 / 0.282_094_8),
+            _ => (0.5 / 4096.0 + 1e-6, 0.51 / 255.0 / 0.15),
+        };
+        assert!(p <= pmax && c <= cmax, "{ext}: {p} {c}");
+    }
+}

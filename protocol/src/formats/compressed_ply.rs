@@ -10,13 +10,10 @@ use glam::{Quat, Vec3};
 use super::FormatError;
 use super::bytes::check_fits;
 use super::ply::{Element, Encoding, Header, Property};
-use crate::gaussian::{GaussianFrame, logit, sh_degree_for_rest, sh_rest_count};
+use crate::gaussian::{GaussianFrame, SH_C0, logit, sh_degree_for_rest, sh_rest_count};
 
 /// Gaussians per chunk.
 const CHUNK: usize = 256;
-
-/// The zeroth-order SH basis constant: colour = 0.5 + SH_C0 · f_dc.
-const SH_C0: f32 = 0.282_094_8;
 
 /// Whether `header` describes a compressed PLY (a `chunk` element and packed vertices).
 pub(super) fn is_compressed(header: &Header) -> bool {

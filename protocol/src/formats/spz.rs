@@ -11,7 +11,9 @@ use glam::{Quat, Vec3};
 
 use super::FormatError;
 use super::bytes::Cursor;
-use crate::gaussian::{GaussianFrame, MAX_SH_DEGREE, logit, sh_rest_count};
+use crate::gaussian::{
+    GaussianFrame, MAX_SH_DEGREE, canonical_rotation, logit, sh_rest_count, sigmoid,
+};
 
 const MAGIC: u32 = 0x5053_474e;
 const HEADER: usize = 16;
@@ -214,6 +216,71 @@ fn decode(h: &Header, body: &[u8]) -> Result<GaussianFrame, FormatError> {
     Ok(frame)
 }
 
+/// Serialises a frame as SPZ version 2 (gzip; 24-bit fixed-point positions with as many
+/// fractional bits as the extent allows, up to 12; rotations as x, y, z bytes with w ≥ 0), in
+/// SPZ's RUB axes. Positions beyond ±2²³ units do not fit and are refused.
+pub fn write(frame: &GaussianFrame) -> Result<Vec<u8>, FormatError> {
+    use std::io::Write;
+    let n = frame.len();
+    let k = sh_rest_count(frame.sh_degree);
+    let extent = frame
+        .positions
+        .iter()
+        .map(|p| p.abs().max_element())
+        .fold(0.0f32, f32::max);
+    // The most fractional bits (≤ 12) that keep every coordinate within 24 signed bits.
+    let bits = (0..=12u8)
+        .rev()
+        .find(|&b| extent * (1u32 << b) as f32 <= ((1 << 23) - 1) as f32)
+        .ok_or_else(|| {
+            FormatError::Unsupported(format!(
+                "positions up to {extent} units do not fit SPZ's 24-bit fixed point"
+            ))
+        })?;
+    let count = u32::try_from(n)
+        .map_err(|_| FormatError::Unsupported(format!("{n} Gaussians are too many for SPZ")))?;
+    let mut out = Vec::with_capacity(HEADER + n * (9 + 1 + 3 + 3 + 3 + 3 * k));
+    out.extend(MAGIC.to_le_bytes());
+    out.extend(2u32.to_le_bytes());
+    out.extend(count.to_le_bytes());
+    out.extend([frame.sh_degree, bits, 0, 0]);
+    let flip = Vec3::new(1.0, -1.0, -1.0);
+    let byte = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    for p in &frame.positions {
+        for v in (*p * flip).to_array() {
+            let fixed = (v * (1u32 << bits) as f32).round() as i32;
+            out.extend(&fixed.to_le_bytes()[..3]);
+        }
+    }
+    out.extend(
+        frame
+            .opacity_logits
+            .iter()
+            .map(|&o| byte(sigmoid(o) * 255.0)),
+    );
+    for c in &frame.sh_dc {
+        out.extend(c.to_array().map(|v| byte((v * COLOR_SCALE + 0.5) * 255.0)));
+    }
+    for s in &frame.log_scales {
+        out.extend(s.to_array().map(|v| byte((v + 10.0) * 16.0)));
+    }
+    for q in &frame.rotations {
+        // RDF → RUB: y and z change sign; w ≥ 0 so it can be rebuilt from x, y, z.
+        let q = canonical_rotation(Quat::from_xyzw(q.x, -q.y, -q.z, q.w));
+        out.extend([q.x, q.y, q.z].map(|v| byte((v + 1.0) * 127.5)));
+    }
+    for i in 0..n {
+        for coeff in 0..k {
+            let v = frame.sh_rest[i * k + coeff] * SH_FLIP_RUB_TO_RDF[coeff];
+            out.extend(v.to_array().map(|c| byte(c * 128.0 + 128.0)));
+        }
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&out)
+        .and_then(|()| gz.finish())
+        .map_err(|e| FormatError::Invalid(format!("gzip: {e}")))
+}
+
 /// SPZ v3 rotation: 2 bits naming the largest component, then three 10-bit sign+magnitude values.
 fn smallest_three(b: &[u8]) -> Quat {
     let mut comp = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -253,6 +320,39 @@ fn f16_to_f32(h: u16) -> f32 {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn writes_what_it_reads() {
+        let mut f = GaussianFrame::with_capacity(3, 2);
+        for i in 0..3 {
+            let t = i as f32;
+            f.positions.push(Vec3::new(100.0 * t, -2.5 * t, 0.125));
+            f.rotations
+                .push(Quat::from_euler(glam::EulerRot::XYZ, t, 0.4, -0.2 * t));
+            f.log_scales.push(Vec3::new(-1.0, -2.0 - t, -3.0));
+            f.opacity_logits.push(t - 0.5);
+            f.sh_dc.push(Vec3::new(0.3, -0.2, 1.0 - t));
+            f.sh_rest
+                .extend((0..8).map(|c| Vec3::new(0.1 * c as f32, -0.3, 0.2 * t)));
+        }
+        let back = read(&write(&f).unwrap()).unwrap();
+        assert_eq!(back.sh_degree, 2);
+        for i in 0..3 {
+            assert!((back.positions[i] - f.positions[i]).abs().max_element() <= 1.0 / 4096.0);
+            assert!((back.log_scales[i] - f.log_scales[i]).abs().max_element() <= 1.0 / 32.0);
+            assert!((back.sh_dc[i] - f.sh_dc[i]).abs().max_element() < 0.6 / 255.0 / COLOR_SCALE);
+            assert!(back.rotations[i].normalize().dot(f.rotations[i]).abs() > 0.999);
+        }
+        for (a, b) in back.sh_rest.iter().zip(&f.sh_rest) {
+            assert!((*a - *b).abs().max_element() <= 1.0 / 128.0, "{a} vs {b}");
+        }
+        // Far-flung positions lose fractional bits but stay within a step.
+        f.positions[0] = Vec3::new(5000.0, 0.0, 0.0);
+        let back = read(&write(&f).unwrap()).unwrap();
+        assert!((back.positions[0].x - 5000.0).abs() <= 1.0 / 1024.0);
+        f.positions[0].x = 1e8;
+        assert!(write(&f).is_err());
+    }
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
