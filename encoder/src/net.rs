@@ -49,15 +49,9 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-/// `splatcast relay`.
+/// A server's TLS identity: `--cert/--key`, or a generated development certificate.
 #[derive(clap::Args)]
-pub struct RelayArgs {
-    /// UDP address to listen on.
-    #[arg(long, default_value = "[::]:4443")]
-    listen: SocketAddr,
-    /// JWK that tokens are signed with (`splatcast token --generate --key root.jwk`).
-    #[arg(long)]
-    auth_key: PathBuf,
+pub struct ServerTls {
     /// TLS certificate chain (PEM); without --cert/--key a development certificate is
     /// generated and its SHA-256 printed for clients to pin.
     #[arg(long)]
@@ -68,6 +62,29 @@ pub struct RelayArgs {
     /// Host names of the generated certificate.
     #[arg(long = "name", default_value = "localhost")]
     names: Vec<String>,
+}
+
+impl ServerTls {
+    fn identity(&self) -> Result<Identity> {
+        Ok(match (&self.cert, &self.key) {
+            (Some(cert), Some(k)) => Identity::load(cert, k)?,
+            (None, None) => Identity::generate(&self.names)?,
+            _ => bail!("--cert and --key go together"),
+        })
+    }
+}
+
+/// `splatcast relay`.
+#[derive(clap::Args)]
+pub struct RelayArgs {
+    /// UDP address to listen on.
+    #[arg(long, default_value = "[::]:4443")]
+    listen: SocketAddr,
+    /// JWK that tokens are signed with (`splatcast token --generate --key root.jwk`).
+    #[arg(long)]
+    auth_key: PathBuf,
+    #[command(flatten)]
+    tls: ServerTls,
     /// A room whose streams need a token to watch (repeatable).
     #[arg(long)]
     private: Vec<String>,
@@ -78,7 +95,7 @@ pub struct RelayArgs {
 
 pub fn relay(args: RelayArgs) -> Result<()> {
     let key = Key::load(&args.auth_key)?;
-    let identity = identity(&args.cert, &args.key, &args.names)?;
+    let identity = args.tls.identity()?;
     let fingerprint = identity.fingerprint();
     let rt = runtime()?;
     rt.block_on(async {
@@ -109,16 +126,8 @@ pub struct ServeArgs {
     /// UDP address to listen on.
     #[arg(long, default_value = "[::]:4443")]
     listen: SocketAddr,
-    /// TLS certificate chain (PEM); without --cert/--key a development certificate is
-    /// generated and its SHA-256 printed for clients to pin.
-    #[arg(long)]
-    cert: Option<PathBuf>,
-    /// TLS private key (PEM).
-    #[arg(long)]
-    key: Option<PathBuf>,
-    /// Host names of the generated certificate.
-    #[arg(long = "name", default_value = "localhost")]
-    names: Vec<String>,
+    #[command(flatten)]
+    tls: ServerTls,
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
@@ -150,7 +159,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         );
         named.push((name, path));
     }
-    let identity = identity(&args.cert, &args.key, &args.names)?;
+    let identity = args.tls.identity()?;
     let fingerprint = identity.fingerprint();
     let rt = runtime()?;
     rt.block_on(async {
@@ -162,15 +171,6 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
         server.run().await?;
         Ok(())
-    })
-}
-
-/// The server's TLS identity: `--cert/--key`, or a generated development certificate.
-fn identity(cert: &Option<PathBuf>, key: &Option<PathBuf>, names: &[String]) -> Result<Identity> {
-    Ok(match (cert, key) {
-        (Some(cert), Some(k)) => Identity::load(cert, k)?,
-        (None, None) => Identity::generate(names)?,
-        _ => bail!("--cert and --key go together"),
     })
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use splatcast_protocol::av1::{Picture, PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::gop::{GopSide, SideError};
-use splatcast_protocol::stream::{StreamError, StreamReader};
+use splatcast_protocol::stream::{GopPlanes, StreamError, StreamReader};
 
 use crate::live::LiveSource;
 
@@ -78,6 +78,31 @@ pub struct DecodedGop {
     pub frames: Vec<Vec<Picture>>,
     /// Coded bytes of the GOP (pictures and side data), for the bitrate display.
     pub coded_bytes: usize,
+}
+
+impl DecodedGop {
+    /// GOP `index` from its decoded planes (per track, one picture per frame), checked against
+    /// its side data and turned frame-major.
+    pub(crate) fn new(
+        index: usize,
+        (first_frame, side, tracks): GopPlanes,
+        coded_bytes: usize,
+    ) -> Result<Self, SourceError> {
+        let frame_count = side.frame_count as usize;
+        if tracks.iter().any(|t| t.len() != frame_count) {
+            return Err(StreamError::Inconsistent(format!(
+                "GOP {index}: tracks disagree with the side data's {frame_count} frames"
+            ))
+            .into());
+        }
+        Ok(Self {
+            index,
+            first_frame,
+            side: Arc::new(side),
+            frames: transpose(tracks, frame_count),
+            coded_bytes,
+        })
+    }
 }
 
 /// Anything that yields decoded GOPs by index: a file, a network stream.
@@ -217,28 +242,15 @@ impl PlaneSource for FileSource {
                 StreamError::Inconsistent("the stream has no picture tracks".into()).into(),
             );
         }
-        let (first_frame, side, tracks) = self
+        let planes = self
             .reader
             .decode_planes_parallel(gop, &mut self.decoders)?;
-        let frame_count = side.frame_count as usize;
-        if tracks.iter().any(|t| t.len() != frame_count) {
-            return Err(StreamError::Inconsistent(format!(
-                "GOP {gop}: tracks disagree with the side data's {frame_count} frames"
-            ))
-            .into());
-        }
-        Ok(DecodedGop {
-            index: gop,
-            first_frame,
-            side: Arc::new(side),
-            frames: transpose(tracks, frame_count),
-            coded_bytes,
-        })
+        DecodedGop::new(gop, planes, coded_bytes)
     }
 }
 
 /// Per track per frame → per frame per track, moving the pictures.
-pub(crate) fn transpose(tracks: Vec<Vec<Picture>>, frames: usize) -> Vec<Vec<Picture>> {
+fn transpose(tracks: Vec<Vec<Picture>>, frames: usize) -> Vec<Vec<Picture>> {
     let mut out: Vec<Vec<Picture>> = (0..frames)
         .map(|_| Vec::with_capacity(tracks.len()))
         .collect();

@@ -3,7 +3,6 @@
 //! GOP's transfer. It is a [`PlaneSource`] like a file, so playback, seeking and looping are
 //! the file's.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use splatcast_net::{Address, GopIndex, NetError, StreamCatalog, Trust, install_crypto, moq_net};
@@ -11,7 +10,7 @@ use splatcast_protocol::av1::{PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::gop::GopSide;
 use splatcast_protocol::stream::{GopAssembler, StreamError, TrackSet};
 
-use crate::source::{DecodedGop, PlaneSource, SourceError, transpose};
+use crate::source::{DecodedGop, PlaneSource, SourceError};
 
 /// Longest wait for one GOP.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -146,22 +145,9 @@ impl PlaneSource for VodSource {
             return Err(SourceError::NoSuchGop(gop));
         }
         let assembled = self.fetch(gop)?;
-        let (first_frame, side, tracks) = self
+        let planes = self
             .tracks
             .decode_parallel(&assembled.fragment, &mut self.decoders)?;
-        let frame_count = side.frame_count as usize;
-        if tracks.iter().any(|t| t.len() != frame_count) {
-            return Err(StreamError::Inconsistent(format!(
-                "GOP {gop}: tracks disagree with the side data's {frame_count} frames"
-            ))
-            .into());
-        }
-        Ok(DecodedGop {
-            index: gop,
-            first_frame,
-            side: Arc::new(side),
-            frames: transpose(tracks, frame_count),
-            coded_bytes: assembled.bytes,
-        })
+        DecodedGop::new(gop, planes, assembled.bytes)
     }
 }
