@@ -265,9 +265,12 @@ pub(super) fn read(bytes: &[u8], header: &Header) -> Result<GaussianFrame, Forma
 mod tests {
     use super::*;
 
+    /// Position, rotation, log-scale, RGBA bytes and degree-1 SH bytes of one Gaussian.
+    type Packed = (Vec3, Quat, Vec3, [u8; 4], [u8; 9]);
+
     /// A compressed PLY of `gaussians` (positions in [0, 1]³, log-scales in [-4, 0]) with one
     /// chunk per 256 and degree-1 SH: what SuperSplat writes, built by hand.
-    fn file(gaussians: &[(Vec3, Quat, Vec3, [u8; 4], [u8; 9])]) -> Vec<u8> {
+    fn file(gaussians: &[Packed]) -> Vec<u8> {
         let chunks = gaussians.len().div_ceil(CHUNK);
         let mut out = format!(
             "ply\nformat binary_little_endian 1.0\ncomment made by hand\nelement chunk {chunks}\n"

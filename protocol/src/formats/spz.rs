@@ -269,10 +269,11 @@ pub fn write(frame: &GaussianFrame) -> Result<Vec<u8>, FormatError> {
         let q = canonical_rotation(Quat::from_xyzw(q.x, -q.y, -q.z, q.w));
         out.extend([q.x, q.y, q.z].map(|v| byte((v + 1.0) * 127.5)));
     }
-    for i in 0..n {
-        for coeff in 0..k {
-            let v = frame.sh_rest[i * k + coeff] * SH_FLIP_RUB_TO_RDF[coeff];
-            out.extend(v.to_array().map(|c| byte(c * 128.0 + 128.0)));
+    if k > 0 {
+        for gaussian in frame.sh_rest.chunks_exact(k) {
+            for (v, flip) in gaussian.iter().zip(SH_FLIP_RUB_TO_RDF) {
+                out.extend((*v * flip).to_array().map(|c| byte(c * 128.0 + 128.0)));
+            }
         }
     }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
