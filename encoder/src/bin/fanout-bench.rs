@@ -77,13 +77,14 @@ fn usage(pid: u32) -> Result<(f64, u64)> {
 }
 
 fn free_port() -> Result<u16> {
-    loop {
+    for _ in 0..100 {
         let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
         let port = udp.local_addr()?.port();
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return Ok(port);
         }
     }
+    bail!("no loopback port free for both UDP and TCP")
 }
 
 fn sibling(name: &str) -> Result<PathBuf> {

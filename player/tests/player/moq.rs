@@ -309,13 +309,15 @@ impl Drop for MoqRelay {
 
 /// A loopback port free for both UDP (QUIC) and TCP (moq-relay's HTTP side).
 fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    (0..100)
+        .find_map(|_| {
+            let udp = std::net::UdpSocket::bind("127.0.0.1:0").ok()?;
+            let port = udp.local_addr().ok()?.port();
+            std::net::TcpListener::bind(("127.0.0.1", port))
+                .is_ok()
+                .then_some(port)
+        })
+        .expect("a port free for UDP and TCP")
 }
 
 /// Starts a moq-relay node on `port` (public rooms, generated certificate), joined to the
@@ -449,9 +451,13 @@ fn publisher_and_viewer_come_back_after_the_relay_restarts() {
     std::thread::sleep(Duration::from_millis(500));
     go.send(()).unwrap();
     let mut source = viewer.join().unwrap().unwrap();
-    let next = |source: &mut LiveSource| loop {
-        if let Ok(Some(frame)) = source.next_frame(Duration::from_secs(1)) {
-            return frame;
+    let next = |source: &mut LiveSource| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            assert!(Instant::now() < deadline, "no frame within 30 s");
+            if let Ok(Some(frame)) = source.next_frame(Duration::from_secs(1)) {
+                return frame;
+            }
         }
     };
     let before = (0..10).map(|_| next(&mut source).frame).max().unwrap();
