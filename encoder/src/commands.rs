@@ -124,7 +124,8 @@ pub(crate) fn scan_frames(paths: &[PathBuf]) -> Result<(usize, u8)> {
 }
 
 /// `splatcast convert`: frame `frame` of `input`, written in the format `output` names.
-pub fn convert(input: &Path, output: &Path, frame: usize) -> Result<()> {
+/// Gaussians holding NaN or infinite values are dropped with one warning line, unless `strict`.
+pub fn convert(input: &Path, output: &Path, frame: usize, strict: bool) -> Result<()> {
     let extension = output
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -134,7 +135,23 @@ pub fn convert(input: &Path, output: &Path, frame: usize) -> Result<()> {
         "{}: cannot write '.{extension}': write .ply, .splat or .spz",
         output.display()
     );
-    let gaussians = FrameSet::open(input)?.frame(frame)?;
+    let gaussians = if input.is_file() && formats::SplatFormat::has_known_extension(input) {
+        ensure!(
+            frame == 0,
+            "{}: frame {frame} requested, it has 1",
+            input.display()
+        );
+        let (gaussians, dropped) = formats::load_with(input, !strict)?;
+        if dropped > 0 {
+            eprintln!(
+                "{}: dropped {dropped} Gaussians holding NaN or infinite values (--strict refuses the file)",
+                input.display()
+            );
+        }
+        gaussians
+    } else {
+        FrameSet::open(input)?.frame(frame)?
+    };
     let bytes = match extension.as_str() {
         "ply" => ply::write(&gaussians),
         "splat" => splat::write(&gaussians),

@@ -117,6 +117,9 @@ enum Command {
         /// Frame of a stream or sequence.
         #[arg(long, default_value_t = 0)]
         frame: usize,
+        /// Refuse a file holding NaN or infinite values instead of dropping those Gaussians.
+        #[arg(long)]
+        strict: bool,
     },
     /// Describe a Splatcast file: tracks, GOPs, bytes per attribute.
     Info {
@@ -411,7 +414,8 @@ fn main() -> ExitCode {
             input,
             output,
             frame,
-        } => commands::convert(&input, &output, frame),
+            strict,
+        } => commands::convert(&input, &output, frame, strict),
         Command::Publish {
             input,
             to,

@@ -418,6 +418,38 @@ fn convert_writes_any_frame_as_ply_splat_and_spz() {
             }
         );
     }
+    // A Gaussian with a NaN position is dropped with one warning line; --strict refuses.
+    let good = std::fs::read(&source).unwrap();
+    let body = good.windows(11).position(|w| w == b"end_header\n").unwrap() + 11;
+    let mut bad = good.clone();
+    bad[body..body + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let nan = dir.path().join("nan.ply");
+    std::fs::write(&nan, bad).unwrap();
+    let out = dir.path().join("clean.ply");
+    let run = splatcast(&[os("convert"), nan.as_os_str(), os("-o"), out.as_os_str()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("dropped 1 Gaussians") && err.contains("nan.ply"),
+        "{err}"
+    );
+    let clean = splatcast_protocol::formats::load(&out).unwrap();
+    assert_eq!(clean.len(), original.len() - 1);
+    assert_eq!(clean.positions[0], original.positions[1]);
+    let run = splatcast(&[
+        os("convert"),
+        nan.as_os_str(),
+        os("-o"),
+        out.as_os_str(),
+        os("--strict"),
+    ]);
+    assert_fails_naming(&run, "nan.ply");
+
     // What we cannot write is refused before anything is read; a frame past the end names it.
     let run = splatcast(&[os("convert"), source.as_os_str(), os("-o"), os("x.sog")]);
     assert_fails_naming(&run, "x.sog");

@@ -95,6 +95,48 @@ impl GaussianFrame {
 
     /// Checks lengths, SH degree and that every value is finite.
     pub fn validate(&self) -> Result<(), FrameError> {
+        self.validate_shape()?;
+        for index in 0..self.len() {
+            if let Some(attribute) = self.non_finite(index) {
+                return Err(FrameError::NonFinite { index, attribute });
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the Gaussians that hold a NaN or infinite value (real captures have a few) and
+    /// says how many went; a frame whose arrays disagree is left for [`Self::validate`] to
+    /// refuse.
+    pub fn retain_finite(&mut self) -> usize {
+        if self.validate_shape().is_err() {
+            return 0;
+        }
+        let keep: Vec<bool> = (0..self.len())
+            .map(|i| self.non_finite(i).is_none())
+            .collect();
+        let dropped = keep.iter().filter(|k| !**k).count();
+        if dropped > 0 {
+            fn filter<T>(values: &mut Vec<T>, keep: &[bool]) {
+                let mut flags = keep.iter();
+                values.retain(|_| *flags.next().unwrap_or(&false));
+            }
+            filter(&mut self.positions, &keep);
+            filter(&mut self.rotations, &keep);
+            filter(&mut self.log_scales, &keep);
+            filter(&mut self.opacity_logits, &keep);
+            filter(&mut self.sh_dc, &keep);
+            let k = self.rest_per_gaussian();
+            let expanded: Vec<bool> = keep
+                .iter()
+                .flat_map(|&k_| std::iter::repeat_n(k_, k))
+                .collect();
+            filter(&mut self.sh_rest, &expanded);
+        }
+        dropped
+    }
+
+    /// Array lengths against each other and the SH degree.
+    fn validate_shape(&self) -> Result<(), FrameError> {
         if self.sh_degree > MAX_SH_DEGREE {
             return Err(FrameError::ShDegree(self.sh_degree));
         }
@@ -113,29 +155,26 @@ impl GaussianFrame {
         if self.sh_rest.len() != n * self.rest_per_gaussian() {
             return Err(FrameError::Inconsistent("sh_rest"));
         }
-        let k = self.rest_per_gaussian();
-        for i in 0..n {
-            let checks = [
-                (self.positions[i].is_finite(), "position"),
-                (self.rotations[i].is_finite(), "rotation"),
-                (self.log_scales[i].is_finite(), "scale"),
-                (self.opacity_logits[i].is_finite(), "opacity"),
-                (self.sh_dc[i].is_finite(), "colour"),
-                (
-                    self.sh_rest[i * k..(i + 1) * k]
-                        .iter()
-                        .all(|c| c.is_finite()),
-                    "SH coefficient",
-                ),
-            ];
-            if let Some((_, attribute)) = checks.iter().find(|(ok, _)| !ok) {
-                return Err(FrameError::NonFinite {
-                    index: i,
-                    attribute,
-                });
-            }
-        }
         Ok(())
+    }
+
+    /// The first attribute of Gaussian `i` holding a NaN or infinite value.
+    fn non_finite(&self, i: usize) -> Option<&'static str> {
+        let k = self.rest_per_gaussian();
+        let checks = [
+            (self.positions[i].is_finite(), "position"),
+            (self.rotations[i].is_finite(), "rotation"),
+            (self.log_scales[i].is_finite(), "scale"),
+            (self.opacity_logits[i].is_finite(), "opacity"),
+            (self.sh_dc[i].is_finite(), "colour"),
+            (
+                self.sh_rest[i * k..(i + 1) * k]
+                    .iter()
+                    .all(|c| c.is_finite()),
+                "SH coefficient",
+            ),
+        ];
+        checks.iter().find(|(ok, _)| !ok).map(|(_, what)| *what)
     }
 
     /// Appends Gaussian `i` of `other` (same SH degree) to this frame.
@@ -282,6 +321,28 @@ mod tests {
             f.sh_rest.extend([Vec3::ZERO; 3]);
         }
         f
+    }
+
+    #[test]
+    fn retain_finite_drops_whole_gaussians() {
+        let mut f = GaussianFrame::with_capacity(3, 1);
+        for i in 0..3 {
+            let t = i as f32;
+            f.positions.push(Vec3::splat(t));
+            f.rotations.push(Quat::IDENTITY);
+            f.log_scales.push(Vec3::splat(-t));
+            f.opacity_logits.push(t);
+            f.sh_dc.push(Vec3::splat(t));
+            f.sh_rest
+                .extend((0..3).map(|c| Vec3::splat(10.0 * t + c as f32)));
+        }
+        f.log_scales[1].y = f32::INFINITY;
+        assert_eq!(f.retain_finite(), 1);
+        f.validate().unwrap();
+        assert_eq!(f.len(), 2);
+        assert_eq!(f.positions[1], Vec3::splat(2.0));
+        assert_eq!(f.sh_rest[3], Vec3::splat(20.0));
+        assert_eq!(f.retain_finite(), 0);
     }
 
     #[test]

@@ -100,18 +100,29 @@ impl SplatFormat {
 
 /// Parses `bytes` in `format`, then checks the frame is valid.
 pub fn parse(bytes: &[u8], format: SplatFormat) -> Result<GaussianFrame, FormatError> {
-    let frame = match format {
-        SplatFormat::Ply => ply::read(bytes)?,
-        SplatFormat::Splat => splat::read(bytes)?,
-        SplatFormat::Sog => sog::read(bytes)?,
-        SplatFormat::Spz => spz::read(bytes)?,
-    };
+    let frame = parse_unchecked(bytes, format)?;
     frame.validate()?;
     Ok(frame)
 }
 
-/// Reads one frame from a file in any supported format; refuses empty frames.
+fn parse_unchecked(bytes: &[u8], format: SplatFormat) -> Result<GaussianFrame, FormatError> {
+    Ok(match format {
+        SplatFormat::Ply => ply::read(bytes)?,
+        SplatFormat::Splat => splat::read(bytes)?,
+        SplatFormat::Sog => sog::read(bytes)?,
+        SplatFormat::Spz => spz::read(bytes)?,
+    })
+}
+
+/// Reads one frame from a file in any supported format; refuses empty frames and frames with a
+/// NaN or infinite value.
 pub fn load(path: &Path) -> Result<GaussianFrame, LoadError> {
+    load_with(path, false).map(|(frame, _)| frame)
+}
+
+/// [`load`], but when `drop_non_finite`, Gaussians holding a NaN or infinite value are dropped
+/// (real captures have a few) instead of the file refused; returns how many went.
+pub fn load_with(path: &Path, drop_non_finite: bool) -> Result<(GaussianFrame, usize), LoadError> {
     let bytes = std::fs::read(path).map_err(|error| LoadError::Io {
         path: path.to_owned(),
         error,
@@ -125,11 +136,19 @@ pub fn load(path: &Path) -> Result<GaussianFrame, LoadError> {
             "not a PLY, .splat, SOG or SPZ file".into(),
         ))
     })?;
-    let frame = parse(&bytes, format).map_err(format_err)?;
+    let mut frame = parse_unchecked(&bytes, format).map_err(format_err)?;
+    let dropped = if drop_non_finite {
+        frame.retain_finite()
+    } else {
+        0
+    };
+    frame
+        .validate()
+        .map_err(|e| format_err(FormatError::from(e)))?;
     if frame.is_empty() {
         return Err(format_err(FormatError::Invalid(
             "holds no Gaussians".into(),
         )));
     }
-    Ok(frame)
+    Ok((frame, dropped))
 }
