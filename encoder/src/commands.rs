@@ -9,14 +9,14 @@ use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
 use splatcast_encoder::metrics::ErrorAccumulator;
 use splatcast_encoder::scene::FrameSet;
-use splatcast_encoder::{EncodeOptions, GopReport, Quality, SequenceEncoder, demo, stream_layout};
+use splatcast_encoder::{EncodeOptions, GopReport, SequenceEncoder, demo, stream_layout};
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::atomic::{AtomicFile, write_file};
 use splatcast_protocol::av1::Rav1dDecoder;
 use splatcast_protocol::container::TrackKind;
 use splatcast_protocol::formats::{self, ply, splat, spz};
 use splatcast_protocol::sequence::list_frames;
-use splatcast_protocol::stream::{Fragmentation, StreamReader};
+use splatcast_protocol::stream::StreamReader;
 
 pub(crate) fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
@@ -44,27 +44,24 @@ pub(crate) fn parse_bitrate(s: &str) -> Result<u64> {
     Ok((v * scale).round() as u64)
 }
 
+/// `splatcast encode` of Gaussian frames: `options` as given, `bitrate` (e.g. "800k") parsed
+/// into them; Gaussians holding NaN or infinite values are dropped (one warning line per file)
+/// unless `strict`.
 pub fn encode(
     input: &Path,
     output: &Path,
-    fps: f64,
-    gop: usize,
-    quality: Quality,
+    mut options: EncodeOptions,
     bitrate: Option<&str>,
-    fragmentation: Fragmentation,
+    strict: bool,
 ) -> Result<()> {
-    ensure!(fps > 0.0 && fps <= 1000.0, "--fps must be in (0, 1000]");
-    ensure!(gop >= 1, "--gop must be at least 1");
-    let options = EncodeOptions {
-        fps,
-        gop,
-        quality,
-        bitrate: bitrate.map(parse_bitrate).transpose()?,
-        fragmentation,
-        ..EncodeOptions::default()
-    };
+    ensure!(
+        options.fps > 0.0 && options.fps <= 1000.0,
+        "--fps must be in (0, 1000]"
+    );
+    ensure!(options.gop >= 1, "--gop must be at least 1");
+    options.bitrate = bitrate.map(parse_bitrate).transpose()?;
     let paths = list_frames(input)?;
-    let (max_n, degree) = scan_frames(&paths)?;
+    let (max_n, degree) = scan_frames(&paths, strict)?;
     let layout = stream_layout(&options, max_n, degree);
     let out = AtomicFile::create(output)
         .with_context(|| format!("{}: cannot create", output.display()))?;
@@ -73,7 +70,7 @@ pub fn encode(
     let start = Instant::now();
     for path in &paths {
         encoder
-            .push(formats::load(path)?)
+            .push(load_frame(path, strict, false)?)
             .with_context(|| format!("{}", output.display()))?;
         pb.inc(1);
     }
@@ -101,11 +98,11 @@ pub fn encode(
 
 /// First pass over a sequence: every frame loads and shares one SH degree; the planes are sized
 /// for the largest. Nothing is written for an input that would fail half-way.
-pub(crate) fn scan_frames(paths: &[PathBuf]) -> Result<(usize, u8)> {
+pub(crate) fn scan_frames(paths: &[PathBuf], strict: bool) -> Result<(usize, u8)> {
     let scan = bar(paths.len() as u64, "checking");
     let (mut max_n, mut degree) = (0, None);
     for path in paths {
-        let frame = formats::load(path)?;
+        let frame = load_frame(path, strict, true)?;
         if let Some(d) = degree
             && d != frame.sh_degree
         {
@@ -121,6 +118,19 @@ pub(crate) fn scan_frames(paths: &[PathBuf]) -> Result<(usize, u8)> {
     }
     scan.finish_and_clear();
     Ok((max_n, degree.unwrap_or(0)))
+}
+
+/// One input frame; Gaussians holding NaN or infinite values are dropped unless `strict` (a
+/// warning line says how many when `warn`: the first of several passes over the same files).
+pub(crate) fn load_frame(path: &Path, strict: bool, warn: bool) -> Result<GaussianFrame> {
+    let (frame, dropped) = formats::load_with(path, !strict)?;
+    if warn && dropped > 0 {
+        eprintln!(
+            "{}: dropped {dropped} Gaussians holding NaN or infinite values (--strict refuses the file)",
+            path.display()
+        );
+    }
+    Ok(frame)
 }
 
 /// `splatcast convert`: frame `frame` of `input`, written in the format `output` names.
@@ -141,13 +151,7 @@ pub fn convert(input: &Path, output: &Path, frame: usize, strict: bool) -> Resul
             "{}: frame {frame} requested, it has 1",
             input.display()
         );
-        let (gaussians, dropped) = formats::load_with(input, !strict)?;
-        if dropped > 0 {
-            eprintln!(
-                "{}: dropped {dropped} Gaussians holding NaN or infinite values (--strict refuses the file)",
-                input.display()
-            );
-        }
+        let gaussians = load_frame(input, strict, true)?;
         gaussians
     } else {
         FrameSet::open(input)?.frame(frame)?

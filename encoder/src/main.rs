@@ -52,6 +52,10 @@ struct Coding {
     /// Size/fidelity preset.
     #[arg(long, value_enum, default_value_t = Quality::Medium)]
     quality: Quality,
+    /// Refuse input frames holding NaN or infinite values instead of dropping those Gaussians
+    /// (one warning line per file says how many).
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(Subcommand)]
@@ -390,15 +394,14 @@ fn main() -> ExitCode {
                 learn_options(&coding, bitrate.as_deref(), fragment.into(), &learning)
                     .and_then(|options| capture::encode(&input, &output, options))
             } else {
-                commands::encode(
-                    &input,
-                    &output,
-                    coding.fps,
-                    coding.gop,
-                    coding.quality,
-                    bitrate.as_deref(),
-                    fragment.into(),
-                )
+                let options = splatcast_encoder::EncodeOptions {
+                    fps: coding.fps,
+                    gop: coding.gop,
+                    quality: coding.quality,
+                    fragmentation: fragment.into(),
+                    ..Default::default()
+                };
+                commands::encode(&input, &output, options, bitrate.as_deref(), coding.strict)
             }
         }
         Command::EvalCapture {
@@ -434,6 +437,7 @@ fn main() -> ExitCode {
                 fragmentation: Fragmentation::Frame,
                 ..Default::default()
             },
+            strict: coding.strict,
         }),
         Command::Relay(args) => net::relay(args),
         Command::Serve(args) => net::serve(args),

@@ -14,12 +14,11 @@ use splatcast_net::{
 };
 use splatcast_protocol::atomic::write_file;
 use splatcast_protocol::container::{media_segment, parse_init};
-use splatcast_protocol::formats;
 use splatcast_protocol::sequence::list_frames;
 use splatcast_protocol::stream::{Chunk, FRAME_TICKS, WrittenGop, split_by_frame};
 use tokio::time::Instant;
 
-use crate::commands::{open, scan_frames};
+use crate::commands::{load_frame, open, scan_frames};
 
 /// How a client trusts the server: `--fingerprint` (development certificates) or `--ca`.
 #[derive(clap::Args, Clone, Debug)]
@@ -181,6 +180,7 @@ pub struct PublishArgs {
     pub trust: TrustArgs,
     pub looped: bool,
     pub options: EncodeOptions,
+    pub strict: bool,
 }
 
 pub fn publish(args: PublishArgs) -> Result<()> {
@@ -215,7 +215,7 @@ pub fn publish(args: PublishArgs) -> Result<()> {
                     !args.looped,
                     "--loop replays a file; live encoding runs once"
                 );
-                encode_live(&args.input, broadcast, args.options).await?;
+                encode_live(&args.input, broadcast, args.options, args.strict).await?;
             }
             // Let the last frames leave before the session closes.
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -282,9 +282,10 @@ async fn encode_live(
     input: &Path,
     broadcast: moq_net::broadcast::Producer,
     options: EncodeOptions,
+    strict: bool,
 ) -> Result<()> {
     let paths = list_frames(input)?;
-    let (max_n, degree) = scan_frames(&paths)?;
+    let (max_n, degree) = scan_frames(&paths, strict)?;
     let layout = stream_layout(&options, max_n, degree);
     let fps = options.fps;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WrittenGop>();
@@ -294,7 +295,7 @@ async fn encode_live(
             let _ = tx.send(gop.clone());
         });
         for path in &paths {
-            encoder.push(formats::load(path)?)?;
+            encoder.push(load_frame(path, strict, false)?)?;
         }
         encoder.finish()?;
         Ok(())

@@ -153,11 +153,6 @@ fn broken_inputs_fail_cleanly() {
             [header.replace("45624", "999999999").as_bytes(), body].concat(),
         ),
         ("empty.ply", header.replace("45624", "0").into_bytes()),
-        ("nan.ply", {
-            let mut b = good.clone();
-            b[header_end..header_end + 4].copy_from_slice(&f32::NAN.to_le_bytes());
-            b
-        }),
         (
             "noopacity.ply",
             [header.replace("opacity", "opacitx").as_bytes(), body].concat(),
@@ -175,6 +170,32 @@ fn broken_inputs_fail_cleanly() {
         assert!(!output.exists(), "{name}: no output under the final name");
         assert!(!dir.path().join(format!("{name}.mp4.partial")).exists());
     }
+
+    // A NaN position: that Gaussian is dropped with one warning line; --strict refuses the file.
+    let nan = dir.path().join("nan.ply");
+    let mut bytes = good.clone();
+    bytes[header_end..header_end + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(&nan, bytes).unwrap();
+    let output = dir.path().join("nan.mp4");
+    let out = encode(&nan, &output, &["--quality", "low"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.lines()
+            .filter(|l| l.contains("dropped 1 Gaussians"))
+            .count()
+            == 1
+            && err.contains("nan.ply"),
+        "{err}"
+    );
+    let strict = dir.path().join("strict.mp4");
+    let out = encode(&nan, &strict, &["--strict"]);
+    assert_fails_naming(&out, "nan.ply");
+    assert!(!strict.exists());
 
     let unwritable = dir.path().join("no/such/dir/out.mp4");
     let out = encode(
