@@ -151,8 +151,7 @@ pub fn convert(input: &Path, output: &Path, frame: usize, strict: bool) -> Resul
             "{}: frame {frame} requested, it has 1",
             input.display()
         );
-        let gaussians = load_frame(input, strict, true)?;
-        gaussians
+        load_frame(input, strict, true)?
     } else {
         FrameSet::open(input)?.frame(frame)?
     };
