@@ -200,61 +200,92 @@ pub fn correspond(prev: &GaussianFrame, next: &GaussianFrame) -> Correspondence 
     if identity_total == 0.0 {
         return Correspondence::Identity;
     }
-    let matched = greedy_match(prev, next, spacing);
+    let (order, total) = greedy_match(prev, next, spacing);
     let identity_ok = plausible(identity.iter().copied(), n);
-    match matched {
-        Some((order, total)) if total < REORDER_GAIN * identity_total || !identity_ok => {
-            let ok = plausible(
-                order
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &j)| cost(prev, next, i, j, spacing)),
-                n,
-            );
-            let moved = order.iter().enumerate().filter(|(i, j)| i != *j).count() as u32;
-            match (ok, moved) {
-                (false, _) => Correspondence::None,
-                (true, 0) => Correspondence::Identity,
-                (true, _) => Correspondence::Reordered { order, moved },
-            }
+    if total < REORDER_GAIN * identity_total || !identity_ok {
+        let costs = order
+            .iter()
+            .enumerate()
+            .map(|(i, &j)| cost(prev, next, i, j, spacing));
+        let moved = order.iter().enumerate().filter(|(i, j)| i != *j).count() as u32;
+        match (plausible(costs, n), moved) {
+            (false, _) => Correspondence::None,
+            (true, 0) => Correspondence::Identity,
+            (true, _) => Correspondence::Reordered { order, moved },
         }
-        _ if identity_ok => Correspondence::Identity,
-        _ => Correspondence::None,
+    } else {
+        Correspondence::Identity
     }
 }
 
-/// Cheapest-first one-to-one matching among each prev Gaussian's nearest candidates in `next`;
-/// `None` when some Gaussian finds no free candidate.
-fn greedy_match(
-    prev: &GaussianFrame,
-    next: &GaussianFrame,
-    spacing: f32,
-) -> Option<(Vec<usize>, f32)> {
+/// Below this many free Gaussians a matching round compares every pair, so it always finishes.
+const EXHAUSTIVE: usize = 1024;
+
+/// One-to-one matching, cheapest pair first: each prev Gaussian against its nearest candidates
+/// in `next`; then, in rounds over the Gaussians still free, against the nearest free ones
+/// (a conflict near a Gaussian leaves a free partner near it), so a shuffled cloud is matched
+/// completely and locally. Returns the order and its total cost.
+fn greedy_match(prev: &GaussianFrame, next: &GaussianFrame, spacing: f32) -> (Vec<usize>, f32) {
     let n = prev.len();
-    let cells = Cells::new(&next.positions);
-    let mut found = Vec::with_capacity(CANDIDATES);
-    let mut pairs: Vec<(f32, u32, u32)> = Vec::with_capacity(n * CANDIDATES);
-    for (i, p) in prev.positions.iter().enumerate() {
-        cells.nearest(&next.positions, *p, CANDIDATES, &mut found);
-        pairs.extend(
-            found
-                .iter()
-                .map(|&(_, j)| (cost(prev, next, i, j as usize, spacing), i as u32, j)),
-        );
-    }
-    pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let mut order = vec![usize::MAX; n];
     let mut taken = vec![false; n];
     let mut total = 0.0;
-    for (c, i, j) in pairs {
-        let (i, j) = (i as usize, j as usize);
-        if order[i] == usize::MAX && !taken[j] {
-            order[i] = j;
-            taken[j] = true;
-            total += c;
+    loop {
+        let free_prev: Vec<usize> = (0..n).filter(|&i| order[i] == usize::MAX).collect();
+        if free_prev.is_empty() {
+            break;
+        }
+        let free_next: Vec<usize> = (0..n).filter(|&j| !taken[j]).collect();
+        let mut pairs = candidate_pairs(prev, next, &free_prev, &free_next, spacing);
+        pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut progress = false;
+        for (c, i, j) in pairs {
+            let (i, j) = (i as usize, j as usize);
+            if order[i] == usize::MAX && !taken[j] {
+                order[i] = j;
+                taken[j] = true;
+                total += c;
+                progress = true;
+            }
+        }
+        if !progress {
+            // No free Gaussian has a free one anywhere near: pair the rest as they come (the
+            // plausibility check sees what they cost).
+            for (i, j) in free_prev.into_iter().zip(free_next) {
+                order[i] = j;
+                total += cost(prev, next, i, j, spacing);
+            }
+            break;
         }
     }
-    (!order.contains(&usize::MAX)).then_some((order, total))
+    (order, total)
+}
+
+/// Candidate pairs (cost, prev index, next index) between free Gaussians: every pair when few
+/// are left, else each prev Gaussian's nearest free ones in `next`.
+fn candidate_pairs(
+    prev: &GaussianFrame,
+    next: &GaussianFrame,
+    free_prev: &[usize],
+    free_next: &[usize],
+    spacing: f32,
+) -> Vec<(f32, u32, u32)> {
+    let pair = |i: usize, j: usize| (cost(prev, next, i, j, spacing), i as u32, j as u32);
+    if free_prev.len() <= EXHAUSTIVE {
+        return free_prev
+            .iter()
+            .flat_map(|&i| free_next.iter().map(move |&j| pair(i, j)))
+            .collect();
+    }
+    let points: Vec<Vec3> = free_next.iter().map(|&j| next.positions[j]).collect();
+    let cells = Cells::new(&points);
+    let mut found = Vec::with_capacity(CANDIDATES);
+    let mut pairs = Vec::with_capacity(free_prev.len() * CANDIDATES);
+    for &i in free_prev {
+        cells.nearest(&points, prev.positions[i], CANDIDATES, &mut found);
+        pairs.extend(found.iter().map(|&(_, k)| pair(i, free_next[k as usize])));
+    }
+    pairs
 }
 
 #[cfg(test)]
@@ -314,5 +345,40 @@ mod tests {
             .for_each(|p| *p = *p * 3.0 + Vec3::splat(5.0));
         assert_eq!(correspond(&prev, &other), Correspondence::None);
         assert_eq!(correspond(&prev, &cloud(999, 0.0)), Correspondence::None);
+    }
+
+    #[test]
+    fn a_deforming_cloud_re_sorted_every_frame_is_matched_completely() {
+        // A jittered lattice bending non-rigidly by about 0.6 spacings, then shuffled: nearest
+        // candidates conflict, so a first cheapest-first pass leaves Gaussians without a free
+        // candidate; the later rounds must pair them locally rather than give up.
+        let mut prev = cloud(4000, 0.0);
+        for (i, p) in prev.positions.iter_mut().enumerate() {
+            let h = (i as u32).wrapping_mul(2_654_435_761);
+            *p += Vec3::new(
+                (h & 255) as f32,
+                (h >> 8 & 255) as f32,
+                (h >> 16 & 255) as f32,
+            ) / 255.0
+                * 0.04;
+        }
+        let mut next = prev.clone();
+        next.positions.iter_mut().for_each(|p| {
+            *p += Vec3::new((p.y * 9.0).sin(), (p.z * 7.0).cos(), (p.x * 5.0).sin()) * 0.06
+        });
+        let perm: Vec<usize> = (0..4000).map(|i| (i * 7919 + 13) % 4000).collect();
+        let shuffled = next.permuted(&perm);
+        let Correspondence::Reordered { order, .. } = correspond(&prev, &shuffled) else {
+            panic!("no correspondence");
+        };
+        let mut seen = vec![false; 4000];
+        order.iter().for_each(|&j| seen[j] = true);
+        assert!(seen.iter().all(|&s| s), "not one-to-one");
+        let right = order
+            .iter()
+            .enumerate()
+            .filter(|&(i, &j)| perm[j] == i)
+            .count();
+        assert!(right > 3600, "{right} of 4000 matched to themselves");
     }
 }

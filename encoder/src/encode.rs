@@ -139,7 +139,8 @@ impl<W: Write> SequenceEncoder<W> {
             settings,
             options.fragmentation,
             options.refine_passes,
-        );
+        )
+        .keyframe_coding(options.quality.keyframes());
         Self {
             options,
             layout,

@@ -6,9 +6,13 @@
 //! learnt).
 
 use splatcast_protocol::GaussianFrame;
-use splatcast_protocol::gop::{Attribute, GopPlan, GopStart, PlaneSet, UnpackError};
+use splatcast_protocol::gop::{
+    Attribute, GopPlan, GopStart, KeyframeCoding, PlaneSet, UnpackError,
+};
 use splatcast_protocol::stream::{StreamLayout, StreamWriter, WriteError, WrittenGop};
 use splatcast_shaders::GpuGaussians;
+
+use crate::learn::LearnError;
 
 /// The frames of one GOP so far, as planes.
 pub struct PlannedGop {
@@ -29,15 +33,17 @@ impl PlannedGop {
         margin: f32,
         motion: f32,
         start: GopStart,
-    ) -> Result<(Self, GaussianFrame), UnpackError> {
+    ) -> Result<(Self, GaussianFrame), LearnError> {
         let plan = GopPlan::for_keyframe(
             keyframe,
             layout.grid,
             &layout.tracks,
             refine_passes,
+            KeyframeCoding::Exact,
             margin,
             motion,
-        );
+        )
+        .map_err(WriteError::Codec)?;
         let planes = layout
             .tracks
             .iter()

@@ -10,7 +10,7 @@ use splatcast_protocol::av1::{EncoderSettings, PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::container::parse_init;
 use splatcast_protocol::container::{media_segment, parse_fragment};
 use splatcast_protocol::formats;
-use splatcast_protocol::gop::{Attribute, GopStart};
+use splatcast_protocol::gop::{Attribute, GopStart, KeyframeCoding};
 use splatcast_protocol::layout::Grid;
 use splatcast_protocol::stream::{
     Fragmentation, FrameAssembler, GopAssembler, StreamLayout, StreamReader, StreamWriter,
@@ -50,7 +50,13 @@ fn write(frames: &[GaussianFrame], fragmentation: Fragmentation) -> (Vec<u8>, Ve
         };
         layout.tracks.len()
     ];
-    let mut writer = StreamWriter::new(layout, settings, fragmentation, 1);
+    // Layered keyframe positions: the coarse AV1 picture travels in the side data.
+    let mut writer = StreamWriter::new(layout, settings, fragmentation, 1).keyframe_coding(
+        KeyframeCoding::Layered {
+            quantizer: 60,
+            speed: 10,
+        },
+    );
     let mut out = Vec::new();
     let mut gops = Vec::new();
     for (range, start) in [(0..3, GopStart::First), (3..5, GopStart::Length)] {

@@ -2,14 +2,16 @@
 //! planes plus side data, and back.
 //!
 //! Each attribute group is one monochrome AV1 track whose picture tiles its channels (the three
-//! position displacements side by side, and so on). Keyframe positions travel exactly (16 bits
-//! over the GOP box) in the side data; later frames add displacements from the planes.
+//! position displacements side by side, and so on). Keyframe positions travel in the side data,
+//! exactly (16 bits over the GOP box) or as a coarse AV1 picture ([`KeyframeCoding`]); every
+//! frame adds its displacement from them from the position planes.
 
+mod keyframe;
 mod pack;
 mod quant;
 mod side;
 
-pub use pack::{GopPlan, PackedGop, PlaneSet, UnpackError, pack, unpack};
+pub use pack::{GopPlan, KeyframeCoding, PackedGop, PlaneSet, UnpackError, pack, unpack};
 pub use quant::Range;
 pub use side::{GopSide, GopStart, SideError, TrackRanges};
 

@@ -2,9 +2,10 @@
 
 use glam::{Quat, Vec3};
 
-use super::side::{GopSide, GopStart, TrackRanges};
+use super::keyframe as coarse;
+use super::side::{GopSide, GopStart, TrackRanges, box_position};
 use super::{Attribute, Range, Tiles};
-use crate::av1::Picture;
+use crate::av1::{CodecError, Picture};
 use crate::gaussian::{
     GaussianFrame, canonical_orientation, canonical_rotation, closest_orientation, logit, sigmoid,
 };
@@ -31,10 +32,27 @@ pub struct PackedGop {
     pub coded_order: Vec<usize>,
 }
 
-/// One scalar channel of Gaussian `g` in `frame`, as the planes store it; `keys` are the
-/// keyframe orientations every later frame's rotation is aligned with.
+/// How a GOP's keyframe positions travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyframeCoding {
+    /// Exactly, 16 bits per axis over the keyframe's box, in the side data (~5.5 bytes per
+    /// Gaussian whatever the quality).
+    Exact,
+    /// As a coarse AV1 picture in the side data (see [`super::keyframe`]), at this rav1e
+    /// quantizer and speed; the position track's keyframe picture refines it.
+    Layered {
+        /// rav1e base quantizer index of the coarse picture.
+        quantizer: u8,
+        /// rav1e speed preset.
+        speed: u8,
+    },
+}
+
+/// One scalar channel of Gaussian `g` in `frame`, as the planes store it; `base` holds the
+/// positions displacements are measured from (the keyframe's, as the decoder has them) and
+/// `keys` the keyframe orientations every later frame's rotation is aligned with.
 fn value(
-    keyframe: &GaussianFrame,
+    base: &[Vec3],
     frame: &GaussianFrame,
     keys: &[Quat],
     attribute: Attribute,
@@ -42,7 +60,7 @@ fn value(
     c: usize,
 ) -> f32 {
     match attribute {
-        Attribute::Position => (frame.positions[g] - keyframe.positions[g])[c],
+        Attribute::Position => (frame.positions[g] - base[g])[c],
         Attribute::Rotation => {
             glam::Vec4::from(closest_orientation(frame.rotations[g], keys[g]))[c]
         }
@@ -104,6 +122,13 @@ fn features(frames: &[GaussianFrame]) -> Vec<f32> {
 #[derive(Clone, Debug)]
 pub struct GopPlan {
     keyframe: GaussianFrame,
+    /// Keyframe positions as the decoder has them, in keyframe order.
+    base: Vec<Vec3>,
+    /// The keyframe's box.
+    bounds: (Vec3, Vec3),
+    /// Keyframe position codes in coded order, and their AV1 picture when layered.
+    key_codes: Vec<[u16; 3]>,
+    key_av1: Option<Vec<u8>>,
     /// Keyframe orientations every later frame's rotation is aligned with.
     keys: Vec<Quat>,
     /// Per pixel, the Gaussian whose values it holds (padding repeats a neighbour).
@@ -116,46 +141,85 @@ pub struct GopPlan {
 
 impl GopPlan {
     /// The plan for `keyframe` on `grid`, laid out on `features` (see [`layout::build`]) with
-    /// `refine_passes` PLAS passes per radius, each track quantised over `ranges(attribute,
-    /// channel, bits)`.
+    /// `refine_passes` PLAS passes per radius, keyframe positions coded as `key` says, each
+    /// track quantised over `ranges(attribute, channel, bits, base)` (`base`: the decoded
+    /// keyframe positions).
     fn with(
         keyframe: &GaussianFrame,
         features: &[f32],
         grid: Grid,
         tracks: &[(Attribute, u8)],
         refine_passes: usize,
-        mut ranges: impl FnMut(Attribute, usize, u8) -> Range,
-    ) -> Self {
+        key: KeyframeCoding,
+        mut ranges: impl FnMut(Attribute, usize, u8, &[Vec3]) -> Range,
+    ) -> Result<Self, CodecError> {
         let layout = layout::build(&keyframe.positions, features, grid, refine_passes);
         let coded_order = layout.coded_order();
-        let pixel_gaussian = layout
+        let pixel_gaussian: Vec<usize> = layout
             .padding_source()
             .iter()
             .map(|&p| layout.slots[p].map_or(0, |g| g as usize))
             .collect();
+        let occupancy = layout.occupancy();
+        let bounds = keyframe.bounds().unwrap_or((Vec3::ZERO, Vec3::ZERO));
+        let (key_codes, key_av1, base) = match key {
+            KeyframeCoding::Exact => {
+                let codes = coded_order
+                    .iter()
+                    .map(|&g| {
+                        let p = keyframe.positions[g];
+                        [0, 1, 2].map(|c| {
+                            Range {
+                                lo: bounds.0[c],
+                                hi: bounds.1[c],
+                            }
+                            .quantize(p[c], 16)
+                        })
+                    })
+                    .collect();
+                (codes, None, keyframe.positions.clone())
+            }
+            KeyframeCoding::Layered { quantizer, speed } => {
+                let picture =
+                    coarse::coarse_picture(grid, &pixel_gaussian, &keyframe.positions, bounds);
+                let av1 = coarse::encode(&picture, quantizer, speed)?;
+                let codes: Vec<[u16; 3]> = coarse::decode(&av1, grid, |p| {
+                    occupancy.get(p / 8).is_some_and(|b| b >> (p % 8) & 1 == 1)
+                })?;
+                let mut base = vec![Vec3::ZERO; keyframe.len()];
+                for (&g, &q) in coded_order.iter().zip(&codes) {
+                    base[g] = box_position(bounds, q);
+                }
+                (codes, Some(av1), base)
+            }
+        };
         let tracks = tracks
             .iter()
             .map(|&(attribute, bits)| TrackRanges {
                 attribute,
                 bit_depth: bits,
                 ranges: (0..attribute.channels(keyframe.sh_degree))
-                    .map(|c| ranges(attribute, c, bits))
+                    .map(|c| ranges(attribute, c, bits, &base))
                     .collect(),
             })
             .collect();
-        Self {
+        Ok(Self {
             keys: keyframe
                 .rotations
                 .iter()
                 .map(|&q| canonical_orientation(q))
                 .collect(),
             keyframe: keyframe.clone(),
+            base,
+            bounds,
+            key_codes,
+            key_av1,
             pixel_gaussian,
             tracks,
             grid,
-            occupancy: layout.occupancy(),
+            occupancy,
             coded_order,
-        }
+        })
     }
 
     /// The plan for a recorded GOP: layout on the keyframe and the motion to the last frame,
@@ -165,7 +229,8 @@ impl GopPlan {
         grid: Grid,
         tracks: &[(Attribute, u8)],
         refine_passes: usize,
-    ) -> Self {
+        key: KeyframeCoding,
+    ) -> Result<Self, CodecError> {
         let kf = &frames[0];
         let keys: Vec<Quat> = kf
             .rotations
@@ -178,10 +243,11 @@ impl GopPlan {
             grid,
             tracks,
             refine_passes,
-            |a, c, bits| {
+            key,
+            |a, c, bits, base| {
                 let all = (0..frames.len())
                     .flat_map(|f| (0..kf.len()).map(move |g| (f, g)))
-                    .map(|(f, g)| value(kf, &frames[f], &keys, a, g, c));
+                    .map(|(f, g)| value(base, &frames[f], &keys, a, g, c));
                 match a {
                     Attribute::Position => Range::with_exact_zero(all, bits),
                     _ => Range::of(all),
@@ -192,15 +258,17 @@ impl GopPlan {
 
     /// The plan for a GOP whose later frames are not known yet: layout on the keyframe alone;
     /// each channel's range is the keyframe's widened by `margin` of its width on both sides,
-    /// and displacements may reach `motion` (world units) either way. Values beyond clamp.
+    /// and displacements may reach `motion` (world units) either way, beyond the refinement of
+    /// layered keyframe positions. Values beyond clamp.
     pub fn for_keyframe(
         keyframe: &GaussianFrame,
         grid: Grid,
         tracks: &[(Attribute, u8)],
         refine_passes: usize,
+        key: KeyframeCoding,
         margin: f32,
         motion: f32,
-    ) -> Self {
+    ) -> Result<Self, CodecError> {
         let keys: Vec<Quat> = keyframe
             .rotations
             .iter()
@@ -212,12 +280,18 @@ impl GopPlan {
             grid,
             tracks,
             refine_passes,
-            |a, c, bits| match a {
-                Attribute::Position => Range::with_exact_zero([-motion, motion], bits),
+            key,
+            |a, c, bits, base| match a {
+                Attribute::Position => Range::with_exact_zero(
+                    (0..keyframe.len())
+                        .map(|g| value(base, keyframe, &keys, a, g, c))
+                        .chain([-motion, motion]),
+                    bits,
+                ),
                 Attribute::Rotation => Range { lo: -1.0, hi: 1.0 },
                 _ => {
                     let r = Range::of(
-                        (0..keyframe.len()).map(|g| value(keyframe, keyframe, &keys, a, g, c)),
+                        (0..keyframe.len()).map(|g| value(base, keyframe, &keys, a, g, c)),
                     );
                     let pad = (r.hi - r.lo) * margin;
                     let (lo, hi) = (r.lo - pad, r.hi + pad);
@@ -258,7 +332,7 @@ impl GopPlan {
                 for (c, range) in t.ranges.iter().enumerate() {
                     let (tx, ty) = tiles.origin(c);
                     for (p, &g) in self.pixel_gaussian.iter().enumerate() {
-                        let v = value(&self.keyframe, frame, &self.keys, t.attribute, g, c);
+                        let v = value(&self.base, frame, &self.keys, t.attribute, g, c);
                         pic.samples[(ty + p / w) * pw + tx + p % w] = range.quantize(v, bits);
                     }
                 }
@@ -296,21 +370,6 @@ impl GopPlan {
     /// Side data for `frame_count` frames of this plan.
     pub fn side(&self, frame_count: usize, start: GopStart, rematched: Vec<u32>) -> GopSide {
         let kf = &self.keyframe;
-        let (box_min, box_max) = kf.bounds().unwrap_or((Vec3::ZERO, Vec3::ZERO));
-        let box_range: Vec<Range> = (0..3)
-            .map(|c| Range {
-                lo: box_min[c],
-                hi: box_max[c],
-            })
-            .collect();
-        let keyframe_positions = self
-            .coded_order
-            .iter()
-            .map(|&g| {
-                let p = kf.positions[g];
-                [0, 1, 2].map(|c| box_range[c].quantize(p[c], 16))
-            })
-            .collect();
         GopSide {
             frame_count: frame_count as u32,
             gaussian_count: kf.len() as u32,
@@ -319,9 +378,10 @@ impl GopPlan {
             start,
             rematched,
             occupancy: self.occupancy.clone(),
-            box_min,
-            box_max,
-            keyframe_positions,
+            box_min: self.bounds.0,
+            box_max: self.bounds.1,
+            keyframe_positions: self.key_codes.clone(),
+            keyframe_av1: self.key_av1.clone(),
             tracks: self.tracks.clone(),
         }
     }
@@ -343,16 +403,18 @@ impl GopPlan {
 
 /// Packs `frames` (same Gaussians in the same order, same SH degree) onto `grid`.
 ///
-/// `tracks` lists each attribute with its bit depth; `refine_passes` sets the PLAS effort.
+/// `tracks` lists each attribute with its bit depth; `refine_passes` sets the PLAS effort;
+/// `key` how the keyframe positions travel.
 pub fn pack(
     frames: &[GaussianFrame],
     grid: Grid,
     tracks: &[(Attribute, u8)],
     refine_passes: usize,
+    key: KeyframeCoding,
     start: GopStart,
     rematched: Vec<u32>,
-) -> PackedGop {
-    let plan = GopPlan::for_frames(frames, grid, tracks, refine_passes);
+) -> Result<PackedGop, CodecError> {
+    let plan = GopPlan::for_frames(frames, grid, tracks, refine_passes, key)?;
     let mut planes: Vec<PlaneSet> = tracks
         .iter()
         .map(|&(attribute, _)| PlaneSet {
@@ -365,11 +427,11 @@ pub fn pack(
             set.pictures.push(picture);
         }
     }
-    PackedGop {
+    Ok(PackedGop {
         side: plan.side(frames.len(), start, rematched),
         planes,
         coded_order: plan.coded_order,
-    }
+    })
 }
 
 /// Why planes could not be unpacked.
@@ -495,7 +557,16 @@ mod tests {
             .into_iter()
             .map(|a| (a, if a == Attribute::Position { 10 } else { 8 }))
             .collect();
-        let packed = pack(&frames, grid, &tracks, 2, GopStart::First, vec![0; 4]);
+        let packed = pack(
+            &frames,
+            grid,
+            &tracks,
+            2,
+            KeyframeCoding::Exact,
+            GopStart::First,
+            vec![0; 4],
+        )
+        .unwrap();
         let side = GopSide::from_bytes(&packed.side.to_bytes()).unwrap();
         assert_eq!(side, packed.side);
         let planes: Vec<Vec<Picture>> = packed.planes.iter().map(|p| p.pictures.clone()).collect();
@@ -520,5 +591,58 @@ mod tests {
             }
         }
         assert!(unpack(&side, &planes[1..]).is_err());
+    }
+
+    #[test]
+    fn layered_keyframe_positions_are_refined_by_the_position_planes() {
+        // Coarse positions through lossy AV1, refined by 10-bit position planes: the decoder's
+        // positions land within the refinement's quantisation step of the input, on every
+        // frame, and the side data carries the picture through a byte round trip.
+        let frames = wave(24, 3, 0);
+        let grid = Grid::for_count(frames[0].len());
+        let tracks: Vec<(Attribute, u8)> = Attribute::for_degree(0)
+            .into_iter()
+            .map(|a| (a, 10))
+            .collect();
+        let key = KeyframeCoding::Layered {
+            quantizer: 120,
+            speed: 10,
+        };
+        let packed = pack(&frames, grid, &tracks, 1, key, GopStart::First, vec![0; 3]).unwrap();
+        assert!(packed.side.keyframe_av1.is_some());
+        let side = GopSide::from_bytes(&packed.side.to_bytes()).unwrap();
+        assert_eq!(side, packed.side);
+        let coarse = (0..side.keyframe_positions.len())
+            .map(|i| {
+                (side.keyframe_position(i) - frames[0].positions[packed.coded_order[i]])
+                    .abs()
+                    .max_element()
+            })
+            .fold(0.0f32, f32::max);
+        let planes: Vec<Vec<Picture>> = packed.planes.iter().map(|p| p.pictures.clone()).collect();
+        let position = &side.tracks[0];
+        let step = position
+            .ranges
+            .iter()
+            .map(|r| (r.hi - r.lo) / 1023.0)
+            .fold(0.0f32, f32::max);
+        for (f, decoded) in unpack(&side, &planes).unwrap().iter().enumerate() {
+            let reference = frames[f].permuted(&packed.coded_order);
+            let worst = (0..reference.len())
+                .map(|i| {
+                    (decoded.positions[i] - reference.positions[i])
+                        .abs()
+                        .max_element()
+                })
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst <= 0.51 * step,
+                "frame {f}: error {worst}, step {step}"
+            );
+            assert!(
+                worst < coarse / 4.0,
+                "frame {f}: {worst} vs coarse {coarse}"
+            );
+        }
     }
 }

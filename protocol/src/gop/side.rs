@@ -8,8 +8,9 @@ use crate::formats::FormatError;
 use crate::layout::Grid;
 
 const MAGIC: &[u8; 4] = b"SCGP";
-/// Side-data format version; readers refuse others.
-pub const VERSION: u8 = 1;
+/// Side-data format version written; readers take this and version 1 (exact keyframe
+/// positions only) and refuse others.
+pub const VERSION: u8 = 2;
 /// Largest side data we inflate.
 const MAX_SIDE: usize = 1 << 30;
 
@@ -94,8 +95,13 @@ pub struct GopSide {
     pub box_min: Vec3,
     /// Box of the keyframe positions.
     pub box_max: Vec3,
-    /// Keyframe positions quantised to 16 bits over the box, in coded order.
+    /// Keyframe positions quantised to 16 bits over the box, in coded order: exact, or the
+    /// decoded codes of `keyframe_av1`.
     pub keyframe_positions: Vec<[u16; 3]>,
+    /// When present, the keyframe positions travel as this AV1 picture (10-bit codes of the
+    /// three axes over the box, tiled on the grid like a track; see [`super::keyframe`]) and
+    /// the position track's keyframe picture carries the refinement.
+    pub keyframe_av1: Option<Vec<u8>>,
     /// Quantisation of each AV1 track, in track order.
     pub tracks: Vec<TrackRanges>,
 }
@@ -110,16 +116,14 @@ pub enum SideError {
     #[error("side data")]
     Format(#[from] FormatError),
     /// A later format version.
-    #[error("side data version {0} is not supported (this build reads version {VERSION})")]
+    #[error("side data version {0} is not supported (this build reads versions 1 to {VERSION})")]
     Version(u8),
 }
 
 impl GopSide {
     /// Dequantised keyframe position of coded Gaussian `i`.
     pub fn keyframe_position(&self, i: usize) -> Vec3 {
-        let q = self.keyframe_positions[i];
-        let t = Vec3::new(q[0] as f32, q[1] as f32, q[2] as f32) / 65535.0;
-        self.box_min + (self.box_max - self.box_min) * t
+        box_position((self.box_min, self.box_max), self.keyframe_positions[i])
     }
 
     /// Centre and radius of the keyframe (see [`crate::gaussian::robust_bounds`]): what a
@@ -155,17 +159,13 @@ impl GopSide {
         for v in [self.box_min, self.box_max] {
             v.to_array().iter().for_each(|f| b.extend(f.to_le_bytes()));
         }
-        // Positions as per-axis residuals of the LOCO-I median predictor over the grid (left,
-        // up and up-left neighbours; the layout makes them close), high bytes then low bytes,
-        // which zstd compresses far better than raw values.
-        let neighbours = self.neighbours();
-        for axis in 0..3 {
-            let values: Vec<u16> = self.keyframe_positions.iter().map(|p| p[axis]).collect();
-            let residuals: Vec<u16> = (0..values.len())
-                .map(|i| values[i].wrapping_sub(predict(&values, neighbours[i], i)))
-                .collect();
-            b.extend(residuals.iter().map(|d| (d >> 8) as u8));
-            b.extend(residuals.iter().map(|d| *d as u8));
+        if let Some(av1) = &self.keyframe_av1 {
+            b.push(1);
+            b.extend((av1.len() as u32).to_le_bytes());
+            b.extend_from_slice(av1);
+        } else {
+            b.push(0);
+            self.write_exact_positions(&mut b);
         }
         b.push(self.tracks.len() as u8);
         for t in &self.tracks {
@@ -190,7 +190,7 @@ impl GopSide {
             return Err(FormatError::Invalid("bad side-data magic".into()).into());
         }
         let version = c.u8("version")?;
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(SideError::Version(version));
         }
         let frame_count = c.u32("frame count")?;
@@ -244,20 +244,19 @@ impl GopSide {
             box_min,
             box_max,
             keyframe_positions: vec![[0u16; 3]; n],
+            keyframe_av1: None,
             tracks: Vec::new(),
         };
-        let neighbours = side.neighbours();
-        for axis in 0..3 {
-            let hi = c.take(n, "positions")?;
-            let lo = c.take(n, "positions")?;
-            let mut values = vec![0u16; n];
-            for i in 0..n {
-                let residual = ((hi[i] as u16) << 8) | lo[i] as u16;
-                values[i] = residual.wrapping_add(predict(&values, neighbours[i], i));
-            }
-            for (p, v) in side.keyframe_positions.iter_mut().zip(values) {
-                p[axis] = v;
-            }
+        let layered = version >= 2 && c.u8("keyframe coding")? == 1;
+        if layered {
+            let len = c.u32("keyframe picture")? as usize;
+            let av1 = c.take(len, "keyframe picture")?.to_vec();
+            let codes = super::keyframe::decode(&av1, grid, |p| side.occupied(p))
+                .map_err(|e| invalid(&format!("keyframe positions: {e}")))?;
+            side.keyframe_positions = codes;
+            side.keyframe_av1 = Some(av1);
+        } else {
+            side.read_exact_positions(&mut c)?;
         }
         let track_count = c.u8("tracks")?;
         let mut tracks = Vec::with_capacity(track_count as usize);
@@ -299,6 +298,43 @@ impl GopSide {
         Ok(side)
     }
 
+    /// Exact positions as per-axis residuals of the LOCO-I median predictor over the grid (left,
+    /// up and up-left neighbours; the layout makes them close), high bytes then low bytes,
+    /// which zstd compresses far better than raw values.
+    fn write_exact_positions(&self, b: &mut Vec<u8>) {
+        let neighbours = self.neighbours();
+        for axis in 0..3 {
+            let values: Vec<u16> = self.keyframe_positions.iter().map(|p| p[axis]).collect();
+            let residuals: Vec<u16> = (0..values.len())
+                .map(|i| values[i].wrapping_sub(predict(&values, neighbours[i], i)))
+                .collect();
+            b.extend(residuals.iter().map(|d| (d >> 8) as u8));
+            b.extend(residuals.iter().map(|d| *d as u8));
+        }
+    }
+
+    /// Inverse of [`GopSide::write_exact_positions`].
+    fn read_exact_positions(
+        &mut self,
+        c: &mut crate::formats::Reader<'_>,
+    ) -> Result<(), FormatError> {
+        let n = self.gaussian_count as usize;
+        let neighbours = self.neighbours();
+        for axis in 0..3 {
+            let hi = c.take(n, "positions")?;
+            let lo = c.take(n, "positions")?;
+            let mut values = vec![0u16; n];
+            for i in 0..n {
+                let residual = ((hi[i] as u16) << 8) | lo[i] as u16;
+                values[i] = residual.wrapping_add(predict(&values, neighbours[i], i));
+            }
+            for (p, v) in self.keyframe_positions.iter_mut().zip(values) {
+                p[axis] = v;
+            }
+        }
+        Ok(())
+    }
+
     /// For each coded Gaussian, the coded indices of its left, up and up-left pixel neighbours
     /// (when occupied): the context of the position predictor.
     fn neighbours(&self) -> Vec<[Option<usize>; 3]> {
@@ -324,6 +360,12 @@ impl GopSide {
             })
             .collect()
     }
+}
+
+/// The position a 16-bit box code stands for: the one dequantisation encoder and decoder share.
+pub(crate) fn box_position((box_min, box_max): (Vec3, Vec3), q: [u16; 3]) -> Vec3 {
+    let t = Vec3::new(q[0] as f32, q[1] as f32, q[2] as f32) / 65535.0;
+    box_min + (box_max - box_min) * t
 }
 
 /// LOCO-I median edge detector from already-decoded neighbours, falling back to whichever

@@ -7,7 +7,7 @@ use super::{Fragmentation, StreamLayout, split_by_frame};
 use crate::av1::{CodecError, CodedGop, EncoderSettings, PlaneEncoder, Rav1eEncoder, per_track};
 use crate::container::{IndexEntry, Movie, fragment_index, init_segment, media_segment};
 use crate::gaussian::GaussianFrame;
-use crate::gop::{GopSide, GopStart, PlaneSet, pack};
+use crate::gop::{GopSide, GopStart, KeyframeCoding, PlaneSet, pack};
 
 /// Why a GOP could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +67,7 @@ pub struct StreamWriter {
     settings: Vec<EncoderSettings>,
     fragmentation: Fragmentation,
     refine_passes: usize,
+    keyframes: KeyframeCoding,
     movie: Option<Movie>,
     position: u64,
     next_frame: u64,
@@ -90,12 +91,19 @@ impl StreamWriter {
             settings,
             fragmentation,
             refine_passes,
+            keyframes: KeyframeCoding::Exact,
             movie: None,
             position: 0,
             next_frame: 0,
             gops: 0,
             index: vec![Vec::new(); tracks],
         }
+    }
+
+    /// Codes the keyframe positions of every later GOP as `coding` says (exact by default).
+    pub fn keyframe_coding(mut self, coding: KeyframeCoding) -> Self {
+        self.keyframes = coding;
+        self
     }
 
     /// Codes `frames` (same Gaussians in the same order in each, as the sequence encoder's
@@ -112,9 +120,10 @@ impl StreamWriter {
             self.layout.grid,
             &self.layout.tracks,
             self.refine_passes,
+            self.keyframes,
             start,
             rematched,
-        );
+        )?;
         self.write_planes(&packed.side, &packed.planes, packed.coded_order)
     }
 
