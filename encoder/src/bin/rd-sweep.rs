@@ -20,12 +20,12 @@ use glam::Vec3;
 use splatcast_encoder::quality::ViewScorer;
 use splatcast_encoder::scene::bounds;
 use splatcast_encoder::views::{Orbit, Up, ring};
+use splatcast_encoder::{EncodeOptions, stream_layout};
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::av1::{EncoderSettings, Rav1dDecoder};
 use splatcast_protocol::formats;
 use splatcast_protocol::gop::{Attribute, GopStart, KeyframeCoding};
-use splatcast_protocol::layout::Grid;
-use splatcast_protocol::stream::{Fragmentation, StreamLayout, StreamReader, StreamWriter};
+use splatcast_protocol::stream::{Fragmentation, StreamReader, StreamWriter};
 
 /// The quantizers of one coding: the coarse keyframe picture, then one per track.
 #[derive(Clone, Debug)]
@@ -37,15 +37,7 @@ struct Quantizers {
 
 /// Codes `frame` as one keyframe; returns its bytes and its decode.
 fn code(frame: &GaussianFrame, q: &Quantizers, speed: u8) -> Result<(usize, GaussianFrame)> {
-    let layout = StreamLayout {
-        fps: 30.0,
-        grid: Grid::for_count(frame.len()),
-        sh_degree: frame.sh_degree,
-        tracks: Attribute::for_degree(frame.sh_degree)
-            .into_iter()
-            .map(|a| (a, 10))
-            .collect(),
-    };
+    let layout = stream_layout(&EncodeOptions::default(), frame.len(), frame.sh_degree);
     let settings = q
         .tracks
         .iter()
@@ -112,18 +104,14 @@ fn main() -> Result<()> {
         let psnr = scorer.score(&reference, decoded, false)?.psnr;
         Ok(10f64.powf(-psnr / 10.0))
     };
-    let tries: Vec<&String> = args
-        .iter()
-        .zip(args.iter().skip(1))
-        .filter(|(a, _)| *a == "--try")
-        .map(|(_, v)| v)
-        .collect();
-    let compares: Vec<&String> = args
-        .iter()
-        .zip(args.iter().skip(1))
-        .filter(|(a, _)| *a == "--compare")
-        .map(|(_, v)| v)
-        .collect();
+    let every = |name: &str| -> Vec<&String> {
+        args.iter()
+            .zip(args.iter().skip(1))
+            .filter(|(a, _)| *a == name)
+            .map(|(_, v)| v)
+            .collect()
+    };
+    let (tries, compares) = (every("--try"), every("--compare"));
     if !tries.is_empty() || !compares.is_empty() {
         println!("| key, tracks | B/G | PSNR dB |\n|---|---|---|");
         for other in &compares {
