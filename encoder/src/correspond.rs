@@ -3,6 +3,7 @@
 //! previous frame, so one pixel layout serves the whole GOP and AV1's inter prediction works.
 
 use glam::Vec3;
+use rayon::prelude::*;
 use splatcast_protocol::GaussianFrame;
 
 /// Candidates considered per Gaussian before giving up on a one-to-one match.
@@ -259,7 +260,7 @@ fn greedy_match(pairing: &Pairing) -> (Vec<usize>, f32) {
         }
         let free_next: Vec<usize> = (0..n).filter(|&j| !taken[j]).collect();
         let mut pairs = candidate_pairs(pairing, &free_prev, &free_next);
-        pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        pairs.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
         let mut progress = false;
         for (c, i, j) in pairs {
             let (i, j) = (i as usize, j as usize);
@@ -302,13 +303,20 @@ fn candidate_pairs(
         .map(|&j| pairing.next.positions[j])
         .collect();
     let cells = Cells::new(&points);
-    let mut found = Vec::with_capacity(CANDIDATES);
-    let mut pairs = Vec::with_capacity(free_prev.len() * CANDIDATES);
-    for &i in free_prev {
-        cells.nearest(&points, pairing.from[i], CANDIDATES, &mut found);
-        pairs.extend(found.iter().map(|&(_, k)| pair(i, free_next[k as usize])));
-    }
-    pairs
+    free_prev
+        .par_iter()
+        .map_init(
+            || Vec::with_capacity(CANDIDATES),
+            |found, &i| {
+                cells.nearest(&points, pairing.from[i], CANDIDATES, found);
+                found
+                    .iter()
+                    .map(|&(_, k)| pair(i, free_next[k as usize]))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .flatten_iter()
+        .collect()
 }
 
 /// Where prev's Gaussians are predicted to be in `next` given a matching: each one moved by the
@@ -321,21 +329,22 @@ fn predicted(
     order: &[usize],
     cells: &Cells,
 ) -> Vec<Vec3> {
-    let mut found = Vec::new();
-    let mut axis = Vec::with_capacity(CANDIDATES + 1);
     prev.positions
-        .iter()
-        .map(|&p| {
-            cells.nearest(&prev.positions, p, CANDIDATES + 1, &mut found);
-            let flow = |k: usize| next.positions[order[k]] - prev.positions[k];
-            let median = Vec3::from_array([0, 1, 2].map(|c| {
-                axis.clear();
-                axis.extend(found.iter().map(|&(_, k)| flow(k as usize)[c]));
-                axis.sort_unstable_by(f32::total_cmp);
-                axis.get(axis.len() / 2).copied().unwrap_or(0.0)
-            }));
-            p + median
-        })
+        .par_iter()
+        .map_init(
+            || (Vec::new(), Vec::with_capacity(CANDIDATES + 1)),
+            |(found, axis), &p| {
+                cells.nearest(&prev.positions, p, CANDIDATES + 1, found);
+                let flow = |k: usize| next.positions[order[k]] - prev.positions[k];
+                let median = Vec3::from_array([0, 1, 2].map(|c| {
+                    axis.clear();
+                    axis.extend(found.iter().map(|&(_, k)| flow(k as usize)[c]));
+                    axis.sort_unstable_by(f32::total_cmp);
+                    axis.get(axis.len() / 2).copied().unwrap_or(0.0)
+                }));
+                p + median
+            },
+        )
         .collect()
 }
 
