@@ -24,8 +24,8 @@ fn widen(code: u16) -> u16 {
     code << 6 | code >> 4
 }
 
-/// Per-axis ranges of a box.
-fn axis_ranges(box_min: Vec3, box_max: Vec3) -> [Range; 3] {
+/// Per-axis ranges of a box: what keyframe positions are quantised over.
+pub(crate) fn axis_ranges((box_min, box_max): (Vec3, Vec3)) -> [Range; 3] {
     [0, 1, 2].map(|c| Range {
         lo: box_min[c],
         hi: box_max[c],
@@ -37,12 +37,12 @@ pub(crate) fn coarse_picture(
     grid: Grid,
     pixel_gaussian: &[usize],
     positions: &[Vec3],
-    (box_min, box_max): (Vec3, Vec3),
+    bounds: (Vec3, Vec3),
 ) -> Picture {
     let tiles = Tiles::new(3, grid);
     let (pw, ph) = tiles.picture_size();
     let mut pic = Picture::filled(pw, ph, COARSE_BITS, 0);
-    let ranges = axis_ranges(box_min, box_max);
+    let ranges = axis_ranges(bounds);
     for (c, range) in ranges.iter().enumerate() {
         let (tx, ty) = tiles.origin(c);
         for (p, &g) in pixel_gaussian.iter().enumerate() {

@@ -3,7 +3,7 @@
 use glam::{Quat, Vec3};
 
 use super::keyframe as coarse;
-use super::side::{GopSide, GopStart, TrackRanges, box_position};
+use super::side::{GopSide, GopStart, TrackRanges, box_position, occupied};
 use super::{Attribute, Range, Tiles};
 use crate::av1::{CodecError, Picture};
 use crate::gaussian::{
@@ -164,18 +164,10 @@ impl GopPlan {
         let bounds = keyframe.bounds().unwrap_or((Vec3::ZERO, Vec3::ZERO));
         let (key_codes, key_av1, base) = match key {
             KeyframeCoding::Exact => {
+                let axes = coarse::axis_ranges(bounds);
                 let codes = coded_order
                     .iter()
-                    .map(|&g| {
-                        let p = keyframe.positions[g];
-                        [0, 1, 2].map(|c| {
-                            Range {
-                                lo: bounds.0[c],
-                                hi: bounds.1[c],
-                            }
-                            .quantize(p[c], 16)
-                        })
-                    })
+                    .map(|&g| [0, 1, 2].map(|c| axes[c].quantize(keyframe.positions[g][c], 16)))
                     .collect();
                 (codes, None, keyframe.positions.clone())
             }
@@ -183,9 +175,7 @@ impl GopPlan {
                 let picture =
                     coarse::coarse_picture(grid, &pixel_gaussian, &keyframe.positions, bounds);
                 let av1 = coarse::encode(&picture, quantizer, speed)?;
-                let codes: Vec<[u16; 3]> = coarse::decode(&av1, grid, |p| {
-                    occupancy.get(p / 8).is_some_and(|b| b >> (p % 8) & 1 == 1)
-                })?;
+                let codes: Vec<[u16; 3]> = coarse::decode(&av1, grid, |p| occupied(&occupancy, p))?;
                 let mut base = vec![Vec3::ZERO; keyframe.len()];
                 for (&g, &q) in coded_order.iter().zip(&codes) {
                     base[g] = box_position(bounds, q);

@@ -136,9 +136,7 @@ impl GopSide {
 
     /// True when pixel `p` holds a Gaussian.
     pub fn occupied(&self, p: usize) -> bool {
-        self.occupancy
-            .get(p / 8)
-            .is_some_and(|b| b >> (p % 8) & 1 == 1)
+        occupied(&self.occupancy, p)
     }
 
     /// Serialises and compresses.
@@ -360,6 +358,11 @@ impl GopSide {
             })
             .collect()
     }
+}
+
+/// True when pixel `p` is set in an occupancy map (one bit per pixel, LSB first).
+pub(crate) fn occupied(occupancy: &[u8], p: usize) -> bool {
+    occupancy.get(p / 8).is_some_and(|b| b >> (p % 8) & 1 == 1)
 }
 
 /// The position a 16-bit box code stands for: the one dequantisation encoder and decoder share.
