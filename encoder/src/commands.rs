@@ -319,8 +319,8 @@ pub fn info(path: &Path) -> Result<()> {
     Ok(())
 }
 
-pub fn demo(output: Option<&Path>) -> Result<()> {
-    let (n, frame_count, fps) = (20_000, 60, 30.0);
+pub fn demo(output: Option<&Path>, speed: Option<u8>, n: usize) -> Result<()> {
+    let (frame_count, fps) = (60, 30.0);
     let temp = tempfile::tempdir().context("cannot create a temporary directory")?;
     let path = output
         .map(Path::to_owned)
@@ -331,6 +331,7 @@ pub fn demo(output: Option<&Path>) -> Result<()> {
     let options = EncodeOptions {
         fps,
         gop: 30,
+        speed,
         ..EncodeOptions::default()
     };
     let frames: Vec<GaussianFrame> = (0..frame_count)

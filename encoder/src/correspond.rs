@@ -26,85 +26,100 @@ pub enum Correspondence {
     None,
 }
 
-/// Uniform hash grid over points for nearest-neighbour queries.
-struct Cells {
-    origin: Vec3,
-    size: f32,
-    dims: [usize; 3],
-    start: Vec<u32>,
-    items: Vec<u32>,
+/// A k-d tree over points for nearest-neighbour queries: exact whatever the density, so a
+/// galaxy's dense core and its sparse rim cost the same per query (a uniform grid sized for one
+/// of them is slow for the other).
+struct KdTree {
+    /// The points in tree order: each node's points are a contiguous range, halved per level.
+    points: Vec<Vec3>,
+    /// Input index of each point in tree order.
+    index: Vec<u32>,
+    /// Split axis and value of inner node `i` (children `2i + 1`, `2i + 2`), heap-ordered.
+    splits: Vec<(u8, f32)>,
 }
 
-impl Cells {
+/// Points per leaf: scanned linearly.
+const LEAF: usize = 8;
+
+impl KdTree {
     fn new(points: &[Vec3]) -> Self {
-        let (lo, hi) = points.iter().fold(
+        let mut tree = Self {
+            points: Vec::new(),
+            index: Vec::new(),
+            splits: Vec::new(),
+        };
+        let mut order: Vec<(Vec3, u32)> = points.iter().copied().zip(0..).collect();
+        tree.build(&mut order, 0);
+        (tree.points, tree.index) = order.into_iter().unzip();
+        tree
+    }
+
+    /// Splits `range` at its median along its widest axis, recursively (median splits keep the
+    /// tree balanced, so node ranges follow from halving alone).
+    fn build(&mut self, range: &mut [(Vec3, u32)], node: usize) {
+        if range.len() <= LEAF {
+            return;
+        }
+        let (lo, hi) = range.iter().fold(
             (Vec3::splat(f32::MAX), Vec3::splat(f32::MIN)),
-            |(l, h), p| (l.min(*p), h.max(*p)),
+            |(l, h), (p, _)| (l.min(*p), h.max(*p)),
         );
-        let extent = (hi - lo).max(Vec3::splat(1e-9));
-        // About one point per cell for a volume, coarser for flat or sparse clouds: never more
-        // than four cells per point, so building the grid stays linear in the point count.
-        let n = points.len().max(1) as f32;
-        let mut size = (extent.x * extent.y * extent.z / n)
-            .cbrt()
-            .max(extent.max_element() * 1e-6);
-        let cells = |size: f32| ((extent / size).floor() + Vec3::ONE).to_array();
-        while cells(size).iter().product::<f32>() > 4.0 * n + 64.0 {
-            size *= 1.5;
+        let axis = (hi - lo).max_position();
+        let mid = range.len() / 2;
+        range.select_nth_unstable_by(mid, |a, b| a.0[axis].total_cmp(&b.0[axis]));
+        if self.splits.len() <= node {
+            self.splits.resize(node + 1, (0, 0.0));
         }
-        let dims = cells(size).map(|d| d as usize);
-        let cell_count = dims[0] * dims[1] * dims[2];
-        let mut counts = vec![0u32; cell_count + 1];
-        let cells: Vec<usize> = points
-            .iter()
-            .map(|p| Self::index(lo, size, dims, *p))
-            .collect();
-        cells.iter().for_each(|&c| counts[c + 1] += 1);
-        for i in 1..counts.len() {
-            counts[i] += counts[i - 1];
-        }
-        let mut fill = counts.clone();
-        let mut items = vec![0u32; points.len()];
-        for (i, &c) in cells.iter().enumerate() {
-            items[fill[c] as usize] = i as u32;
-            fill[c] += 1;
-        }
-        Self {
-            origin: lo,
-            size,
-            dims,
-            start: counts,
-            items,
-        }
+        self.splits[node] = (axis as u8, range[mid].0[axis]);
+        let (left, right) = range.split_at_mut(mid);
+        self.build(left, 2 * node + 1);
+        self.build(right, 2 * node + 2);
     }
 
-    fn coords(origin: Vec3, size: f32, dims: [usize; 3], p: Vec3) -> [usize; 3] {
-        let c = ((p - origin) / size).floor();
-        [0, 1, 2].map(|a| (c[a].max(0.0) as usize).min(dims[a] - 1))
-    }
-
-    fn index(origin: Vec3, size: f32, dims: [usize; 3], p: Vec3) -> usize {
-        let c = Self::coords(origin, size, dims, p);
-        (c[2] * dims[1] + c[1]) * dims[0] + c[0]
-    }
-
-    /// The `k` nearest points to `q` among the 3×3×3 cells around it, nearest first.
-    fn nearest(&self, points: &[Vec3], q: Vec3, k: usize, out: &mut Vec<(f32, u32)>) {
+    /// The `k` nearest points to `q` as (squared distance, input index), nearest first.
+    fn nearest(&self, q: Vec3, k: usize, out: &mut Vec<(f32, u32)>) {
         out.clear();
-        let c = Self::coords(self.origin, self.size, self.dims, q);
-        for z in c[2].saturating_sub(1)..=(c[2] + 1).min(self.dims[2] - 1) {
-            for y in c[1].saturating_sub(1)..=(c[1] + 1).min(self.dims[1] - 1) {
-                for x in c[0].saturating_sub(1)..=(c[0] + 1).min(self.dims[0] - 1) {
-                    let cell = (z * self.dims[1] + y) * self.dims[0] + x;
-                    for &i in &self.items[self.start[cell] as usize..self.start[cell + 1] as usize]
-                    {
-                        out.push((points[i as usize].distance_squared(q), i));
-                    }
-                }
-            }
+        if k > 0 {
+            self.search(0, 0, self.points.len(), q, k, out);
         }
-        out.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        out.truncate(k);
+    }
+
+    fn search(
+        &self,
+        node: usize,
+        lo: usize,
+        hi: usize,
+        q: Vec3,
+        k: usize,
+        out: &mut Vec<(f32, u32)>,
+    ) {
+        if hi - lo <= LEAF {
+            for t in lo..hi {
+                let d = self.points[t].distance_squared(q);
+                if out.len() == k {
+                    if d >= out[k - 1].0 {
+                        continue;
+                    }
+                    out.pop();
+                }
+                let at = out.partition_point(|&(e, _)| e <= d);
+                out.insert(at, (d, self.index[t]));
+            }
+            return;
+        }
+        let (axis, split) = self.splits[node];
+        let mid = lo + (hi - lo) / 2;
+        let gap = q[axis as usize] - split;
+        let near_first = [(2 * node + 1, lo, mid), (2 * node + 2, mid, hi)];
+        let [first, second] = if gap < 0.0 {
+            near_first
+        } else {
+            [near_first[1], near_first[0]]
+        };
+        self.search(first.0, first.1, first.2, q, k, out);
+        if out.len() < k || gap * gap < out[k - 1].0 {
+            self.search(second.0, second.1, second.2, q, k, out);
+        }
     }
 }
 
@@ -154,20 +169,19 @@ fn attribute_cost(prev: &GaussianFrame, next: &GaussianFrame, i: usize, j: usize
 /// against the mean motion of its nearest neighbours when that is smaller: a dense cloud that
 /// moves coherently keeps its identities however far it moves per frame (it codes as smooth
 /// displacement planes); a shuffle does not, since neighbours then move every which way.
-fn identity_costs(prev: &GaussianFrame, next: &GaussianFrame, spacing: f32) -> Vec<f32> {
-    let cells = Cells::new(&prev.positions);
-    let mut found = Vec::new();
+fn identity_costs(
+    prev: &GaussianFrame,
+    next: &GaussianFrame,
+    near: &Neighbourhoods,
+    spacing: f32,
+) -> Vec<f32> {
     (0..prev.len())
+        .into_par_iter()
         .map(|i| {
-            cells.nearest(
-                &prev.positions,
-                prev.positions[i],
-                CANDIDATES + 1,
-                &mut found,
-            );
+            let found = near.of(i);
             let local = found
                 .iter()
-                .map(|&(_, j)| next.positions[j as usize] - prev.positions[j as usize])
+                .map(|&j| next.positions[j as usize] - prev.positions[j as usize])
                 .sum::<Vec3>()
                 / found.len().max(1) as f32;
             let own = next.positions[i] - prev.positions[i];
@@ -177,13 +191,38 @@ fn identity_costs(prev: &GaussianFrame, next: &GaussianFrame, spacing: f32) -> V
         .collect()
 }
 
+/// Each Gaussian's nearest Gaussians in its own frame (itself included), found once per frame
+/// pair: the identity costs and every motion prediction look at the same neighbourhoods.
+struct Neighbourhoods {
+    stride: usize,
+    index: Vec<u32>,
+}
+
+impl Neighbourhoods {
+    fn new(tree: &KdTree, points: &[Vec3]) -> Self {
+        let stride = (CANDIDATES + 1).min(points.len());
+        let index = points
+            .par_iter()
+            .map_init(Vec::new, |found, &p| {
+                tree.nearest(p, stride, found);
+                found.iter().map(|&(_, j)| j).collect::<Vec<_>>()
+            })
+            .flatten_iter()
+            .collect();
+        Self { stride, index }
+    }
+
+    fn of(&self, i: usize) -> &[u32] {
+        &self.index[i * self.stride..(i + 1) * self.stride]
+    }
+}
+
 fn plausible(costs: impl Iterator<Item = f32>, n: usize) -> bool {
     costs.filter(|&c| c < PLAUSIBLE_COST).count() as f32 >= PLAUSIBLE_SHARE * n as f32
 }
 
 /// Median distance from a sample of Gaussians to their nearest other Gaussian.
-fn typical_spacing(frame: &GaussianFrame) -> f32 {
-    let cells = Cells::new(&frame.positions);
+fn typical_spacing(frame: &GaussianFrame, tree: &KdTree) -> f32 {
     let step = (frame.len() / 2000).max(1);
     let mut found = Vec::new();
     let mut d: Vec<f32> = frame
@@ -191,7 +230,7 @@ fn typical_spacing(frame: &GaussianFrame) -> f32 {
         .iter()
         .step_by(step)
         .filter_map(|p| {
-            cells.nearest(&frame.positions, *p, 2, &mut found);
+            tree.nearest(*p, 2, &mut found);
             found.get(1).map(|(d, _)| d.sqrt())
         })
         .collect();
@@ -204,41 +243,95 @@ fn typical_spacing(frame: &GaussianFrame) -> f32 {
 
 /// Lines `next` up with `prev`: keeps the input order when it is plausible, re-matches when a
 /// one-to-one matching on position and attributes is much cheaper, gives up otherwise.
+///
+/// When the input order is plausible for most Gaussians (a writer that keeps identities), only
+/// the few it does not explain are re-matched, among themselves: the common case costs one
+/// neighbour query per Gaussian instead of a whole matching.
 pub fn correspond(prev: &GaussianFrame, next: &GaussianFrame) -> Correspondence {
     let n = prev.len();
     if n != next.len() || n == 0 || prev.sh_degree != next.sh_degree {
         return Correspondence::None;
     }
-    let spacing = typical_spacing(prev);
-    let identity = identity_costs(prev, next, spacing);
-    let identity_total: f32 = identity.iter().sum();
-    if identity_total == 0.0 {
+    let tree = KdTree::new(&prev.positions);
+    let spacing = typical_spacing(prev, &tree);
+    let near = Neighbourhoods::new(&tree, &prev.positions);
+    let identity = identity_costs(prev, next, &near, spacing);
+    if identity.iter().sum::<f32>() == 0.0 {
         return Correspondence::Identity;
     }
+    let everyone = vec![true; n];
     let mut pairing = Pairing {
         prev,
         next,
         from: prev.positions.clone(),
         spacing,
     };
-    let (mut order, mut total) = greedy_match(&pairing);
-    let cells = Cells::new(&prev.positions);
-    for _ in 0..MOTION_ROUNDS {
-        pairing.from = predicted(prev, next, &order, &cells);
-        (order, total) = greedy_match(&pairing);
-    }
     let identity_ok = plausible(identity.iter().copied(), n);
-    if total < REORDER_GAIN * identity_total || !identity_ok {
-        let costs = order.iter().enumerate().map(|(i, &j)| pairing.cost(i, j));
-        let moved = order.iter().enumerate().filter(|(i, j)| i != *j).count() as u32;
-        match (plausible(costs, n), moved) {
-            (false, _) => Correspondence::None,
-            (true, 0) => Correspondence::Identity,
-            (true, _) => Correspondence::Reordered { order, moved },
+    if identity_ok {
+        // Where each Gaussian goes if the input order holds, from the motion around it.
+        let in_place: Vec<usize> = (0..n).collect();
+        pairing.from = predicted(prev, next, &in_place, &near);
+        let suspect = unsettled(&pairing, &identity);
+        let count = suspect.iter().filter(|&&s| s).count();
+        if count == 0 {
+            return Correspondence::Identity;
         }
-    } else {
-        Correspondence::Identity
+        if count as f32 <= UNSETTLED_SHARE * n as f32 {
+            let (order, total) = greedy_match(&pairing, &suspect);
+            let before: f32 = (0..n).filter(|&i| suspect[i]).map(|i| identity[i]).sum();
+            if total >= REORDER_GAIN * before {
+                return Correspondence::Identity;
+            }
+            return settle(&pairing, order);
+        }
+        pairing.from = prev.positions.clone();
     }
+    let (mut order, mut total) = greedy_match(&pairing, &everyone);
+    for _ in 0..MOTION_ROUNDS {
+        pairing.from = predicted(prev, next, &order, &near);
+        (order, total) = greedy_match(&pairing, &everyone);
+    }
+    if identity_ok && total >= REORDER_GAIN * identity.iter().sum::<f32>() {
+        return Correspondence::Identity;
+    }
+    settle(&pairing, order)
+}
+
+/// The verdict on a matching: plausible or not, and whether it moves anyone.
+fn settle(pairing: &Pairing, order: Vec<usize>) -> Correspondence {
+    let n = order.len();
+    let costs = order.iter().enumerate().map(|(i, &j)| pairing.cost(i, j));
+    let moved = order.iter().enumerate().filter(|(i, j)| i != *j).count() as u32;
+    match (plausible(costs, n), moved) {
+        (false, _) => Correspondence::None,
+        (true, 0) => Correspondence::Identity,
+        (true, _) => Correspondence::Reordered { order, moved },
+    }
+}
+
+/// Re-matching only the unsettled Gaussians is trusted when they are at most this share.
+const UNSETTLED_SHARE: f32 = 0.01;
+
+/// Gaussians whose input order is in doubt: costly to keep, or with a cheaper partner than
+/// their own index among the nearest Gaussians of `next` to where they are predicted to be. A
+/// writer that keeps identities leaves almost none; one that re-sorts spatially leaves many
+/// (neighbours swap indices), and then the whole frame is matched.
+fn unsettled(pairing: &Pairing, identity: &[f32]) -> Vec<bool> {
+    let tree = KdTree::new(&pairing.next.positions);
+    (0..identity.len())
+        .into_par_iter()
+        .map_init(Vec::new, |found, i| {
+            if identity[i] >= PLAUSIBLE_COST {
+                return true;
+            }
+            tree.nearest(pairing.from[i], CANDIDATES, found);
+            let own = pairing.cost(i, i);
+            !found.iter().any(|&(_, j)| j as usize == i)
+                || found
+                    .iter()
+                    .any(|&(_, j)| pairing.cost(i, j as usize) < own)
+        })
+        .collect()
 }
 
 /// Below this many free Gaussians a matching round compares every pair, so it always finishes.
@@ -247,11 +340,14 @@ const EXHAUSTIVE: usize = 1024;
 /// One-to-one matching, cheapest pair first: each prev Gaussian against its nearest candidates
 /// in `next`; then, in rounds over the Gaussians still free, against the nearest free ones
 /// (a conflict near a Gaussian leaves a free partner near it), so a shuffled cloud is matched
-/// completely and locally. Returns the order and its total cost.
-fn greedy_match(pairing: &Pairing) -> (Vec<usize>, f32) {
+/// completely and locally. Gaussians not in `open` keep their index. Returns the order and the
+/// total cost of the open ones' pairs.
+fn greedy_match(pairing: &Pairing, open: &[bool]) -> (Vec<usize>, f32) {
     let n = pairing.prev.len();
-    let mut order = vec![usize::MAX; n];
-    let mut taken = vec![false; n];
+    let mut order: Vec<usize> = (0..n)
+        .map(|i| if open[i] { usize::MAX } else { i })
+        .collect();
+    let mut taken: Vec<bool> = open.iter().map(|&o| !o).collect();
     let mut total = 0.0;
     loop {
         let free_prev: Vec<usize> = (0..n).filter(|&i| order[i] == usize::MAX).collect();
@@ -302,13 +398,13 @@ fn candidate_pairs(
         .iter()
         .map(|&j| pairing.next.positions[j])
         .collect();
-    let cells = Cells::new(&points);
+    let tree = KdTree::new(&points);
     free_prev
         .par_iter()
         .map_init(
             || Vec::with_capacity(CANDIDATES),
             |found, &i| {
-                cells.nearest(&points, pairing.from[i], CANDIDATES, found);
+                tree.nearest(pairing.from[i], CANDIDATES, found);
                 found
                     .iter()
                     .map(|&(_, k)| pair(i, free_next[k as usize]))
@@ -327,18 +423,18 @@ fn predicted(
     prev: &GaussianFrame,
     next: &GaussianFrame,
     order: &[usize],
-    cells: &Cells,
+    near: &Neighbourhoods,
 ) -> Vec<Vec3> {
     prev.positions
         .par_iter()
+        .enumerate()
         .map_init(
-            || (Vec::new(), Vec::with_capacity(CANDIDATES + 1)),
-            |(found, axis), &p| {
-                cells.nearest(&prev.positions, p, CANDIDATES + 1, found);
+            || Vec::with_capacity(CANDIDATES + 1),
+            |axis, (i, &p)| {
                 let flow = |k: usize| next.positions[order[k]] - prev.positions[k];
                 let median = Vec3::from_array([0, 1, 2].map(|c| {
                     axis.clear();
-                    axis.extend(found.iter().map(|&(_, k)| flow(k as usize)[c]));
+                    axis.extend(near.of(i).iter().map(|&k| flow(k as usize)[c]));
                     axis.sort_unstable_by(f32::total_cmp);
                     axis.get(axis.len() / 2).copied().unwrap_or(0.0)
                 }));
@@ -405,6 +501,56 @@ mod tests {
             .for_each(|p| *p = *p * 3.0 + Vec3::splat(5.0));
         assert_eq!(correspond(&prev, &other), Correspondence::None);
         assert_eq!(correspond(&prev, &cloud(999, 0.0)), Correspondence::None);
+    }
+
+    #[test]
+    fn a_few_swapped_gaussians_are_rematched_and_the_rest_keep_their_index() {
+        let prev = cloud(2000, 0.0);
+        let next = cloud(2000, 0.004);
+        let mut perm: Vec<usize> = (0..2000).collect();
+        for k in 0..10 {
+            perm.swap(k * 97, 1999 - k * 131);
+        }
+        let swapped = next.permuted(&perm);
+        match correspond(&prev, &swapped) {
+            Correspondence::Reordered { order, moved } => {
+                assert_eq!(moved, 20);
+                assert_eq!(swapped.permuted(&order), next);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn neighbours_swapping_indices_under_small_motion_are_matched_not_kept() {
+        // Like a spatially re-sorted writer (SOG): neighbours trade indices while the cloud
+        // moves a fraction of a spacing, so keeping the input order looks cheap (each Gaussian
+        // lands one spacing off, among look-alikes) but is wrong for most of them.
+        let mut prev = cloud(3978, 0.0);
+        for i in 0..prev.len() {
+            prev.sh_dc[i] = prev.positions[i] * 0.1;
+        }
+        let mut next = prev.clone();
+        next.positions
+            .iter_mut()
+            .for_each(|p| *p += Vec3::new((p.y * 9.0).sin(), (p.z * 7.0).cos(), 0.0) * 0.02);
+        // Pairs of x-neighbours in each row of 17 trade places (the last of a row stays): 234 rows.
+        let perm: Vec<usize> = (0..3978)
+            .map(|i| match i % 17 {
+                16 => i,
+                x => i - x + (x ^ 1),
+            })
+            .collect();
+        let swapped = next.permuted(&perm);
+        let Correspondence::Reordered { order, .. } = correspond(&prev, &swapped) else {
+            panic!("kept the input order");
+        };
+        let right = order
+            .iter()
+            .enumerate()
+            .filter(|&(i, &j)| perm[j] == i)
+            .count();
+        assert!(right >= 3940, "{right} of 3978 matched to themselves");
     }
 
     #[test]

@@ -29,6 +29,15 @@ pub struct EncodeOptions {
     pub refine_passes: usize,
     /// One fragment per GOP, or per frame and track (the chunks MoQ carries).
     pub fragmentation: Fragmentation,
+    /// rav1e speed preset (0 slowest … 10 fastest) instead of the quality preset's.
+    pub speed: Option<u8>,
+}
+
+impl EncodeOptions {
+    /// The rav1e speed preset in effect.
+    pub fn speed(&self) -> u8 {
+        self.speed.unwrap_or(self.quality.speed())
+    }
 }
 
 impl Default for EncodeOptions {
@@ -40,6 +49,7 @@ impl Default for EncodeOptions {
             bitrate: None,
             refine_passes: 4,
             fragmentation: Fragmentation::Gop,
+            speed: None,
         }
     }
 }
@@ -140,7 +150,7 @@ impl<W: Write> SequenceEncoder<W> {
             options.fragmentation,
             options.refine_passes,
         )
-        .keyframe_coding(options.quality.keyframes());
+        .keyframe_coding(options.quality.keyframes(options.speed()));
         Self {
             options,
             layout,
@@ -287,7 +297,7 @@ pub(crate) fn track_settings(
         .map(|(a, _)| Quality::bitrate_share(*a))
         .sum();
     EncoderSettings {
-        speed: q.speed(),
+        speed: options.speed(),
         quantizer: if options.bitrate.is_some() {
             0
         } else {
@@ -297,6 +307,13 @@ pub(crate) fn track_settings(
             (b as f64 * Quality::bitrate_share(attribute) / share_total).round() as u32
         }),
         fps: options.fps,
-        threads: 1,
+        threads: track_threads(layout.tracks.len()),
     }
+}
+
+/// rav1e threads per track: the tracks of a GOP are coded side by side, one thread each; cores
+/// beyond one per track go to tiles within each track.
+fn track_threads(tracks: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / tracks.max(1)).max(1)
 }

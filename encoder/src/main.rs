@@ -52,10 +52,28 @@ struct Coding {
     /// Size/fidelity preset.
     #[arg(long, value_enum, default_value_t = Quality::Medium)]
     quality: Quality,
+    /// rav1e speed preset, 0 (slowest, smallest) to 10 (fastest); default: the quality
+    /// preset's (9 for low and medium). BENCHMARKS.md lists what each costs.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=10))]
+    speed: Option<u8>,
     /// Refuse input frames holding NaN or infinite values instead of dropping those Gaussians
     /// (one warning line per file says how many).
     #[arg(long)]
     strict: bool,
+}
+
+impl Coding {
+    /// The sequence encoder's options these flags give.
+    fn encode_options(&self, fragmentation: Fragmentation) -> splatcast_encoder::EncodeOptions {
+        splatcast_encoder::EncodeOptions {
+            fps: self.fps,
+            gop: self.gop,
+            quality: self.quality,
+            fragmentation,
+            speed: self.speed,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -231,6 +249,12 @@ enum Command {
         /// Keep the encoded file here instead of a temporary directory.
         #[arg(short, long)]
         output: Option<PathBuf>,
+        /// rav1e speed preset, 0 to 10 (default: the medium preset's).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=10))]
+        speed: Option<u8>,
+        /// Gaussians in the galaxy.
+        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1_000..=5_000_000))]
+        gaussians: u32,
     },
 }
 
@@ -366,12 +390,8 @@ fn learn_options(
             ..Default::default()
         },
         encode: splatcast_encoder::EncodeOptions {
-            fps: coding.fps,
-            gop: coding.gop,
-            quality: coding.quality,
             bitrate: bitrate.map(commands::parse_bitrate).transpose()?,
-            fragmentation,
-            ..Default::default()
+            ..coding.encode_options(fragmentation)
         },
         quality_drop: a.quality_drop,
         live_budget: a.live.then_some(1.0 / coding.fps),
@@ -394,13 +414,7 @@ fn main() -> ExitCode {
                 learn_options(&coding, bitrate.as_deref(), fragment.into(), &learning)
                     .and_then(|options| capture::encode(&input, &output, options))
             } else {
-                let options = splatcast_encoder::EncodeOptions {
-                    fps: coding.fps,
-                    gop: coding.gop,
-                    quality: coding.quality,
-                    fragmentation: fragment.into(),
-                    ..Default::default()
-                };
+                let options = coding.encode_options(fragment.into());
                 commands::encode(&input, &output, options, bitrate.as_deref(), coding.strict)
             }
         }
@@ -430,13 +444,7 @@ fn main() -> ExitCode {
             to,
             trust,
             looped,
-            options: splatcast_encoder::EncodeOptions {
-                fps: coding.fps,
-                gop: coding.gop,
-                quality: coding.quality,
-                fragmentation: Fragmentation::Frame,
-                ..Default::default()
-            },
+            options: coding.encode_options(Fragmentation::Frame),
             strict: coding.strict,
         }),
         Command::Relay(args) => net::relay(args),
@@ -500,7 +508,11 @@ fn main() -> ExitCode {
             }),
             &training::TrainArgs { hold_out, resume },
         ),
-        Command::Demo { output } => commands::demo(output.as_deref()),
+        Command::Demo {
+            output,
+            speed,
+            gaussians,
+        } => commands::demo(output.as_deref(), speed, gaussians as usize),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -46,11 +46,9 @@ impl Quality {
     /// PSNR): a coarse AV1 picture refined by the position track saves 22 % at Low (8.0 vs 10.2
     /// B/G at 38 dB) and 7 % at Medium (11.1 vs 11.9 at 46 dB), but costs 4 % at High and 16 % at
     /// Max, where the refinement planes must carry near-exact noise: those keep exact positions.
-    pub fn keyframes(self) -> KeyframeCoding {
-        let layered = |quantizer| KeyframeCoding::Layered {
-            quantizer,
-            speed: self.speed(),
-        };
+    /// `speed` is the rav1e preset the coarse picture is coded with.
+    pub fn keyframes(self, speed: u8) -> KeyframeCoding {
+        let layered = |quantizer| KeyframeCoding::Layered { quantizer, speed };
         match self {
             Quality::Low => layered(48),
             Quality::Medium => layered(24),

@@ -12,7 +12,6 @@ use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 
 use crate::app::{Player, PlayerOptions, PlayerPlugin, splat_camera};
-use crate::capture_files::write_png;
 use crate::decode::Position;
 use crate::render::RenderFeedback;
 use crate::source::Source;
@@ -121,7 +120,7 @@ pub fn run(
         },
         ..options.player
     };
-    let mut stage = Stage::new(None, false, |app| {
+    let mut stage = Stage::new(None, |app| {
         app.add_plugins(PlayerPlugin::new(Ok(options.source), player_options, false));
     });
     let adapter = stage
@@ -254,4 +253,31 @@ fn write_arrived(
             .map_err(|source| HeadlessError::Write { path, source })?;
     }
     Ok(n)
+}
+
+/// An 8-bit PNG (`channels` 1 = gray, 3 = RGB), written atomically.
+pub fn write_png(
+    path: &Path,
+    width: u32,
+    height: u32,
+    channels: u8,
+    data: &[u8],
+) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, width, height);
+    encoder.set_color(if channels == 1 {
+        png::ColorType::Grayscale
+    } else {
+        png::ColorType::Rgb
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    encoder
+        .write_header()
+        .and_then(|mut w| w.write_image_data(data))
+        .map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    splatcast_protocol::atomic::write_file(path, &out)
 }

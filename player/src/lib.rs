@@ -8,13 +8,8 @@
 //!   and touch gestures, [`overlay`]: figures and the timeline bar.
 //! - [`headless`]: the same pipeline into images, for PNG sequences and timings;
 //!   [`window`]: the app in a window, on desktops and phones.
-//!
-//! It also holds the synthetic capture tool's parts (bin `splatcast-capture`): camera rigs,
-//! the bevy renderer that plays animated glTF models, and the data-set writers.
 
 pub mod app;
-pub mod capture;
-pub mod capture_files;
 pub mod controls;
 pub mod decode;
 pub mod headless;
@@ -22,7 +17,6 @@ pub mod live;
 pub mod overlay;
 pub mod playback;
 pub mod render;
-pub mod rig;
 pub mod source;
 pub mod stage;
 pub mod vod;

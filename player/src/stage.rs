@@ -22,10 +22,19 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// A windowless app with bevy's default plugins (assets read from `asset_root`), set up
-    /// further by `configure`. `models` keeps glTF loading and PBR materials (the capture tool's
-    /// scenes); without them the app also runs on GL (see [`without_models`]).
-    pub fn new(asset_root: Option<&Path>, models: bool, configure: impl FnOnce(&mut App)) -> Self {
+    /// A windowless app with bevy's default plugins (assets read from `asset_root`) without
+    /// glTF models and PBR materials (see [`without_models`]), set up further by `configure`.
+    pub fn new(asset_root: Option<&Path>, configure: impl FnOnce(&mut App)) -> Self {
+        Self::build(asset_root, false, configure)
+    }
+
+    /// Like [`Stage::new`], keeping glTF loading and PBR materials: the capture tool's scenes.
+    #[cfg(feature = "models")]
+    pub fn with_models(asset_root: Option<&Path>, configure: impl FnOnce(&mut App)) -> Self {
+        Self::build(asset_root, true, configure)
+    }
+
+    fn build(asset_root: Option<&Path>, models: bool, configure: impl FnOnce(&mut App)) -> Self {
         let mut app = App::new();
         let mut assets = AssetPlugin::default();
         if let Some(root) = asset_root {
@@ -115,9 +124,12 @@ impl Stage {
 
 /// `plugins` without glTF loading and PBR materials, which splat playback does not use:
 /// bevy_pbr's shadow shaders fail to compile on Mesa's GL backend, which stops bevy's render
-/// world (the capture tool, which needs them, therefore runs on Vulkan only).
+/// world (the capture tool, which needs them, therefore runs on Vulkan only). They are only
+/// there when some crate of the build (the capture tool) turns on the `models` feature.
 pub fn without_models(plugins: PluginGroupBuilder) -> PluginGroupBuilder {
-    plugins
+    #[cfg(feature = "models")]
+    let plugins = plugins
         .disable::<bevy::pbr::PbrPlugin>()
-        .disable::<bevy::gltf::GltfPlugin>()
+        .disable::<bevy::gltf::GltfPlugin>();
+    plugins
 }

@@ -1,8 +1,7 @@
 //! The player's tests in one binary (each test binary links bevy and wgpu; one keeps builds
-//! small): the synthetic capture, the decode pipeline and its bad inputs, the controls inside
+//! small): the decode pipeline and its bad inputs, the controls inside
 //! a bevy app, and the GPU pictures headless and in a real window.
 
-mod capture;
 mod controls;
 mod moq;
 mod pictures;

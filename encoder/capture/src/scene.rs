@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use bevy::asset::{LoadState, RenderAssetUsages};
+use bevy::asset::{LoadState, RecursiveDependencyLoadState, RenderAssetUsages};
 use bevy::camera::RenderTarget;
 use bevy::camera::primitives::Aabb;
 use bevy::core_pipeline::tonemapping::Tonemapping;
@@ -25,9 +25,11 @@ use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::world_serialization::{WorldAsset, WorldAssetRoot};
 
-use crate::capture_files::{joints_json, poses_bounds, transforms_json, write_png};
+use splatcast_player::headless::write_png;
+use splatcast_player::stage::Stage;
+
+use crate::files::{joints_json, poses_bounds, transforms_json};
 use crate::rig::{Layout, Rig, RigCamera};
-use crate::stage::Stage;
 
 /// Why a capture failed.
 #[derive(Debug, thiserror::Error)]
@@ -158,9 +160,15 @@ fn load_model(stage: &mut Stage, options: &CaptureOptions) -> Result<Model, Stri
     let h = handle.clone();
     stage.until("loading", |world| {
         let server = world.resource::<AssetServer>();
-        match server.load_state(&h) {
-            LoadState::Failed(e) => Err(e.to_string()),
-            LoadState::Loaded => Ok(server.is_loaded_with_dependencies(&h)),
+        // A texture or buffer that fails fails the model: its error names the file and cause.
+        match (
+            server.load_state(&h),
+            server.recursive_dependency_load_state(&h),
+        ) {
+            (LoadState::Failed(e), _) | (_, RecursiveDependencyLoadState::Failed(e)) => {
+                Err(one_line(&e.to_string()))
+            }
+            (_, RecursiveDependencyLoadState::Loaded) => Ok(true),
             _ => Ok(false),
         }
     })?;
@@ -185,6 +193,11 @@ fn load_model(stage: &mut Stage, options: &CaptureOptions) -> Result<Model, Stri
         animations: gltf.animations.clone(),
         names,
     })
+}
+
+/// An error message on one line (bevy's nest causes over several).
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Spawns the model's scene and, when it has animations, starts the chosen clip paused.
@@ -544,7 +557,7 @@ pub fn capture(
     if !options.model.is_file() {
         return Err(model_error("no such file".into()));
     }
-    let mut stage = Stage::new(Some(&asset_root), true, |app| {
+    let mut stage = Stage::with_models(Some(&asset_root), |app| {
         app.insert_resource(GlobalAmbientLight {
             color: Color::WHITE,
             brightness: 600.0,

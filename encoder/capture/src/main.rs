@@ -9,8 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use glam::Vec3;
 use serde_json::json;
-use splatcast_player::capture::{Background, CaptureOptions, RigSpec, capture};
-use splatcast_player::rig::Layout;
+use splatcast_capture::rig::Layout;
+use splatcast_capture::{Background, CaptureOptions, RigSpec, capture};
 
 /// Render a glTF model from a camera rig into a multi-view video data set.
 #[derive(Parser)]

@@ -4,11 +4,8 @@
 //! (`masks/cam00/0000.png`), and the ground truth the cameras can be checked with (joint
 //! positions per frame, `joints/0000.json`). Held-out cameras get the same layout in `heldout/`.
 
-use std::path::Path;
-
 use glam::Vec3;
 use serde_json::json;
-use splatcast_protocol::atomic::write_file;
 use splatcast_protocol::llff::write_npy;
 
 use crate::rig::RigCamera;
@@ -75,33 +72,6 @@ pub fn joints_json(time: f32, joints: &[(String, Vec3)]) -> String {
         .collect();
     serde_json::to_string_pretty(&json!({ "time": time, "joints": list }))
         .expect("plain JSON values")
-}
-
-/// An 8-bit PNG (`channels` 1 = gray, 3 = RGB), written atomically.
-pub fn write_png(
-    path: &Path,
-    width: u32,
-    height: u32,
-    channels: u8,
-    data: &[u8],
-) -> std::io::Result<()> {
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(if channels == 1 {
-        png::ColorType::Grayscale
-    } else {
-        png::ColorType::Rgb
-    });
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Fast);
-    encoder
-        .write_header()
-        .and_then(|mut w| w.write_image_data(data))
-        .map_err(std::io::Error::other)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    write_file(path, &out)
 }
 
 #[cfg(test)]

@@ -5,14 +5,14 @@
 use std::path::{Path, PathBuf};
 
 use glam::DVec3;
+use splatcast_capture::rig::Layout;
+use splatcast_capture::{Background, CaptureOptions, RigSpec, capture};
 use splatcast_encoder::datasets::{Dataset, RgbImage};
-use splatcast_player::capture::{Background, CaptureOptions, RigSpec, capture};
-use splatcast_player::rig::Layout;
 use splatcast_shaders::Camera;
 
 fn model(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/data/gltf_animated")
+        .join("../../../shared/data/gltf_animated")
         .join(name)
 }
 
@@ -61,13 +61,18 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out
 }
 
-fn gray(path: &Path) -> (u32, u32, Vec<u8>) {
+/// A PNG's width, height and samples, which must be of colour type `kind`.
+fn read_png(path: &Path, kind: png::ColorType) -> (u32, u32, Vec<u8>) {
     let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.color_type, png::ColorType::Grayscale);
+    assert_eq!(info.color_type, kind);
     (info.width, info.height, buf)
+}
+
+fn gray(path: &Path) -> (u32, u32, Vec<u8>) {
+    read_png(path, png::ColorType::Grayscale)
 }
 
 fn project(c: &Camera, p: DVec3) -> Option<(f64, f64)> {
@@ -286,4 +291,60 @@ fn live_mode_paces_frames_at_the_frame_rate() {
         assert!(at.saturating_sub(first).as_secs_f64() >= k as f64 / 8.0 - 0.01);
     }
     assert!(!dir.path().join("masks").exists());
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn rgb(path: &Path) -> Vec<[u8; 3]> {
+    let (_, _, buf) = read_png(path, png::ColorType::Rgb);
+    buf.chunks_exact(3).map(|p| [p[0], p[1], p[2]]).collect()
+}
+
+/// Real models carry JPEG textures: a quad textured with one renders in the texture's colour.
+/// A model whose texture is missing fails as a user sees it: non-zero exit, one line that
+/// names the missing file.
+#[test]
+#[ignore = "needs Vulkan (mesa-vulkan-drivers); .ci/run installs it"]
+fn jpeg_textures_load_and_a_missing_texture_fails_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = options(dir.path());
+    o.model = fixture("jpeg_quad.gltf");
+    o.clip = None;
+    o.fps = 2.0;
+    o.duration = Some(0.5);
+    o.masks = false;
+    o.rig.held_out = 0;
+    capture(&o, |_, _| {}).unwrap();
+    // The JPEG is sRGB (230, 120, 30); the material is unlit and tonemapping is off.
+    let textured = (0..o.rig.count)
+        .flat_map(|c| rgb(&dir.path().join(format!("cam{c:02}/0000.png"))))
+        .filter(|p| {
+            p.iter()
+                .zip([230i32, 120, 30])
+                .all(|(&v, want)| (v as i32 - want).abs() <= 12)
+        })
+        .count();
+    assert!(textured > 100, "{textured} pixels show the texture");
+
+    let out = tempfile::tempdir().unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_splatcast-capture"))
+        .arg(fixture("missing_texture.gltf"))
+        .args(["--cameras", "2", "--held-out", "0", "--size", "64x48", "-o"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    // Mesa's Vulkan window-system code may add its own lines about XDG_RUNTIME_DIR; ours is one.
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.contains("XDG_RUNTIME_DIR"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{stderr}");
+    assert!(ours[0].starts_with("splatcast-capture: "), "{stderr}");
+    assert!(ours[0].contains("not_there.jpg"), "{stderr}");
 }
