@@ -63,6 +63,9 @@ pub enum EncodeError {
     /// Coding a GOP failed.
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// The thread coding a GOP died.
+    #[error("the thread coding a GOP panicked")]
+    CodingPanicked,
     /// A frame does not fit the sequence.
     #[error("frame {frame}: {problem}")]
     Input {
@@ -118,12 +121,27 @@ pub struct Encoded<W> {
 /// Called with each GOP as soon as it is coded.
 type Observer = Box<dyn FnMut(&WrittenGop) + Send>;
 
+/// A GOP handed to its own thread with the writer, and what comes back.
+struct Coded {
+    writer: StreamWriter,
+    frames: Vec<GaussianFrame>,
+    start: GopStart,
+    rematched: Vec<u32>,
+    written: Result<WrittenGop, WriteError>,
+}
+
 /// Encodes frames pushed one at a time into a fragmented MP4 written to `out`: correspondence
 /// and GOP decisions here, planes and container in the protocol's [`StreamWriter`].
+///
+/// A completed GOP is coded on its own thread while the next one's frames arrive and are
+/// matched (GOPs do not depend on each other's frames), so matching and AV1 overlap; its
+/// fragment is written at the first push after it is done, or before the next GOP is coded.
 pub struct SequenceEncoder<W: Write> {
     options: EncodeOptions,
     layout: StreamLayout,
-    writer: StreamWriter,
+    /// The writer while no GOP is being coded (the coding thread holds it otherwise).
+    writer: Option<StreamWriter>,
+    coding: Option<std::thread::JoinHandle<Coded>>,
     out: W,
     gop: Vec<GaussianFrame>,
     start: GopStart,
@@ -154,7 +172,8 @@ impl<W: Write> SequenceEncoder<W> {
         Self {
             options,
             layout,
-            writer,
+            writer: Some(writer),
+            coding: None,
             out,
             gop: Vec::new(),
             start: GopStart::First,
@@ -166,14 +185,18 @@ impl<W: Write> SequenceEncoder<W> {
         }
     }
 
-    /// Calls `observer` with every GOP as soon as it is coded (before it is written to the
-    /// output): how a live publisher sends each GOP's chunks while the encoder goes on.
+    /// Calls `observer` with every GOP once it is coded (at the first push after, before it is
+    /// written to the output): how a live publisher sends each GOP's chunks while the encoder
+    /// goes on.
     pub fn observe(&mut self, observer: impl FnMut(&WrittenGop) + Send + 'static) {
         self.observer = Some(Box::new(observer));
     }
 
     /// Adds the next frame; writes a fragment whenever a GOP completes.
     pub fn push(&mut self, frame: GaussianFrame) -> Result<(), EncodeError> {
+        if self.coding.as_ref().is_some_and(|c| c.is_finished()) {
+            self.collect()?;
+        }
         let frame_no = self.frames_in;
         self.frames_in += 1;
         let input = |problem: String| EncodeError::Input {
@@ -224,15 +247,46 @@ impl<W: Write> SequenceEncoder<W> {
         Ok(())
     }
 
-    /// Codes the pending GOP; `next` is why the following GOP will start.
+    /// Starts coding the pending GOP (after the one in flight is written); `next` is why the
+    /// following GOP will start.
     fn flush_gop(&mut self, next: GopStart) -> Result<(), EncodeError> {
         if self.gop.is_empty() {
             return Ok(());
         }
+        self.collect()?;
+        let Some(mut writer) = self.writer.take() else {
+            return Err(EncodeError::CodingPanicked);
+        };
         let frames = std::mem::take(&mut self.gop);
         let rematched = std::mem::take(&mut self.rematched);
         let start = std::mem::replace(&mut self.start, next);
-        let written = self.writer.write_gop(&frames, start, rematched.clone())?;
+        self.coding = Some(std::thread::spawn(move || {
+            let written = writer.write_gop(&frames, start, rematched.clone());
+            Coded {
+                writer,
+                frames,
+                start,
+                rematched,
+                written,
+            }
+        }));
+        Ok(())
+    }
+
+    /// Waits for the GOP in flight, if any, and writes it out.
+    fn collect(&mut self) -> Result<(), EncodeError> {
+        let Some(coding) = self.coding.take() else {
+            return Ok(());
+        };
+        let Coded {
+            writer,
+            frames,
+            start,
+            rematched,
+            written,
+        } = coding.join().map_err(|_| EncodeError::CodingPanicked)?;
+        self.writer = Some(writer);
+        let written = written?;
         if let Some(observer) = &mut self.observer {
             observer(&written);
         }
@@ -267,7 +321,9 @@ impl<W: Write> SequenceEncoder<W> {
     /// Codes the last GOP, writes the fragment index and returns the output.
     pub fn finish(mut self) -> Result<Encoded<W>, EncodeError> {
         self.flush_gop(GopStart::Length)?;
-        let mfra = self.writer.finish().map_err(|e| match e {
+        self.collect()?;
+        let writer = self.writer.take().ok_or(EncodeError::CodingPanicked)?;
+        let mfra = writer.finish().map_err(|e| match e {
             WriteError::Empty => EncodeError::Input {
                 frame: 0,
                 problem: "no frames to encode".into(),
@@ -307,13 +363,16 @@ pub(crate) fn track_settings(
             (b as f64 * Quality::bitrate_share(attribute) / share_total).round() as u32
         }),
         fps: options.fps,
-        threads: track_threads(layout.tracks.len()),
+        threads: track_threads(layout, attribute),
     }
 }
 
-/// rav1e threads per track: the tracks of a GOP are coded side by side, one thread each; cores
-/// beyond one per track go to tiles within each track.
-fn track_threads(tracks: usize) -> usize {
+/// rav1e threads for `attribute`'s track: the tracks of a GOP are coded side by side, one
+/// thread each at least; cores beyond that are shared in proportion to the tracks' channels
+/// (a GOP takes as long as its largest track, SH rest with 9 to 45 channels) and go to tiles.
+fn track_threads(layout: &StreamLayout, attribute: Attribute) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores / tracks.max(1)).max(1)
+    let channels = |a: Attribute| a.channels(layout.sh_degree).max(1);
+    let all: usize = layout.tracks.iter().map(|&(a, _)| channels(a)).sum();
+    (cores * channels(attribute) / all.max(1)).max(1)
 }

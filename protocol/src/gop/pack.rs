@@ -1,6 +1,7 @@
 //! Frames of a GOP → attribute planes + side data, and back.
 
 use glam::{Quat, Vec3};
+use rayon::prelude::*;
 
 use super::keyframe as coarse;
 use super::side::{GopSide, GopStart, TrackRanges, box_position, occupied};
@@ -412,8 +413,10 @@ pub fn pack(
             pictures: Vec::with_capacity(frames.len()),
         })
         .collect();
-    for frame in frames {
-        for (set, picture) in planes.iter_mut().zip(plan.pictures(frame)) {
+    // Frames turn into pictures independently: side by side on every core.
+    let per_frame: Vec<Vec<Picture>> = frames.par_iter().map(|f| plan.pictures(f)).collect();
+    for pictures in per_frame {
+        for (set, picture) in planes.iter_mut().zip(pictures) {
             set.pictures.push(picture);
         }
     }
