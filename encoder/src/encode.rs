@@ -118,7 +118,7 @@ pub struct Encoded<W> {
     pub reference: Option<Vec<GaussianFrame>>,
 }
 
-/// Called with each GOP as soon as it is coded.
+/// Called with each GOP once it is coded.
 type Observer = Box<dyn FnMut(&WrittenGop) + Send>;
 
 /// A GOP handed to its own thread with the writer, and what comes back.
