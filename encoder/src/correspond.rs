@@ -259,7 +259,6 @@ pub fn correspond(prev: &GaussianFrame, next: &GaussianFrame) -> Correspondence 
     if identity.iter().sum::<f32>() == 0.0 {
         return Correspondence::Identity;
     }
-    let everyone = vec![true; n];
     let mut pairing = Pairing {
         prev,
         next,
@@ -286,6 +285,7 @@ pub fn correspond(prev: &GaussianFrame, next: &GaussianFrame) -> Correspondence 
         }
         pairing.from = prev.positions.clone();
     }
+    let everyone = vec![true; n];
     let (mut order, mut total) = greedy_match(&pairing, &everyone);
     for _ in 0..MOTION_ROUNDS {
         pairing.from = predicted(prev, next, &order, &near);
