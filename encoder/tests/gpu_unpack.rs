@@ -6,7 +6,7 @@ use std::io::Cursor;
 use splatcast_encoder::{EncodeOptions, SequenceEncoder, demo, stream_layout};
 use splatcast_protocol::av1::Rav1dDecoder;
 use splatcast_protocol::stream::StreamReader;
-use splatcast_shaders::unpack::{Order, Unpacker};
+use splatcast_shaders::unpack::{Order, Placement, Unpacker};
 use splatcast_shaders::{Gpu, GpuGaussians};
 
 #[test]
@@ -31,7 +31,9 @@ fn gpu_unpack_matches_cpu_decode() {
         let (_, side, planes) = reader.decode_planes(g, &mut decoder).unwrap();
         assert!(side.sh_degree > 0, "the test scene exercises SH planes");
         let out = unpacker.output(&gpu, &side).unwrap();
-        let gop = unpacker.prepare(&gpu, &side, &out, Order::Coded).unwrap();
+        let gop = unpacker
+            .prepare(&gpu, &side, &out, Order::Coded, Placement::default())
+            .unwrap();
         for (f, want) in cpu.frames.iter().enumerate() {
             let pictures: Vec<_> = planes.iter().map(|track| &track[f]).collect();
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
@@ -67,4 +69,44 @@ fn gpu_unpack_matches_cpu_decode() {
         );
     }
     assert_eq!(checked, 5);
+
+    // Placed in a shared output (the room view): its records land at `first`, moved by
+    // `offset`, the SH coefficients it lacks zeroed, and nothing else is touched.
+    let cpu = reader.read_gop(0, &mut decoder).unwrap();
+    let (_, side, planes) = reader.decode_planes(0, &mut decoder).unwrap();
+    let own = GpuGaussians::stride(out_sh_rest(&side));
+    let wide = out_sh_rest(&side) + 5;
+    let first = 37u32;
+    let out = Unpacker::output_for(&gpu, first as usize + n + 11, wide).unwrap();
+    let offset = glam::Vec3::new(10.0, 0.0, -2.0);
+    let gop = unpacker
+        .prepare(&gpu, &side, &out, Order::Coded, Placement { first, offset })
+        .unwrap();
+    let pictures: Vec<_> = planes.iter().map(|track| &track[0]).collect();
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    unpacker
+        .unpack(&gpu, &mut encoder, &gop, &pictures)
+        .unwrap();
+    gpu.queue.submit([encoder.finish()]);
+    let raw = gpu.read(&out.buffer, out.buffer.size()).unwrap();
+    let got: &[f32] = bytemuck::cast_slice(&raw);
+    let stride = GpuGaussians::stride(wide);
+    let expected = GpuGaussians::pack(&cpu.frames[0]);
+    for (i, &value) in got.iter().enumerate().take(stride * out.count as usize) {
+        let (g, k) = (i / stride, i % stride);
+        let want = match g.checked_sub(first as usize) {
+            Some(j) if j < n && k < own => {
+                expected[j * own + k] + if k < 3 { offset[k] } else { 0.0 }
+            }
+            _ => 0.0,
+        };
+        assert!(
+            (want - value).abs() <= 1e-5 * want.abs().max(1.0),
+            "record {g} value {k}: {value} != {want}"
+        );
+    }
+}
+
+fn out_sh_rest(side: &splatcast_protocol::gop::GopSide) -> u32 {
+    splatcast_protocol::gaussian::sh_rest_count(side.sh_degree) as u32
 }

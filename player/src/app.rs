@@ -2,7 +2,8 @@
 //! Any bevy app can add [`PlayerPlugin`] with a source and spawn [`splat_camera`]s; the
 //! `splatcast-player` binary is such an app, with the overlay on top.
 
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
@@ -14,9 +15,10 @@ use glam::Vec3 as GVec3;
 use splatcast_shaders::orbit::{Orbit, Up};
 
 use crate::controls::{Gesture, OrbitView, TouchGestures};
-use crate::decode::{DecodeWorker, Position};
+use crate::decode::{DecodeWorker, DecodedFrame, Position};
 use crate::playback::{Clock, Jump};
-use crate::render::{ShownFrame, SplatRenderPlugin, SplatView};
+use crate::render::{Layer, ShownFrame, SplatRenderPlugin, SplatView};
+use crate::room::Seating;
 use crate::source::Source;
 
 /// Height of the timeline bar at the bottom of the window, logical pixels.
@@ -129,9 +131,21 @@ pub struct Player {
     pub overlay: bool,
     /// Live broadcasts: delays and stalls as the viewer sees them.
     pub live: Option<LiveFigures>,
+    /// The room view: who is on screen and where.
+    pub room: Option<RoomView>,
     /// Whether the timeline is being dragged.
     scrubbing: bool,
     touches: TouchGestures,
+}
+
+/// The room view's state: each participant's newest frame and its seat.
+pub struct RoomView {
+    /// Where everyone stands.
+    pub seating: Seating,
+    /// Each participant's newest frame, by member number.
+    frames: BTreeMap<u64, Arc<DecodedFrame>>,
+    /// Names of those on screen.
+    pub names: BTreeMap<u64, String>,
 }
 
 /// What a live viewer experiences.
@@ -155,6 +169,7 @@ impl Player {
                 let worker = match source {
                     Source::Stored(s) => DecodeWorker::spawn(s, options.queue_frames),
                     Source::Live(l) => DecodeWorker::spawn_live(*l, options.queue_frames),
+                    Source::Room(r) => DecodeWorker::spawn_room(*r, options.queue_frames),
                 };
                 worker.set_looping(options.looping);
                 (Some(worker), None, bounds)
@@ -165,6 +180,14 @@ impl Player {
             .as_ref()
             .is_some_and(DecodeWorker::live)
             .then(LiveFigures::default);
+        let room = worker
+            .as_ref()
+            .is_some_and(DecodeWorker::room)
+            .then(|| RoomView {
+                seating: Seating::new(options.up),
+                frames: BTreeMap::new(),
+                names: BTreeMap::new(),
+            });
         let (centre, radius) = centre_radius.unwrap_or((GVec3::ZERO, 1.0));
         let (fps, frames) = worker
             .as_ref()
@@ -185,6 +208,7 @@ impl Player {
             suspended: false,
             overlay: true,
             live,
+            room,
             scrubbing: false,
             touches: TouchGestures::default(),
             options,
@@ -211,24 +235,19 @@ impl Player {
             // Live: the newest decoded frame is the one to show.
             self.clock.seek(edge.frame);
         }
-        let taken = worker.take(self.clock.position());
-        self.dropped += taken.dropped;
-        if let Some(frame) = taken.frame {
-            if let (Some(live), Some(arrived)) = (&mut self.live, frame.arrived) {
-                let now = Instant::now();
-                live.delay_ms = 1e3 * (now - arrived).as_secs_f64();
-                if let Some(last) = live.last_frame.replace(now) {
-                    let gap = 1e3 * (now - last).as_secs_f64();
-                    if self.clock.playing && gap > 100f64.max(2e3 / self.clock.fps()) {
-                        live.stalls += 1;
-                        live.longest_stall_ms = live.longest_stall_ms.max(gap);
-                    }
-                }
+        if worker.room() {
+            self.pull_room(shown);
+        } else {
+            let taken = worker.take(self.clock.position());
+            self.dropped += taken.dropped;
+            if let Some(frame) = taken.frame {
+                self.arrived(&frame);
+                shown.show(frame);
             }
-            self.shown = Some(frame.at);
-            shown.frame = Some(frame);
-            shown.serial += 1;
         }
+        let Some(worker) = &self.worker else {
+            return;
+        };
         for line in worker.drain_log() {
             warn!("{line}");
             self.log.push(line);
@@ -236,6 +255,80 @@ impl Player {
         if self.log.len() > 4 {
             self.log.drain(..self.log.len() - 4);
         }
+    }
+
+    /// The room view: everyone's newest frame, each in its seat; the camera takes in the
+    /// whole row when someone joins or leaves.
+    fn pull_room(&mut self, shown: &mut ShownFrame) {
+        let (Some(worker), Some(room)) = (&self.worker, &mut self.room) else {
+            return;
+        };
+        let members = worker.members();
+        let mut newest = None;
+        let mut changed = false;
+        let mut moved = false;
+        let gone: Vec<u64> = room
+            .frames
+            .keys()
+            .filter(|m| !members.contains_key(m))
+            .copied()
+            .collect();
+        for member in gone {
+            room.frames.remove(&member);
+            room.names.remove(&member);
+            room.seating.leave(member);
+            (changed, moved) = (true, true);
+        }
+        for frame in worker.take_all() {
+            let Some(name) = members.get(&frame.member) else {
+                continue;
+            };
+            if !room.seating.seated(frame.member) {
+                let (centre, radius) = frame.side.bounds();
+                room.seating.seat(frame.member, centre, radius);
+                room.names.insert(frame.member, name.clone());
+                moved = true;
+            }
+            room.frames.insert(frame.member, frame.clone());
+            newest = Some(frame);
+            changed = true;
+        }
+        if moved && let Some((centre, radius)) = room.seating.framing() {
+            self.view = OrbitView::new(centre, radius, self.options.up, self.view.orbit);
+        }
+        if changed {
+            shown.layers = room
+                .frames
+                .iter()
+                .map(|(&key, frame)| Layer {
+                    key,
+                    frame: frame.clone(),
+                    offset: Vec3::from_array(
+                        room.seating.offset(key).unwrap_or_default().to_array(),
+                    ),
+                })
+                .collect();
+            shown.serial += 1;
+        }
+        if let Some(frame) = newest {
+            self.arrived(&frame);
+        }
+    }
+
+    /// A new frame is on screen: live delay and stalls.
+    fn arrived(&mut self, frame: &DecodedFrame) {
+        if let (Some(live), Some(arrived)) = (&mut self.live, frame.arrived) {
+            let now = Instant::now();
+            live.delay_ms = 1e3 * (now - arrived).as_secs_f64();
+            if let Some(last) = live.last_frame.replace(now) {
+                let gap = 1e3 * (now - last).as_secs_f64();
+                if self.clock.playing && gap > 100f64.max(2e3 / self.clock.fps()) {
+                    live.stalls += 1;
+                    live.longest_stall_ms = live.longest_stall_ms.max(gap);
+                }
+            }
+        }
+        self.shown = Some(frame.at);
     }
 }
 

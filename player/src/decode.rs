@@ -4,7 +4,7 @@
 //! worker jumps ahead to the GOP the clock has reached instead of decoding ones already past.
 //! A live source is decoded frame by frame as frames arrive; the queue then keeps the newest.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use splatcast_protocol::av1::Picture;
 use splatcast_protocol::gop::GopSide;
 
 use crate::live::LiveSource;
+use crate::room::{RoomSource, RoomUpdate};
 use crate::source::{PlaneSource, SourceError};
 
 /// A position on the playback timeline: which pass over the stream (looping adds one) and
@@ -31,6 +32,8 @@ pub struct DecodedFrame {
     pub at: Position,
     /// Its GOP.
     pub gop: usize,
+    /// Whose frame it is in a room (0 otherwise).
+    pub member: u64,
     /// The GOP's side data (the same `Arc` for every frame of the GOP).
     pub side: Arc<GopSide>,
     /// One picture per track.
@@ -66,6 +69,8 @@ struct State {
     finished: bool,
     log: Vec<String>,
     stats: DecodeStats,
+    /// A room's participants by member number.
+    members: BTreeMap<u64, String>,
 }
 
 struct Shared {
@@ -96,6 +101,7 @@ pub struct DecodeWorker {
     fps: f64,
     frame_count: u64,
     live: bool,
+    room: bool,
 }
 
 impl DecodeWorker {
@@ -128,6 +134,22 @@ impl DecodeWorker {
         worker
     }
 
+    /// Decodes everyone in a room as their frames arrive. Frames are numbered in the order
+    /// they are decoded, across participants; [`DecodeWorker::take_all`] hands them over and
+    /// [`DecodeWorker::members`] says who is there.
+    pub fn spawn_room(mut source: RoomSource, capacity: usize) -> Self {
+        let stats = DecodeStats {
+            joined_ms: Some(source.connected().as_secs_f64() * 1e3),
+            ..DecodeStats::default()
+        };
+        let mut worker = Self::start(30.0, u64::MAX, capacity, Vec::new(), stats, {
+            move |s| run_room(&mut source, s)
+        });
+        worker.live = true;
+        worker.room = true;
+        worker
+    }
+
     fn start(
         fps: f64,
         frame_count: u64,
@@ -149,6 +171,7 @@ impl DecodeWorker {
                 finished: false,
                 log,
                 stats,
+                members: BTreeMap::new(),
             }),
             wake: Condvar::new(),
         });
@@ -163,12 +186,34 @@ impl DecodeWorker {
             fps,
             frame_count,
             live: false,
+            room: false,
         }
     }
 
     /// Whether this decodes a live broadcast.
     pub fn live(&self) -> bool {
         self.live
+    }
+
+    /// Whether this decodes a room (every participant).
+    pub fn room(&self) -> bool {
+        self.room
+    }
+
+    /// A room's participants now, by member number.
+    pub fn members(&self) -> BTreeMap<u64, String> {
+        self.shared.lock().members.clone()
+    }
+
+    /// Every decoded frame waiting, oldest first (a room's participants each need their
+    /// newest).
+    pub fn take_all(&self) -> Vec<Arc<DecodedFrame>> {
+        let mut s = self.shared.lock();
+        let taken: Vec<_> = s.queue.drain(..).collect();
+        if !taken.is_empty() {
+            self.shared.wake.notify_all();
+        }
+        taken
     }
 
     /// The newest decoded frame waiting: a live broadcast's edge.
@@ -362,6 +407,7 @@ fn run(source: &mut dyn PlaneSource, shared: &Shared) {
                                 frame,
                             },
                             gop: d.index,
+                            member: 0,
                             side: d.side.clone(),
                             pictures,
                             arrived: None,
@@ -414,7 +460,7 @@ fn run_live(source: &mut LiveSource, shared: &Shared) {
         let next = source.next_frame(Duration::from_millis(50));
         let elapsed = start.elapsed().as_secs_f64();
         let mut s = shared.lock();
-        s.stats.skipped = source.skipped;
+        s.stats.skipped = source.skipped();
         match next {
             Ok(None) => continue,
             Ok(Some(f)) => {
@@ -434,6 +480,7 @@ fn run_live(source: &mut LiveSource, shared: &Shared) {
                         frame: f.frame,
                     },
                     gop: f.group as usize,
+                    member: 0,
                     side: f.side,
                     pictures: f.pictures,
                     arrived: Some(f.arrived),
@@ -449,6 +496,83 @@ fn run_live(source: &mut LiveSource, shared: &Shared) {
                 return;
             }
             Err(e) => s.log.push(format!("live: {e}")),
+        }
+        shared.wake.notify_all();
+    }
+}
+
+/// The room loop: who joins and leaves, and every participant's frames as they are decoded
+/// (the oldest dropped when the queue is full), until the player goes away or the room cannot
+/// be reached any more.
+fn run_room(source: &mut RoomSource, shared: &Shared) {
+    let mut woke = false;
+    let mut number = 0u64;
+    // Everyone's coded bytes over about a second.
+    let (mut window, mut window_bytes) = (Instant::now(), 0usize);
+    loop {
+        {
+            let mut s = shared.lock();
+            while s.suspended && !s.stop {
+                s = shared.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+                woke = true;
+            }
+            if s.stop {
+                return;
+            }
+        }
+        if std::mem::take(&mut woke) {
+            source.resync();
+        }
+        let start = Instant::now();
+        let next = source.next(Duration::from_millis(50));
+        let elapsed = start.elapsed().as_secs_f64();
+        let mut s = shared.lock();
+        s.stats.skipped = source.skipped();
+        match next {
+            Ok(None) => continue,
+            Ok(Some(RoomUpdate::Joined { member, name })) => {
+                s.log.push(format!("{name} joined"));
+                s.members.insert(member, name);
+            }
+            Ok(Some(RoomUpdate::Left { member })) => {
+                if let Some(name) = s.members.remove(&member) {
+                    s.log.push(format!("{name} left"));
+                }
+                s.queue.retain(|f| f.member != member);
+            }
+            Ok(Some(RoomUpdate::Frame { member, frame: f })) => {
+                s.stats.ms_per_frame = 1e3 * elapsed;
+                window_bytes += f.bytes;
+                let span = window.elapsed().as_secs_f64();
+                if span >= 1.0 {
+                    s.stats.bits_per_second = 8.0 * window_bytes as f64 / span;
+                    (window, window_bytes) = (Instant::now(), 0);
+                }
+                s.stats.decoded += 1;
+                s.queue.push_back(Arc::new(DecodedFrame {
+                    at: Position {
+                        lap: 0,
+                        frame: number,
+                    },
+                    gop: f.group as usize,
+                    member,
+                    side: f.side,
+                    pictures: f.pictures,
+                    arrived: Some(f.arrived),
+                }));
+                number += 1;
+                while s.queue.len() > s.capacity {
+                    s.queue.pop_front();
+                }
+            }
+            Ok(Some(RoomUpdate::Note(line))) => s.log.push(line),
+            Err(SourceError::Ended) => {
+                s.log.push("the room cannot be reached any more".into());
+                s.finished = true;
+                shared.wake.notify_all();
+                return;
+            }
+            Err(e) => s.log.push(format!("room: {e}")),
         }
         shared.wake.notify_all();
     }

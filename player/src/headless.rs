@@ -45,7 +45,8 @@ pub struct HeadlessOptions {
     pub source: Source,
     /// Frames to render: of a file, these (end exclusive, clamped to the file); of a live
     /// broadcast, as many as the range holds (an open range: until it ends), each as it
-    /// arrives (PNGs named by the frame's number on the broadcast's timeline).
+    /// arrives (PNGs named by the frame's number on the broadcast's timeline); of a room, a
+    /// picture each time any participant's frame arrives (numbered in arrival order).
     pub frames: Range<u64>,
     /// Picture size.
     pub size: (u32, u32),
@@ -89,7 +90,7 @@ pub fn run(
             "size {w}x{h} is outside 8 to 8192"
         )));
     }
-    let live = matches!(options.source, Source::Live(_));
+    let live = matches!(options.source, Source::Live(_) | Source::Room(_));
     let frames = match &options.source {
         Source::Stored(source) => {
             let count = source.frame_count();
@@ -102,7 +103,7 @@ pub fn run(
             }
             frames
         }
-        Source::Live(_) => options.frames.clone(),
+        Source::Live(_) | Source::Room(_) => options.frames.clone(),
     };
     let wanted = (frames.end - frames.start) as usize;
     let player_options = PlayerOptions {

@@ -22,10 +22,10 @@ use crate::source::SourceError;
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Media time a viewer may trail a newer key frame before skipping ahead to it.
-const MAX_LAG: Duration = Duration::from_millis(500);
+pub(crate) const MAX_LAG: Duration = Duration::from_millis(500);
 
 /// How long a viewer tries to reconnect after losing the relay (a restart).
-const REJOIN_LOST: Duration = Duration::from_secs(30);
+pub(crate) const REJOIN_LOST: Duration = Duration::from_secs(30);
 
 /// How long a viewer waits for a publisher that went away to come back before the broadcast
 /// counts as ended.
@@ -63,14 +63,94 @@ pub struct LiveDecoded {
 /// A subscription to one participant's broadcast, decoding frame by frame.
 pub struct LiveSource {
     events: Receiver<Event>,
-    backlog: VecDeque<(Box<LiveFrame>, Instant)>,
-    decoders: Vec<Box<dyn PlaneDecoder>>,
-    fps: f64,
+    frames: Backlog,
     first_side: GopSide,
     joined: Duration,
+}
+
+/// The decode side of one live broadcast: frames waiting to be decoded, the AV1 decoders, and
+/// the catch-up rule (after an error, or when more than [`MAX_LAG`] behind a newer key frame,
+/// go on at the newest key frame). Shared by a single viewer and each member of a room.
+pub(crate) struct Backlog {
+    waiting: VecDeque<(Box<LiveFrame>, Instant)>,
+    decoders: Vec<Box<dyn PlaneDecoder>>,
+    fps: f64,
     need_key: bool,
     /// Frames thrown away to catch up.
     pub skipped: u64,
+}
+
+impl Backlog {
+    pub(crate) fn new(fps: f64) -> Self {
+        Self {
+            waiting: VecDeque::new(),
+            decoders: Vec::new(),
+            fps,
+            need_key: false,
+            skipped: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, frame: Box<LiveFrame>, arrived: Instant) {
+        self.waiting.push_back((frame, arrived));
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// When the oldest waiting frame arrived.
+    pub(crate) fn oldest(&self) -> Option<Instant> {
+        self.waiting.front().map(|(_, at)| *at)
+    }
+
+    /// A frame could not be assembled: go on at the next key frame.
+    pub(crate) fn broken(&mut self) {
+        self.need_key = true;
+    }
+
+    /// Decodes the next frame that can be shown, if any is waiting.
+    pub(crate) fn decode_next(&mut self) -> Result<Option<LiveDecoded>, SourceError> {
+        self.catch_up();
+        let Some((frame, arrived)) = self.waiting.pop_front() else {
+            return Ok(None);
+        };
+        if self.decoders.len() != frame.samples.len() {
+            self.decoders = (0..frame.samples.len())
+                .map(|_| Box::new(Rav1dDecoder::new(1)) as Box<dyn PlaneDecoder>)
+                .collect();
+        }
+        let pictures = frame.decode(&mut self.decoders).inspect_err(|_| {
+            self.need_key = true;
+        })?;
+        Ok(Some(LiveDecoded {
+            frame: frame.frame,
+            group: frame.group,
+            side: frame.side.clone(),
+            pictures,
+            bytes: frame.bytes,
+            arrived,
+        }))
+    }
+
+    /// Drops what cannot or need not be shown: frames before the next key frame after an
+    /// error, and a backlog longer than [`MAX_LAG`] when a newer key frame is in it.
+    fn catch_up(&mut self) {
+        let max = (MAX_LAG.as_secs_f64() * self.fps).ceil() as usize;
+        let newest_key = self.waiting.iter().rposition(|(f, _)| f.index == 0);
+        let drop = match newest_key {
+            Some(k) if self.waiting.len() > max || self.need_key => k,
+            None if self.need_key => self.waiting.len(),
+            _ => 0,
+        };
+        if drop > 0 {
+            self.skipped += drop as u64;
+            self.waiting.drain(..drop);
+        }
+        if self.waiting.front().is_some_and(|(f, _)| f.index == 0) {
+            self.need_key = false;
+        }
+    }
 }
 
 impl LiveSource {
@@ -102,21 +182,25 @@ impl LiveSource {
                 Err(RecvTimeoutError::Timeout) => return Err(SourceError::Silent(JOIN_TIMEOUT)),
             }
         };
+        let mut frames = Backlog::new(fps);
+        let first_side = (*first.side).clone();
+        frames.push(first, arrived);
         Ok(Self {
             events,
-            first_side: (*first.side).clone(),
-            backlog: VecDeque::from([(first, arrived)]),
-            decoders: Vec::new(),
-            fps,
+            first_side,
+            frames,
             joined: arrived - started,
-            need_key: false,
-            skipped: 0,
         })
     }
 
     /// Frames per second of the broadcast.
     pub fn fps(&self) -> f64 {
-        self.fps
+        self.frames.fps
+    }
+
+    /// Frames thrown away to catch up.
+    pub fn skipped(&self) -> u64 {
+        self.frames.skipped
     }
 
     /// The side data of the first GOP received: the scene's extent, for the initial view.
@@ -135,33 +219,14 @@ impl LiveSource {
         while let Ok(event) = self.events.try_recv() {
             self.take(event)?;
         }
-        if self.backlog.is_empty() {
+        if self.frames.is_empty() {
             match self.events.recv_timeout(wait) {
                 Ok(event) => self.take(event)?,
                 Err(RecvTimeoutError::Timeout) => return Ok(None),
                 Err(RecvTimeoutError::Disconnected) => return Err(SourceError::Ended),
             }
         }
-        self.catch_up();
-        let Some((frame, arrived)) = self.backlog.pop_front() else {
-            return Ok(None);
-        };
-        if self.decoders.len() != frame.samples.len() {
-            self.decoders = (0..frame.samples.len())
-                .map(|_| Box::new(Rav1dDecoder::new(1)) as Box<dyn PlaneDecoder>)
-                .collect();
-        }
-        let pictures = frame.decode(&mut self.decoders).inspect_err(|_| {
-            self.need_key = true;
-        })?;
-        Ok(Some(LiveDecoded {
-            frame: frame.frame,
-            group: frame.group,
-            side: frame.side.clone(),
-            pictures,
-            bytes: frame.bytes,
-            arrived,
-        }))
+        self.frames.decode_next()
     }
 
     /// Drops everything before the newest key frame (the app was in the background): playing
@@ -169,45 +234,25 @@ impl LiveSource {
     pub fn resync(&mut self) {
         while let Ok(event) = self.events.try_recv() {
             if let Event::Frame(frame, at) = event {
-                self.backlog.push_back((frame, at));
+                self.frames.push(frame, at);
             }
         }
-        self.need_key = true;
-        self.catch_up();
+        self.frames.broken();
     }
 
     fn take(&mut self, event: Event) -> Result<(), SourceError> {
         match event {
-            Event::Frame(frame, at) => self.backlog.push_back((frame, at)),
+            Event::Frame(frame, at) => self.frames.push(frame, at),
             Event::Broken(why) => {
-                self.need_key = true;
+                self.frames.broken();
                 return Err(SourceError::Broken(why));
             }
             Event::Rejoining(why) => return Err(SourceError::Rejoining(why)),
             Event::Failed(e) => return Err(e.into()),
-            Event::Ended if self.backlog.is_empty() => return Err(SourceError::Ended),
+            Event::Ended if self.frames.is_empty() => return Err(SourceError::Ended),
             Event::Ended => {}
         }
         Ok(())
-    }
-
-    /// Drops what cannot or need not be shown: frames before the next key frame after an
-    /// error, and a backlog longer than [`MAX_LAG`] when a newer key frame is in it.
-    fn catch_up(&mut self) {
-        let max = (MAX_LAG.as_secs_f64() * self.fps).ceil() as usize;
-        let newest_key = self.backlog.iter().rposition(|(f, _)| f.index == 0);
-        let drop = match newest_key {
-            Some(k) if self.backlog.len() > max || self.need_key => k,
-            None if self.need_key => self.backlog.len(),
-            _ => 0,
-        };
-        if drop > 0 {
-            self.skipped += drop as u64;
-            self.backlog.drain(..drop);
-        }
-        if self.backlog.front().is_some_and(|(f, _)| f.index == 0) {
-            self.need_key = false;
-        }
     }
 }
 
@@ -219,6 +264,15 @@ fn first_error(events: &Receiver<Event>) -> Option<SourceError> {
     })
 }
 
+/// The runtime of a viewer's network thread: two workers (QUIC, TLS and MoQ are light next to
+/// decoding).
+pub(crate) fn network_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// The network thread: connect, find the broadcast, subscribe, forward frames. When the relay
 /// goes away it reconnects with backoff (for [`REJOIN_LOST`]); when the publisher goes away it
 /// waits [`REJOIN_GONE`] for it to come back; either way playing goes on at the next key frame.
@@ -228,11 +282,7 @@ fn network(
     fps: Sender<Result<f64, NetError>>,
     events: Sender<Event>,
 ) {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match network_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             let _ = fps.send(Err(e.into()));

@@ -13,7 +13,7 @@ use splatcast_player::app::{Budget, Player, PlayerOptions, PlayerSystems, Source
 use splatcast_player::headless::{self, HeadlessOptions};
 use splatcast_player::render::RenderFeedback;
 use splatcast_player::window::{WindowSettings, open_file, window_app};
-use splatcast_player::{LiveSource, Source, VodSource};
+use splatcast_player::{LiveSource, RoomSource, Source, VodSource};
 use splatcast_shaders::orbit::{Orbit, Up};
 use splatcast_shaders::posed::read_transforms;
 
@@ -28,7 +28,8 @@ use splatcast_shaders::posed::read_transforms;
 struct Cli {
     /// A Splatcast MP4 (from `splatcast encode`), a live broadcast
     /// (`moq://HOST:PORT/rooms/ROOM/NAME[?jwt=TOKEN]` over raw QUIC, `https://…` over
-    /// WebTransport) or a stream served on demand (`moq://HOST:PORT/vod/NAME`, seekable).
+    /// WebTransport), a whole room side by side (`moq://HOST:PORT/rooms/ROOM`) or a stream
+    /// served on demand (`moq://HOST:PORT/vod/NAME`, seekable).
     input: String,
     /// SHA-256 of the relay's certificate, as `splatcast relay` prints it (live broadcasts).
     #[arg(long)]
@@ -224,6 +225,10 @@ fn open(cli: &Cli) -> SourceOrError {
         // `splatcast serve` puts stored streams under vod/: seekable, fetched GOP by GOP.
         if address.path.starts_with("vod/") {
             return Ok(Source::Stored(Box::new(VodSource::open(&address, trust)?)));
+        }
+        // A room without a participant: everyone in it, side by side.
+        if address.room().is_some() && address.path.split('/').count() == 2 {
+            return Ok(Source::Room(Box::new(RoomSource::open(&address, trust)?)));
         }
         Ok(Source::Live(Box::new(LiveSource::open(&address, trust)?)))
     };

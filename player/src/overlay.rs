@@ -140,10 +140,18 @@ fn figures(player: &Player, report: &crate::render::RenderReport, fps: f64) -> S
             String::new(),
         ),
     };
+    let room = player.room.as_ref().map_or_else(String::new, |room| {
+        let names: Vec<&str> = room.names.values().map(String::as_str).collect();
+        if names.is_empty() {
+            "\nroom: waiting for participants".into()
+        } else {
+            format!("\nroom: {}", names.join(", "))
+        }
+    });
     format!(
         "{fps:.0} fps   {position}\n\
          decode {:.1} ms/frame   GPU {gpu}   {:.2} Mbit/s\n\
-         buffered {}   dropped {}   {} Gaussians   {}x{}{live}",
+         buffered {}   dropped {}   {} Gaussians   {}x{}{live}{room}",
         stats.ms_per_frame,
         stats.bits_per_second / 1e6,
         worker.buffered(),

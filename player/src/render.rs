@@ -19,18 +19,42 @@ use bevy::render::view::ViewTarget;
 use bevy::render::{RenderApp, RenderStartup};
 use splatcast_shaders::present::Presenter;
 use splatcast_shaders::renderer::{RenderBuffers, Timestamps};
-use splatcast_shaders::unpack::{GpuGop, Order, Unpacker};
+use splatcast_shaders::unpack::{GpuGop, Order, Placement, Unpacker};
 use splatcast_shaders::{Camera, Gpu, GpuGaussians, Readback, Renderer};
 
 use crate::decode::DecodedFrame;
 
-/// The frame to show, set by playback in the main world.
+/// What to show, set by playback in the main world: one stream's frame, or in the room view
+/// every participant's newest frame, each at its place.
 #[derive(Resource, Clone, Default, ExtractResource)]
 pub struct ShownFrame {
-    /// The decoded frame, if one arrived yet.
-    pub frame: Option<Arc<DecodedFrame>>,
-    /// Bumped whenever `frame` changes, so the GPU unpacks each frame once.
+    /// The streams on screen (none before the first frame arrives).
+    pub layers: Vec<Layer>,
+    /// Bumped whenever `layers` change, so the GPU unpacks each frame once.
     pub serial: u64,
+}
+
+/// One stream's frame in the scene.
+#[derive(Clone)]
+pub struct Layer {
+    /// Which stream (a room's participant); stable while it stays.
+    pub key: u64,
+    /// Its decoded frame.
+    pub frame: Arc<DecodedFrame>,
+    /// Where it is placed: added to every position.
+    pub offset: Vec3,
+}
+
+impl ShownFrame {
+    /// Shows `frame` alone.
+    pub fn show(&mut self, frame: Arc<DecodedFrame>) {
+        self.layers = vec![Layer {
+            key: 0,
+            frame,
+            offset: Vec3::ZERO,
+        }];
+        self.serial += 1;
+    }
 }
 
 /// Put on a bevy camera to draw splats into it.
@@ -110,10 +134,14 @@ struct ViewState {
     pairs: Readback,
 }
 
-/// The current GOP on the GPU.
-struct GopState {
+/// One stream's GOP on the GPU, bound to its place in the shared Gaussian buffer.
+struct LayerState {
+    key: u64,
     side: usize,
+    placement: Placement,
     gop: GpuGop,
+    /// The frame last unpacked.
+    frame: usize,
 }
 
 /// Render-world state of the splat pass.
@@ -124,7 +152,9 @@ struct SplatGpu {
     unpacker: Unpacker,
     presenter: Presenter,
     gaussians: Option<GpuGaussians>,
-    gop: Option<GopState>,
+    /// Gaussians drawn (the device budget applies to a single stream's spread order).
+    drawn: u32,
+    layers: Vec<LayerState>,
     serial: u64,
     views: HashMap<Entity, ViewState>,
     timing: Option<(Timestamps, Readback)>,
@@ -149,7 +179,8 @@ fn init_splat_gpu(
         presenter: Presenter::new(&gpu),
         gpu,
         gaussians: None,
-        gop: None,
+        drawn: 0,
+        layers: Vec::new(),
         serial: 0,
         views: HashMap::new(),
         timing,
@@ -157,64 +188,98 @@ fn init_splat_gpu(
 }
 
 impl SplatGpu {
-    /// Unpacks `frame` into the Gaussian buffer (once per serial); binds a new GOP's side
-    /// data when the GOP changes, and reallocates only when the Gaussian count does.
+    /// Unpacks the layers' frames into the shared Gaussian buffer, each at its place: a layer
+    /// whose GOP, place or frame is unchanged costs nothing; the buffer is reallocated only
+    /// when the total count or the widest SH degree changes.
     fn unpack(
         &mut self,
         encoder: &mut wgpu::CommandEncoder,
-        frame: &DecodedFrame,
+        layers: &[Layer],
         serial: u64,
         max_gaussians: u32,
     ) -> Result<(), String> {
-        let side_id = Arc::as_ptr(&frame.side) as usize;
-        if self.gop.as_ref().is_none_or(|g| g.side != side_id) {
-            let fits = self.gaussians.as_ref().is_some_and(|g| {
-                g.count as usize == frame.side.keyframe_positions.len()
-                    && g.sh_rest as usize
-                        == splatcast_protocol::gaussian::sh_rest_count(frame.side.sh_degree)
-            });
-            if !fits {
-                self.gaussians = Some(
-                    self.unpacker
-                        .output(&self.gpu, &frame.side)
-                        .map_err(|e| e.to_string())?,
-                );
-                self.views.clear();
-            }
-            let out = self.gaussians.as_ref().expect("made above");
-            let order = if (max_gaussians as usize) < frame.side.keyframe_positions.len() {
-                Order::Spread
-            } else {
-                Order::Coded
-            };
-            let gop = self
-                .unpacker
-                .prepare(&self.gpu, &frame.side, out, order)
-                .map_err(|e| e.to_string())?;
-            self.gop = Some(GopState { side: side_id, gop });
-        }
-        let gop = &self.gop.as_ref().expect("made above").gop;
-        let pictures: Vec<_> = frame.pictures.iter().collect();
-        self.unpacker
-            .unpack(&self.gpu, encoder, gop, &pictures)
-            .map_err(|e| e.to_string())?;
+        use splatcast_protocol::gaussian::sh_rest_count;
         self.serial = serial;
+        let total: usize = layers
+            .iter()
+            .map(|l| l.frame.side.keyframe_positions.len())
+            .sum();
+        let sh_rest = layers
+            .iter()
+            .map(|l| sh_rest_count(l.frame.side.sh_degree) as u32)
+            .max()
+            .unwrap_or(0);
+        let fits = self
+            .gaussians
+            .as_ref()
+            .is_some_and(|g| g.count as usize == total && g.sh_rest == sh_rest);
+        if !fits {
+            self.gaussians =
+                Some(Unpacker::output_for(&self.gpu, total, sh_rest).map_err(|e| e.to_string())?);
+            self.views.clear();
+            self.layers.clear();
+        }
+        let out = self.gaussians.as_ref().expect("made above");
+        // A single stream over the budget is unpacked in spread order and drawn in part; a
+        // room is drawn whole.
+        let single = layers.len() == 1;
+        let order = if single && (max_gaussians as usize) < total {
+            Order::Spread
+        } else {
+            Order::Coded
+        };
+        self.drawn = if single {
+            out.count.min(max_gaussians)
+        } else {
+            out.count
+        };
+        let mut old = std::mem::take(&mut self.layers);
+        let mut first = 0u32;
+        for layer in layers {
+            let side = &layer.frame.side;
+            let side_id = Arc::as_ptr(side) as usize;
+            let placement = Placement {
+                first,
+                offset: glam::Vec3::from_array(layer.offset.to_array()),
+            };
+            let kept = old
+                .iter()
+                .position(|s| s.key == layer.key && s.side == side_id && s.placement == placement);
+            let mut state = match kept {
+                Some(i) => old.swap_remove(i),
+                None => LayerState {
+                    key: layer.key,
+                    side: side_id,
+                    placement,
+                    gop: self
+                        .unpacker
+                        .prepare(&self.gpu, side, out, order, placement)
+                        .map_err(|e| e.to_string())?,
+                    frame: 0,
+                },
+            };
+            let frame_id = Arc::as_ptr(&layer.frame) as usize;
+            if state.frame != frame_id {
+                let pictures: Vec<_> = layer.frame.pictures.iter().collect();
+                self.unpacker
+                    .unpack(&self.gpu, encoder, &state.gop, &pictures)
+                    .map_err(|e| e.to_string())?;
+                state.frame = frame_id;
+            }
+            first += side.keyframe_positions.len() as u32;
+            self.layers.push(state);
+        }
         Ok(())
     }
 
     /// Makes the view's buffers fit `size`, growing them when the last readback found them
     /// too small.
-    fn fit_view(
-        &mut self,
-        entity: Entity,
-        size: (u32, u32),
-        max_gaussians: u32,
-    ) -> Result<(), String> {
+    fn fit_view(&mut self, entity: Entity, size: (u32, u32)) -> Result<(), String> {
         let all = self.gaussians.as_ref().ok_or("no frame yet")?;
         // The budget draws a prefix of the (spread) buffer.
         let gaussians = &GpuGaussians {
             buffer: all.buffer.clone(),
-            count: all.count.min(max_gaussians),
+            count: self.drawn,
             sh_rest: all.sh_rest,
         };
         let mut capacity = None;
@@ -264,27 +329,25 @@ fn splat_pass(
     let state = &mut *state;
     let _ = state.gpu.device.poll(wgpu::PollType::Poll);
     let encoder = ctx.command_encoder();
-    if let Some(frame) = &shown.frame
-        && shown.serial != state.serial
-    {
-        let result = state.unpack(encoder, frame, shown.serial, splat.max_gaussians);
+    if shown.serial != state.serial && !shown.layers.is_empty() {
+        let result = state.unpack(encoder, &shown.layers, shown.serial, splat.max_gaussians);
         feedback.update(|r| {
             r.unpacked += 1;
             r.serial = shown.serial;
-            r.gaussians = frame.side.keyframe_positions.len() as u32;
+            r.gaussians = state.gaussians.as_ref().map_or(0, |g| g.count);
             if let Err(e) = &result {
-                r.error = Some(format!("frame {}: {e}", frame.at.frame));
+                r.error = Some(format!("frame {}: {e}", shown.layers[0].frame.at.frame));
             }
         });
     }
-    if state.gaussians.is_none() {
+    if state.gaussians.is_none() || shown.layers.is_empty() {
         return;
     }
     let texture = target.main_texture();
     let target_size = (texture.width(), texture.height());
     let camera = &splat.camera;
     let size = (camera.width, camera.height);
-    if let Err(e) = state.fit_view(entity, size, splat.max_gaussians) {
+    if let Err(e) = state.fit_view(entity, size) {
         feedback.update(|r| r.error = Some(e));
         return;
     }

@@ -12,6 +12,7 @@ use splatcast_protocol::gop::{GopSide, SideError};
 use splatcast_protocol::stream::{GopPlanes, StreamError, StreamReader};
 
 use crate::live::LiveSource;
+use crate::room::RoomSource;
 
 /// Why a source could not deliver.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,8 @@ pub enum Source {
     Stored(Box<dyn PlaneSource>),
     /// A live broadcast: frames as they arrive, the clock following the newest.
     Live(Box<LiveSource>),
+    /// Everyone in a room, side by side.
+    Room(Box<RoomSource>),
 }
 
 impl From<FileSource> for Source {
@@ -62,6 +65,7 @@ impl Source {
         match self {
             Source::Stored(s) => s.first_side(),
             Source::Live(l) => Some(l.first_side()),
+            Source::Room(_) => None,
         }
     }
 }

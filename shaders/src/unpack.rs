@@ -32,6 +32,8 @@ struct Params {
     stride: u32,
     sh_rest: u32,
     grid_width: u32,
+    first: u32,
+    offset: [f32; 3],
     pad: u32,
 }
 
@@ -56,6 +58,16 @@ pub enum Order {
     /// Bit-reversed grid order: every prefix is an even subsample of the scene, so a device
     /// with a Gaussian budget renders the first N and still sees all of it.
     Spread,
+}
+
+/// Where one stream's Gaussians go in a shared output buffer: the room view unpacks several
+/// participants into one buffer, each moved to its own place, so one sort composites them all.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Placement {
+    /// Index of its first Gaussian in the output.
+    pub first: u32,
+    /// Added to every position.
+    pub offset: glam::Vec3,
 }
 
 /// Grid-order indices `0..n` in bit-reversed order (those ≥ `n` skipped): prefixes are
@@ -111,33 +123,52 @@ impl Unpacker {
 
     /// Output buffer sized for `side`'s Gaussians.
     pub fn output(&self, gpu: &Gpu, side: &GopSide) -> Result<GpuGaussians, GpuError> {
-        let sh_rest = sh_rest_count(side.sh_degree) as u32;
-        let bytes = side.keyframe_positions.len() as u64 * GpuGaussians::stride(sh_rest) as u64 * 4;
+        Self::output_for(
+            gpu,
+            side.keyframe_positions.len(),
+            sh_rest_count(side.sh_degree) as u32,
+        )
+    }
+
+    /// Output buffer for `count` Gaussians with `sh_rest` SH coefficients beyond the first
+    /// (several streams placed side by side; a stream with fewer gets zeros).
+    pub fn output_for(gpu: &Gpu, count: usize, sh_rest: u32) -> Result<GpuGaussians, GpuError> {
+        let bytes = count as u64 * GpuGaussians::stride(sh_rest) as u64 * 4;
         gpu.check_binding("the Gaussians", bytes)?;
         Ok(GpuGaussians {
             buffer: gpu.storage("unpacked gaussians", bytes, wgpu::BufferUsages::COPY_SRC),
-            count: side.keyframe_positions.len() as u32,
+            // Fits: a binding holds far fewer than 2^32 records of at least 56 bytes.
+            count: count as u32,
             sh_rest,
         })
     }
 
-    /// Uploads `side` and binds it to `out` (from [`Unpacker::output`]), Gaussians in `order`.
+    /// Uploads `side` and binds it to `out` (from [`Unpacker::output`]), Gaussians in `order`
+    /// at `placement`.
     pub fn prepare(
         &self,
         gpu: &Gpu,
         side: &GopSide,
         out: &GpuGaussians,
         order: Order,
+        placement: Placement,
     ) -> Result<GpuGop, UnpackError> {
         let w = side.grid.width;
         let pixels: Vec<u32> = (0..w * side.grid.height)
             .filter(|&p| side.occupied(p))
             .map(|p| p as u32)
             .collect();
-        if pixels.len() != side.keyframe_positions.len() || out.count as usize != pixels.len() {
+        let fits = placement.first as usize + pixels.len() <= out.count as usize;
+        if pixels.len() != side.keyframe_positions.len() || !fits {
             return Err(UnpackError::Mismatch(
                 "occupancy, keyframe positions and output disagree".into(),
             ));
+        }
+        if sh_rest_count(side.sh_degree) as u32 > out.sh_rest {
+            return Err(UnpackError::Mismatch(format!(
+                "SH degree {} does not fit the output",
+                side.sh_degree
+            )));
         }
         let record = |i: usize| {
             let (p, q) = (pixels[i], side.keyframe_positions[i]);
@@ -172,12 +203,14 @@ impl Unpacker {
         }
         let params = Params {
             box_min: side.box_min.to_array(),
-            count: out.count,
+            count: pixels.len() as u32,
             box_max: side.box_max.to_array(),
             channels: channels.len() as u32,
             stride: GpuGaussians::stride(out.sh_rest) as u32,
             sh_rest: out.sh_rest,
             grid_width: w as u32,
+            first: placement.first,
+            offset: placement.offset.to_array(),
             pad: 0,
         };
         gpu.check_binding("the decoded planes", at as u64 * 2)?;
@@ -213,7 +246,7 @@ impl Unpacker {
             ],
         );
         Ok(GpuGop {
-            count: out.count,
+            count: pixels.len() as u32,
             tracks,
             planes,
             plane_samples: at,

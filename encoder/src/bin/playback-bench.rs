@@ -21,7 +21,7 @@ use glam::{DVec3, Vec3};
 use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, demo, stream_layout};
 use splatcast_protocol::av1::{PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::stream::StreamReader;
-use splatcast_shaders::unpack::{Order, Unpacker};
+use splatcast_shaders::unpack::{Order, Placement, Unpacker};
 use splatcast_shaders::{Camera, Gpu, Renderer, synthetic};
 
 struct Args {
@@ -166,7 +166,7 @@ fn main() -> Result<()> {
     let mut camera_at = None;
     for (_, side, planes) in &gops {
         let out = unpacker.output(&gpu, side)?;
-        let gop = unpacker.prepare(&gpu, side, &out, Order::Coded)?;
+        let gop = unpacker.prepare(&gpu, side, &out, Order::Coded, Placement::default())?;
         let count = planes.first().map_or(0, Vec::len);
         let picture = |f: usize| planes.iter().map(|track| &track[f]).collect::<Vec<_>>();
         let unpack = |f: usize| -> Result<wgpu::CommandEncoder> {

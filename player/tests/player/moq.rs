@@ -13,7 +13,9 @@ use splatcast_net::{
 };
 use splatcast_player::app::PlayerOptions;
 use splatcast_player::headless::{self, HeadlessOptions};
-use splatcast_player::{FileSource, LiveSource, PlaneSource, Source, VodSource};
+use splatcast_player::room::RoomUpdate;
+use splatcast_player::{FileSource, LiveSource, PlaneSource, RoomSource, Source, VodSource};
+use splatcast_protocol::av1::Picture;
 use splatcast_protocol::container::media_segment;
 use splatcast_protocol::stream::{Chunk, FRAME_TICKS, StreamReader, split_by_frame};
 
@@ -52,11 +54,12 @@ fn relay_on(listen: std::net::SocketAddr, identity: Identity, key: Key) -> (Addr
     )
 }
 
-/// Publishes `file` at `rooms/r/alice` once `go` fires, `laps` times over (the timeline going
+/// Publishes `file` at `rooms/r/<name>` once `go` fires, `laps` times over (the timeline going
 /// on), paced at its frame rate, each frame's chunks as one MoQ frame per track; reconnects
 /// when the relay goes away.
 async fn publish(
     file: &Path,
+    name: &str,
     address: Address,
     trust: Trust,
     key: Option<Key>,
@@ -75,13 +78,15 @@ async fn publish(
     let jwt = key.map(|key| {
         key.sign(&Claims {
             root: "rooms/r".into(),
-            publish: vec!["alice".into()],
+            publish: vec![name.into()],
             subscribe: vec![String::new()],
             expires: Some(now + 600),
             issued: Some(now),
         })
     });
-    let address = address.with_path("rooms/r/alice").with_token(jwt);
+    let address = address
+        .with_path(&format!("rooms/r/{name}"))
+        .with_token(jwt);
     let session = connect(
         &address,
         &trust,
@@ -155,7 +160,7 @@ fn a_published_file_plays_live_frame_for_frame_bit_for_bit() {
     let (go, ready) = tokio::sync::oneshot::channel();
     let publisher = runtime.spawn({
         let (file, address, trust) = (file.clone(), address.clone(), trust.clone());
-        async move { publish(&file, address, trust, Some(key), ready, 1).await }
+        async move { publish(&file, "alice", address, trust, Some(key), ready, 1).await }
     });
 
     // The viewer joins first (it waits for the first key frame), then the publisher starts.
@@ -399,7 +404,7 @@ fn moq_relay_and_its_two_node_cluster_carry_a_published_file() {
     let (go, ready) = tokio::sync::oneshot::channel();
     let publisher = runtime.spawn({
         let (file, address, trust) = (file.clone(), node(a), trust_a.clone());
-        async move { publish(&file, address, trust, None, ready, 1).await }
+        async move { publish(&file, "alice", address, trust, None, ready, 1).await }
     });
     let viewers: Vec<_> = [(node(a), trust_a), (node(b), trust_b)]
         .into_iter()
@@ -442,7 +447,7 @@ fn publisher_and_viewer_come_back_after_the_relay_restarts() {
     clients.spawn({
         let (file, address, trust, key) =
             (file.clone(), address.clone(), trust.clone(), key.clone());
-        async move { publish(&file, address, trust, Some(key), ready, 1000).await }
+        async move { publish(&file, "alice", address, trust, Some(key), ready, 1000).await }
     });
     let viewer = std::thread::spawn({
         let (address, trust) = (address.with_path("rooms/r/alice"), trust.clone());
@@ -493,4 +498,120 @@ fn publisher_and_viewer_come_back_after_the_relay_restarts() {
     assert_eq!(following.frame, after.frame + 1);
     second.shutdown_background();
     clients.shutdown_background();
+}
+
+/// Everyone in a room, side by side: two participants join (each decoded bit for bit like the
+/// file), one leaves and the other plays on; the room view draws both in one picture.
+#[test]
+fn a_room_view_shows_everyone_as_they_join_and_leave() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = encode_demo(dir.path(), "room.mp4", 2000, FRAMES as usize, 3);
+    let mut stored = FileSource::open(&file).unwrap();
+    let want: Vec<Vec<Picture>> = (0..stored.gop_count())
+        .flat_map(|g| stored.decode_gop(g).unwrap().frames)
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (address, trust, key) = runtime.block_on(relay());
+    let room = address.with_path("rooms/r");
+    // The viewer comes first: an empty room is a room, not an error.
+    let mut viewer = RoomSource::open(&room, trust.clone()).unwrap();
+    // 6 frames a lap at 30 fps: alice stays 12 s, bob leaves after 5 s.
+    let publishers: Vec<_> = [("alice", 60), ("bob", 25)]
+        .into_iter()
+        .map(|(name, laps)| {
+            let (go, ready) = tokio::sync::oneshot::channel();
+            go.send(()).unwrap();
+            let (file, address, trust, key) =
+                (file.clone(), address.clone(), trust.clone(), key.clone());
+            runtime.spawn(async move {
+                publish(&file, name, address, trust, Some(key), ready, laps).await
+            })
+        })
+        .collect();
+
+    let watching = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let mut names = std::collections::BTreeMap::new();
+        let mut frames = std::collections::BTreeMap::<String, usize>::new();
+        let mut left = Vec::new();
+        let mut after_leaving = 0;
+        while Instant::now() < deadline && after_leaving < 10 {
+            match viewer.next(Duration::from_millis(100)).unwrap() {
+                Some(RoomUpdate::Joined { member, name }) => {
+                    names.insert(member, name);
+                }
+                Some(RoomUpdate::Left { member }) => left.push(names[&member].clone()),
+                Some(RoomUpdate::Frame { member, frame }) => {
+                    let expected = &want[(frame.frame % FRAMES) as usize];
+                    assert!(
+                        frame.pictures == *expected,
+                        "{} frame {}: planes differ from the file's",
+                        names[&member],
+                        frame.frame
+                    );
+                    *frames.entry(names[&member].clone()).or_default() += 1;
+                    if !left.is_empty() {
+                        after_leaving += 1;
+                    }
+                }
+                Some(RoomUpdate::Note(line)) => eprintln!("room: {line}"),
+                None => {}
+            }
+        }
+        (names, frames, left, after_leaving)
+    });
+
+    // Drawn while both are there: one picture with two scenes side by side.
+    let pictures = dir.path().join("room");
+    let source = RoomSource::open(&room, trust).unwrap();
+    render(Source::Room(Box::new(source)), 0..40, &pictures);
+    let mut sides = 0;
+    for entry in std::fs::read_dir(&pictures).unwrap() {
+        if apart(&columns(&entry.unwrap().path())) {
+            sides += 1;
+        }
+    }
+    assert!(sides > 0, "no picture showed two participants side by side");
+
+    let (names, frames, left, after_leaving) = watching.join().unwrap();
+    eprintln!("room: {names:?} frames {frames:?} left {left:?}");
+    let mut joined: Vec<_> = names.values().cloned().collect();
+    joined.sort();
+    assert_eq!(joined, ["alice", "bob"]);
+    assert!(frames.values().all(|&n| n >= FRAMES as usize), "{frames:?}");
+    assert_eq!(left, ["bob"]);
+    assert_eq!(after_leaving, 10, "alice plays on after bob left");
+    for p in publishers {
+        p.abort();
+    }
+}
+
+/// Brightness of each column of an RGB PNG.
+fn columns(path: &Path) -> Vec<f64> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut data = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut data).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut out = vec![0.0; w];
+    for y in 0..h {
+        for (x, column) in out.iter_mut().enumerate() {
+            let p = &data[3 * (y * w + x)..3 * (y * w + x) + 3];
+            *column += p.iter().map(|&c| c as f64).sum::<f64>();
+        }
+    }
+    out
+}
+
+/// Two bright scenes, one in each half, with a dark gap between them at the centre (one
+/// centred scene is brightest there).
+fn apart(columns: &[f64]) -> bool {
+    let w = columns.len();
+    let peak = |c: &[f64]| c.iter().copied().fold(0.0, f64::max);
+    let (left, right) = (peak(&columns[..w / 2]), peak(&columns[w / 2..]));
+    let gap = columns[w * 9 / 20..w * 11 / 20]
+        .iter()
+        .copied()
+        .fold(f64::MAX, f64::min);
+    left > 0.0 && right > 0.0 && gap < 0.25 * left.min(right)
 }

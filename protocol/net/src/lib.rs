@@ -14,12 +14,14 @@
 //! raw QUIC (`moq://host:port/path`) and WebTransport (`https://host:port/path`).
 
 mod address;
+pub mod auth;
 mod catalog;
 mod connect;
 mod error;
 pub mod impair;
 mod publish;
 mod relay;
+mod room;
 mod server;
 mod subscribe;
 mod tls;
@@ -32,6 +34,7 @@ pub use connect::{connect, refused, stay_connected, watch, with_backoff};
 pub use error::NetError;
 pub use publish::BroadcastWriter;
 pub use relay::{Relay, RelayConfig};
+pub use room::{RoomChange, RoomWatcher, watch_room};
 pub use subscribe::{Arrival, Subscription, subscribe, subscribe_frames, track_frames};
 pub use tls::{Fingerprint, Identity, Trust};
 pub use vod::VodServer;

@@ -65,28 +65,38 @@ impl Relay {
     /// Accepts sessions until the endpoint closes. A failing session ends alone.
     pub async fn run(self) -> Result<(), NetError> {
         let config = self.config.clone();
-        serve_sessions(&self.endpoint, &self.origin, move |a| authorize(&config, a)).await;
+        serve_sessions(&self.endpoint, &self.origin, move |a| {
+            admit(&config.key, &config.private_rooms, a, SystemTime::now())
+        })
+        .await;
         Ok(())
     }
 }
 
-/// The relay's rule: a valid token grants what it says; without one, watching a public room.
-fn authorize(config: &RelayConfig, admission: &Admission) -> Result<Grant, NetError> {
+/// The relay's rule (also `splatcast auth`'s, for moq-relay): a valid token grants what it
+/// says, until it expires; without one, watching a room that is not private.
+pub(crate) fn admit(
+    key: &Key,
+    private_rooms: &[String],
+    admission: &Admission,
+    now: SystemTime,
+) -> Result<Grant, NetError> {
     if let Some(token) = &admission.token {
-        let claims = config.key.verify(token, SystemTime::now())?;
+        let claims = key.verify(token, now)?;
         let permissions = claims.authorize(&admission.path)?;
         return Ok(Grant {
             publish: permissions.publish,
             subscribe: permissions.subscribe,
+            expires: claims.expires,
         });
     }
     match room_of(&admission.path) {
-        Some(room) if config.private_rooms.iter().any(|r| r == room) => Err(NetError::Refused(
-            format!("room '{room}' is private: watching it needs a token"),
-        )),
+        Some(room) if private_rooms.iter().any(|r| r == room) => Err(NetError::Refused(format!(
+            "room '{room}' is private: watching it needs a token"
+        ))),
         Some(_) => Ok(Grant {
-            publish: Vec::new(),
             subscribe: vec![String::new()],
+            ..Grant::default()
         }),
         None => Err(NetError::Refused(format!(
             "'{}' is not a room path (rooms/<room>[/<participant>]) and no token was given",

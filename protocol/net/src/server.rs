@@ -21,6 +21,8 @@ pub(crate) struct Admission {
 pub(crate) struct Grant {
     pub publish: Vec<String>,
     pub subscribe: Vec<String>,
+    /// When the grant ends (the token's expiry), seconds since the Unix epoch.
+    pub expires: Option<u64>,
 }
 
 impl Grant {
@@ -36,7 +38,7 @@ impl Grant {
 pub(crate) type Handshake = moq_net::server::Handshake<web_transport_quinn::Session>;
 
 /// Splits `/path?query` into the normalised path and its `jwt`.
-fn admission(target: &str) -> Admission {
+pub(crate) fn admission(target: &str) -> Admission {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let token = query
         .split('&')

@@ -93,8 +93,8 @@ impl VodServer {
     pub async fn run(self) -> Result<(), NetError> {
         serve_sessions(&self.endpoint, &self.origin, |_| {
             Ok(Grant {
-                publish: Vec::new(),
                 subscribe: vec![String::new()],
+                ..Grant::default()
             })
         })
         .await;

@@ -9,6 +9,8 @@ struct Params {
     stride: u32,
     sh_rest: u32,
     grid_width: u32,
+    first: u32,      // output index of this stream's first Gaussian
+    offset: vec3<f32>, // added to every position (streams placed side by side)
     _pad: u32,
 }
 
@@ -49,11 +51,15 @@ fn unpack(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let pixel = gop[3u * i];
     let xy = gop[3u * i + 1u];
     let q16 = vec3<f32>(f32(xy & 0xffffu), f32(xy >> 16u), f32(gop[3u * i + 2u]));
-    var position = params.box_min + (params.box_max - params.box_min) * (q16 / 65535.0);
+    var position = params.offset + params.box_min + (params.box_max - params.box_min) * (q16 / 65535.0);
     var rotation = vec4<f32>(0.0);
     let px = pixel % params.grid_width;
     let py = pixel / params.grid_width;
-    let base = i * params.stride;
+    let base = (params.first + i) * params.stride;
+    // SH coefficients the stream does not code stay zero (a shared output may hold more).
+    for (var k = 14u; k < params.stride; k++) {
+        gaussians[base + k] = 0.0;
+    }
     for (var c = 0u; c < params.channels; c++) {
         let ch = channels[c];
         let v = ch.lo + (ch.hi - ch.lo) * (sample(ch.origin + py * ch.row + px) / ch.max_code);
