@@ -239,6 +239,9 @@ enum Command {
     /// Run a single-machine MoQ relay: rooms as path prefixes (rooms/ROOM/NAME), tokens checked,
     /// the latest GOP of every track cached for late joiners.
     Relay(net::RelayArgs),
+    /// Check our tokens for moq-relay: the HTTP server its `--auth-url` asks, with the same
+    /// rule as `splatcast relay` (publishing needs a token; private rooms need one to watch).
+    Auth(net::AuthArgs),
     /// Serve Splatcast MP4s on demand over MoQ, with seeking: each file at vod/NAME (its file
     /// stem); players fetch any GOP (`splatcast-player moq://HOST:PORT/vod/NAME`).
     Serve(net::ServeArgs),
@@ -448,6 +451,7 @@ fn main() -> ExitCode {
             strict: coding.strict,
         }),
         Command::Relay(args) => net::relay(args),
+        Command::Auth(args) => net::auth(args),
         Command::Serve(args) => net::serve(args),
         Command::Token(args) => net::token(args),
         Command::Info { file } => commands::info(&file),

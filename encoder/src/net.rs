@@ -1,4 +1,4 @@
-//! The CLI's network commands: `relay`, `publish`, `token`. Each builds a tokio runtime around
+//! The CLI's network commands: `relay`, `auth`, `serve`, `publish`, `token`. Each builds a tokio runtime around
 //! the transport crate; failures are one line naming the address or file.
 
 use std::net::SocketAddr;
@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use splatcast_encoder::{EncodeOptions, SequenceEncoder, stream_layout};
+use splatcast_net::auth::{AuthRules, AuthServer};
 use splatcast_net::token::{Claims, Key};
 use splatcast_net::{
     Address, BroadcastWriter, Identity, Relay, RelayConfig, Trust, VodServer, connect,
@@ -112,6 +113,41 @@ pub fn relay(args: RelayArgs) -> Result<()> {
         let addr = relay.local_addr()?;
         println!("relay listening on {addr} (UDP), certificate SHA-256 {fingerprint}");
         relay.run().await?;
+        Ok(())
+    })
+}
+
+/// `splatcast auth`.
+#[derive(clap::Args)]
+pub struct AuthArgs {
+    /// TCP address to listen on (moq-relay's `--auth-url http://ADDRESS/`; moq-relay accepts
+    /// plain HTTP only on loopback).
+    #[arg(long, default_value = "127.0.0.1:4480")]
+    listen: SocketAddr,
+    /// JWK that tokens are signed with (`splatcast token --generate --key root.jwk`).
+    #[arg(long)]
+    auth_key: PathBuf,
+    /// A room whose streams need a token to watch (repeatable).
+    #[arg(long)]
+    private: Vec<String>,
+}
+
+pub fn auth(args: AuthArgs) -> Result<()> {
+    let key = Key::load(&args.auth_key)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let server = AuthServer::bind(
+            args.listen,
+            AuthRules {
+                key,
+                private_rooms: args.private,
+            },
+        )
+        .await
+        .with_context(|| format!("{}: cannot listen", args.listen))?;
+        let addr = server.local_addr()?;
+        println!("auth server on http://{addr}/ (moq-relay --auth-url http://{addr}/)");
+        server.run().await?;
         Ok(())
     })
 }

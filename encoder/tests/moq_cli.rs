@@ -178,3 +178,72 @@ fn published_file_reaches_a_subscriber_through_the_relay() {
         assert_eq!(got.2, expect.2, "group {}", gop.group);
     }
 }
+
+/// `splatcast auth` answers moq-relay's `--auth-url` questions about tokens minted by
+/// `splatcast token`: what the token grants, relative to the dialed path; refusals as 403.
+#[test]
+fn auth_server_grants_what_a_token_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("root.jwk");
+    assert!(
+        bin()
+            .args(["token", "--generate", "--key"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = bin()
+        .args([
+            "auth",
+            "--listen",
+            "127.0.0.1:0",
+            "--private",
+            "hidden",
+            "--auth-key",
+        ])
+        .arg(&key)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _server = Running(child);
+    // "auth server on http://127.0.0.1:PORT/ (…)"
+    let address = line
+        .split_whitespace()
+        .nth(3)
+        .and_then(|u| u.strip_prefix("http://"))
+        .and_then(|u| u.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("auth said: {line}"))
+        .to_string();
+    let ask = |body: &str| -> (String, String) {
+        use std::io::{Read, Write};
+        let mut tcp = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            tcp,
+            "POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        (head.lines().next().unwrap().to_string(), body.to_string())
+    };
+    let jwt = token(&key, &["--room", "demo", "--publish", "alice"]);
+    let (status, body) = ask(&format!(
+        r#"{{"id":"ab","event":"connect","path":"/rooms/demo/alice","query":"jwt={jwt}"}}"#
+    ));
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let grant: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(grant["publish"], serde_json::json!(["**"]), "{body}");
+    assert!(grant["expires"].as_u64().is_some(), "{body}");
+    let (status, body) = ask(r#"{"id":"cd","event":"connect","path":"/rooms/hidden"}"#);
+    assert_eq!(status, "HTTP/1.1 403 Forbidden", "{body}");
+    assert!(body.contains("private"), "{body}");
+}

@@ -194,8 +194,9 @@ impl Trust {
         Ok(tls)
     }
 
-    /// A quinn client configuration for this trust and these ALPNs.
-    pub(crate) fn quic_client(&self, alpns: &[&str]) -> Result<quinn::ClientConfig, NetError> {
+    /// A quinn client configuration for this trust and these ALPNs (for a QUIC connection of
+    /// one's own, e.g. a test speaking to a relay below MoQ).
+    pub fn quic_client(&self, alpns: &[&str]) -> Result<quinn::ClientConfig, NetError> {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(self.client_tls(alpns)?)
             .map_err(|e| NetError::Refused(format!("TLS configuration unusable for QUIC: {e}")))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));

@@ -309,3 +309,110 @@ async fn refused(session: Result<moq_net::Session, splatcast_net::NetError>) {
             .expect("the relay closes a refused session");
     }
 }
+
+/// Hostile peers close their own session, never the relay: garbage instead of MoQ, thousands
+/// of announcements, a flood of subscriptions. A viewer that was watching before keeps
+/// receiving, and new sessions are served after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_peers_close_only_their_own_session() {
+    let (_, gops) = stream();
+    let setup = relay(&[]).await;
+    let init = gops[0].init.clone().unwrap();
+    let jwt = token(&setup.key, "rooms/r", &["alice"], &[], 600);
+    let (_alice, mut writer, _origin) = publisher(&setup, "alice", Some(jwt), &init).await.unwrap();
+    let (_watching, broadcast) = viewer(&setup, setup.address.with_path("rooms/r/alice"), "")
+        .await
+        .unwrap();
+    let pending = tokio::spawn(subscribe(broadcast, None));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    send(&mut writer, &gops[0]);
+    let mut watching = timeout(LIMIT, pending).await.unwrap().unwrap().unwrap();
+    let first = timeout(LIMIT, watching.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.group, 0);
+
+    // 1. Garbage where MoQ's setup should be, on the control stream and on uni streams.
+    let port = setup.address.port;
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let config = setup.trust.quic_client(moq_net::ALPNS).unwrap();
+    let conn = endpoint
+        .connect_with(config, ([127, 0, 0, 1], port).into(), "localhost")
+        .unwrap()
+        .await
+        .unwrap();
+    let mut noise = 0x2545_f491_4f6c_dd1du64;
+    let mut garbage = |n: usize| -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                noise ^= noise << 13;
+                noise ^= noise >> 7;
+                noise ^= noise << 17;
+                noise as u8
+            })
+            .collect()
+    };
+    let (mut send_bi, _recv_bi) = conn.open_bi().await.unwrap();
+    let _ = send_bi.write_all(&garbage(4096)).await;
+    for _ in 0..20 {
+        if let Ok(mut uni) = conn.open_uni().await {
+            let _ = uni.write_all(&garbage(1024)).await;
+            let _ = uni.finish();
+        }
+    }
+    let closed = timeout(Duration::from_secs(10), conn.closed()).await;
+    assert!(
+        closed.is_ok(),
+        "the relay kept a session that spoke garbage"
+    );
+
+    // 2. Thousands of announcements from one publisher (allowed under its own prefix).
+    let jwt = token(&setup.key, "rooms/r", &["mallory"], &[], 600);
+    let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
+    tokio::spawn(moq_net::time::run(driver));
+    let announced: Vec<_> = (0..3000)
+        .filter_map(|i| origin.create_broadcast(format!("b{i}")).ok())
+        .collect();
+    assert_eq!(announced.len(), 3000);
+    let _mallory = connect(
+        &setup
+            .address
+            .with_path("rooms/r/mallory")
+            .with_token(Some(jwt)),
+        &setup.trust,
+        moq_net::Client::new().with_publisher(&origin),
+    )
+    .await
+    .unwrap();
+
+    // 3. A flood of subscriptions to tracks that do not exist.
+    let (_flooding, target) = viewer(&setup, setup.address.with_path("rooms/r/alice"), "")
+        .await
+        .unwrap();
+    let flood: Vec<_> = (0..3000)
+        .filter_map(|i| target.track(&format!("nothing-{i}")).ok())
+        .map(|t| t.subscribe(moq_net::track::Subscription::default()))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(flood);
+
+    // The viewer from before still receives, and a new viewer is served.
+    send(&mut writer, &gops[1]);
+    let next = timeout(LIMIT, watching.next())
+        .await
+        .expect("the earlier viewer keeps receiving")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.group, 1);
+    let (_late, broadcast) = viewer(&setup, setup.address.with_path("rooms/r/alice"), "")
+        .await
+        .unwrap();
+    let mut late = timeout(LIMIT, subscribe(broadcast, None))
+        .await
+        .expect("a new viewer is served")
+        .unwrap();
+    let got = timeout(LIMIT, late.next()).await.unwrap().unwrap().unwrap();
+    assert!(got.group <= 1);
+}
