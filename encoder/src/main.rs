@@ -232,6 +232,11 @@ enum Command {
         /// Replay the file again and again.
         #[arg(long = "loop")]
         looped: bool,
+        /// Encode Gaussian frames at several qualities, each a rendition of the broadcast
+        /// (e.g. low,medium,high); viewers switch between them at GOP boundaries from what
+        /// they measure.
+        #[arg(long, value_enum, value_delimiter = ',')]
+        ladder: Vec<Quality>,
         /// How Gaussian frames are coded (live encoding).
         #[command(flatten)]
         coding: Coding,
@@ -441,12 +446,14 @@ fn main() -> ExitCode {
             to,
             trust,
             looped,
+            ladder,
             coding,
         } => net::publish(net::PublishArgs {
             input,
             to,
             trust,
             looped,
+            ladder,
             options: coding.encode_options(Fragmentation::Frame),
             strict: coding.strict,
         }),

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
-use splatcast_encoder::{EncodeOptions, SequenceEncoder, stream_layout};
+use clap::ValueEnum;
+use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, stream_layout};
 use splatcast_net::auth::{AuthRules, AuthServer};
 use splatcast_net::token::{Claims, Key};
 use splatcast_net::{
-    Address, BroadcastWriter, Identity, Relay, RelayConfig, Trust, VodServer, connect,
+    Address, BroadcastWriter, Identity, Relay, RelayConfig, Rendition, Trust, VodServer, connect,
     install_crypto, moq_net, stay_connected,
 };
 use splatcast_protocol::atomic::write_file;
@@ -215,6 +216,7 @@ pub struct PublishArgs {
     pub to: String,
     pub trust: TrustArgs,
     pub looped: bool,
+    pub ladder: Vec<Quality>,
     pub options: EncodeOptions,
     pub strict: bool,
 }
@@ -231,6 +233,30 @@ pub fn publish(args: PublishArgs) -> Result<()> {
         .input
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mp4"));
+    ensure!(
+        args.ladder.is_empty() || !is_file,
+        "{}: --ladder encodes renditions from Gaussian frames; a Splatcast MP4 holds one",
+        args.input.display()
+    );
+    ensure!(args.ladder.len() <= 8, "--ladder: at most 8 renditions");
+    let mut renditions: Vec<(String, EncodeOptions)> = Vec::new();
+    for quality in &args.ladder {
+        let name = quality
+            .to_possible_value()
+            .map_or_else(|| format!("{quality:?}"), |v| v.get_name().to_owned());
+        ensure!(
+            renditions.iter().all(|(n, _)| *n != name),
+            "--ladder names '{name}' twice"
+        );
+        let options = EncodeOptions {
+            quality: *quality,
+            ..args.options.clone()
+        };
+        renditions.push((name, options));
+    }
+    if renditions.is_empty() {
+        renditions.push((String::new(), args.options.clone()));
+    }
     let rt = runtime()?;
     rt.block_on(async {
         let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
@@ -251,7 +277,7 @@ pub fn publish(args: PublishArgs) -> Result<()> {
                     !args.looped,
                     "--loop replays a file; live encoding runs once"
                 );
-                encode_live(&args.input, broadcast, args.options, args.strict).await?;
+                encode_live(&args.input, broadcast, renditions, args.strict).await?;
             }
             // Let the last frames leave before the session closes.
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -313,57 +339,120 @@ async fn replay(path: &Path, broadcast: moq_net::broadcast::Producer, looped: bo
 }
 
 /// Encodes a sequence of Gaussian frames and sends each GOP as soon as it is coded, paced so
-/// no frame leaves before its time.
+/// no frame leaves before its time. With several renditions (a ladder) every frame is coded
+/// once per rendition, and each GOP leaves once every rendition has coded it, the renditions'
+/// chunks interleaved frame by frame.
 async fn encode_live(
     input: &Path,
     broadcast: moq_net::broadcast::Producer,
-    options: EncodeOptions,
+    renditions: Vec<(String, EncodeOptions)>,
     strict: bool,
 ) -> Result<()> {
     let paths = list_frames(input)?;
     let (max_n, degree) = scan_frames(&paths, strict)?;
-    let layout = stream_layout(&options, max_n, degree);
-    let fps = options.fps;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WrittenGop>();
+    let fps = renditions[0].1.fps;
+    let count = renditions.len();
+    let names: Vec<String> = renditions.iter().map(|(n, _)| n.clone()).collect();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, WrittenGop)>();
     let encoding = tokio::task::spawn_blocking(move || -> Result<()> {
-        let mut encoder = SequenceEncoder::new(std::io::sink(), layout, options, false);
-        encoder.observe(move |gop| {
-            let _ = tx.send(gop.clone());
-        });
+        let mut encoders: Vec<_> = renditions
+            .into_iter()
+            .enumerate()
+            .map(|(k, (_, options))| {
+                let layout = stream_layout(&options, max_n, degree);
+                let mut encoder = SequenceEncoder::new(std::io::sink(), layout, options, false);
+                let tx = tx.clone();
+                encoder.observe(move |gop| {
+                    let _ = tx.send((k, gop.clone()));
+                });
+                encoder
+            })
+            .collect();
         for path in &paths {
-            encoder.push(load_frame(path, strict, false)?)?;
+            let frame = load_frame(path, strict, false)?;
+            for encoder in &mut encoders {
+                encoder.push(frame.clone())?;
+            }
         }
-        encoder.finish()?;
+        for encoder in encoders {
+            encoder.finish()?;
+        }
         Ok(())
     });
     let start = Instant::now();
     let mut writer: Option<BroadcastWriter> = None;
-    while let Some(gop) = rx.recv().await {
-        if let Some(init) = &gop.init {
-            writer = Some(BroadcastWriter::new(broadcast.clone(), parse_init(init)?)?);
-        }
-        let Some(w) = writer.as_mut() else {
-            bail!("the encoder sent a GOP before the stream header");
-        };
-        for chunk in &gop.chunks {
-            let at = start + Duration::from_secs_f64(chunk.frame as f64 / fps);
-            tokio::time::sleep_until(at).await;
-            w.write(gop.index, chunk)?;
-        }
-        w.finish_group()?;
-        println!(
-            "sent GOP {} (frames {}..{}) {:.0} ms after start",
-            gop.index,
-            gop.first_frame,
-            gop.first_frame + gop.frames as u64,
-            start.elapsed().as_secs_f64() * 1e3
+    let mut pending: std::collections::BTreeMap<u64, Vec<Option<WrittenGop>>> = Default::default();
+    while let Some((k, gop)) = rx.recv().await {
+        let slots = pending
+            .entry(gop.index)
+            .or_insert_with(|| vec![None; count]);
+        slots[k] = Some(gop);
+        ensure!(
+            pending.len() <= 4,
+            "the renditions' GOPs diverged (a rendition is more than 3 GOPs behind)"
         );
+        while let Some(entry) = pending.first_entry()
+            && entry.get().iter().all(Option::is_some)
+        {
+            let gops: Vec<WrittenGop> = entry.remove().into_iter().flatten().collect();
+            if writer.is_none() {
+                writer = Some(ladder_writer(&broadcast, &gops, &names, fps)?);
+            }
+            let w = writer.as_mut().expect("made above");
+            let mut chunks: Vec<(usize, &Chunk)> = gops
+                .iter()
+                .enumerate()
+                .flat_map(|(k, g)| g.chunks.iter().map(move |c| (k, c)))
+                .collect();
+            chunks.sort_by_key(|(k, c)| (c.frame, *k));
+            for (k, chunk) in chunks {
+                let at = start + Duration::from_secs_f64(chunk.frame as f64 / fps);
+                tokio::time::sleep_until(at).await;
+                w.write_rendition(k, gops[k].index, chunk)?;
+            }
+            w.finish_group()?;
+            let gop = &gops[0];
+            println!(
+                "sent GOP {} (frames {}..{}) {:.0} ms after start",
+                gop.index,
+                gop.first_frame,
+                gop.first_frame + gop.frames as u64,
+                start.elapsed().as_secs_f64() * 1e3
+            );
+        }
     }
     encoding.await??;
     if let Some(w) = writer {
         w.finish()?;
     }
     Ok(())
+}
+
+/// The broadcast writer for the first GOP of each rendition (it carries the stream header);
+/// a rendition's bitrate is its first GOP's.
+fn ladder_writer(
+    broadcast: &moq_net::broadcast::Producer,
+    first: &[WrittenGop],
+    names: &[String],
+    fps: f64,
+) -> Result<BroadcastWriter> {
+    let mut renditions = Vec::with_capacity(first.len());
+    for (gop, name) in first.iter().zip(names) {
+        let Some(init) = &gop.init else {
+            bail!("the encoder sent a GOP before the stream header");
+        };
+        let bytes: usize = gop.chunks.iter().map(|c| c.bytes.len()).sum();
+        renditions.push(Rendition {
+            name: name.clone(),
+            bits_per_second: (8.0 * bytes as f64 * fps / gop.frames.max(1) as f64) as u64,
+            movie: parse_init(init)?,
+        });
+    }
+    Ok(if renditions.len() == 1 {
+        BroadcastWriter::new(broadcast.clone(), renditions.remove(0).movie)?
+    } else {
+        BroadcastWriter::with_ladder(broadcast.clone(), renditions)?
+    })
 }
 
 /// `splatcast token`.

@@ -461,6 +461,7 @@ fn run_live(source: &mut LiveSource, shared: &Shared) {
         let elapsed = start.elapsed().as_secs_f64();
         let mut s = shared.lock();
         s.stats.skipped = source.skipped();
+        s.log.extend(source.take_notes());
         match next {
             Ok(None) => continue,
             Ok(Some(f)) => {

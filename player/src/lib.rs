@@ -1,7 +1,7 @@
 //! Splatcast player: a bevy plugin that plays volumetric video, and the app built on it.
 //!
 //! - [`source`]: where coded frames come from (files through one trait), [`vod`]: a stored
-//!   stream served on demand over MoQ, [`live`]: a live MoQ broadcast decoded frame by frame, [`room`]: everyone in a room, [`decode`]: the decode worker and its bounded queue,
+//!   stream served on demand over MoQ, [`live`]: a live MoQ broadcast decoded frame by frame ([`ladder`]: its rendition choice), [`room`]: everyone in a room, [`decode`]: the decode worker and its bounded queue,
 //!   [`playback`]: the clock.
 //! - [`render`]: the GPU half inside bevy's render graph (unpack → project → sort → rasterize
 //!   → present), [`app`]: the plugin, camera controls and lifecycle, [`controls`]: orbit view
@@ -13,6 +13,7 @@ pub mod app;
 pub mod controls;
 pub mod decode;
 pub mod headless;
+pub mod ladder;
 pub mod live;
 pub mod overlay;
 pub mod playback;

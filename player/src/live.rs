@@ -10,12 +10,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use splatcast_net::{
-    Address, NetError, Trust, install_crypto, refused, subscribe_frames, watch, with_backoff,
+    Address, NetError, StreamCatalog, Subscription, Trust, install_crypto, refused,
+    subscribe_rendition, watch, with_backoff,
 };
 use splatcast_protocol::av1::{Picture, PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::gop::GopSide;
 use splatcast_protocol::stream::LiveFrame;
 
+use crate::ladder::Abr;
 use crate::source::SourceError;
 
 /// How long to wait for the broadcast's first key frame.
@@ -41,6 +43,8 @@ enum Event {
     /// subscription starts at a key frame; frames already received are still good).
     Rejoining(String),
     Failed(NetError),
+    /// Worth a line in the log (a rendition switch).
+    Note(String),
     Ended,
 }
 
@@ -66,6 +70,7 @@ pub struct LiveSource {
     frames: Backlog,
     first_side: GopSide,
     joined: Duration,
+    notes: Vec<String>,
 }
 
 /// The decode side of one live broadcast: frames waiting to be decoded, the AV1 decoders, and
@@ -174,7 +179,7 @@ impl LiveSource {
         let (first, arrived) = loop {
             match events.recv_timeout(left) {
                 Ok(Event::Frame(frame, at)) => break (frame, at),
-                Ok(Event::Broken(_) | Event::Rejoining(_)) => continue,
+                Ok(Event::Broken(_) | Event::Rejoining(_) | Event::Note(_)) => continue,
                 Ok(Event::Failed(e)) => return Err(e.into()),
                 Ok(Event::Ended) | Err(RecvTimeoutError::Disconnected) => {
                     return Err(SourceError::Ended);
@@ -190,12 +195,18 @@ impl LiveSource {
             first_side,
             frames,
             joined: arrived - started,
+            notes: Vec::new(),
         })
     }
 
     /// Frames per second of the broadcast.
     pub fn fps(&self) -> f64 {
         self.frames.fps
+    }
+
+    /// Lines for the log since the last call (rendition switches).
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
     }
 
     /// Frames thrown away to catch up.
@@ -249,6 +260,7 @@ impl LiveSource {
             }
             Event::Rejoining(why) => return Err(SourceError::Rejoining(why)),
             Event::Failed(e) => return Err(e.into()),
+            Event::Note(line) => self.notes.push(line),
             Event::Ended if self.frames.is_empty() => return Err(SourceError::Ended),
             Event::Ended => {}
         }
@@ -294,26 +306,55 @@ fn network(
             let (session, broadcast) = tokio::time::timeout(JOIN_TIMEOUT, watch(&address, &trust))
                 .await
                 .map_err(|_| NetError::NotSplatcast("the broadcast is not announced".into()))??;
-            Ok::<_, NetError>((session, subscribe_frames(broadcast, MAX_LAG).await?))
+            let catalog = StreamCatalog::read(&broadcast).await?;
+            // A ladder: start at the lowest rendition (the fastest join), then let the
+            // measurements decide.
+            let rates: Vec<u64> = catalog.ladder.iter().map(|r| r.bits_per_second).collect();
+            let abr = (rates.len() > 1).then(|| Abr::new(&rates, Instant::now()));
+            let first = abr.as_ref().map_or(0, Abr::current);
+            let subscription = subscribe_rendition(&broadcast, catalog, first, MAX_LAG).await?;
+            Ok::<_, NetError>((
+                session,
+                Watching {
+                    broadcast,
+                    subscription,
+                    abr,
+                    next: None,
+                    last_group: 0,
+                },
+            ))
         };
-        let (mut session, mut subscription) = match join().await {
+        let (mut session, mut watching) = match join().await {
             Ok(joined) => joined,
             Err(e) => {
                 let _ = fps.send(Err(e));
                 return;
             }
         };
-        if fps.send(Ok(subscription.catalog.fps())).is_err() {
+        if fps.send(Ok(watching.subscription.catalog.fps())).is_err() {
             return;
         }
         loop {
             let (why, give_up) = tokio::select! {
-                item = subscription.next() => {
-                    let ended = item.is_none();
+                item = watching.next() => {
+                    let ended = matches!(item, Next::Ended);
                     let event = match item {
-                        Some(Ok(frame)) => Event::Frame(Box::new(frame), Instant::now()),
-                        Some(Err(e)) => Event::Broken(e.to_string()),
-                        None => Event::Rejoining("the publisher went away; waiting for it".into()),
+                        Next::Frame(frame) => {
+                            if let Some(note) = watching.measure(&frame).await {
+                                let _ = events.send(Event::Note(note));
+                            }
+                            Event::Frame(Box::new(frame), Instant::now())
+                        }
+                        Next::Switched(frame, name) => {
+                            let _ = events.send(Event::Note(format!(
+                                "switched to rendition '{name}'"
+                            )));
+                            Event::Frame(Box::new(frame), Instant::now())
+                        }
+                        Next::Broken(e) => Event::Broken(e.to_string()),
+                        Next::Ended => {
+                            Event::Rejoining("the publisher went away; waiting for it".into())
+                        }
                     };
                     if events.send(event).is_err() {
                         return;
@@ -335,9 +376,9 @@ fn network(
                 }
             };
             match with_backoff(give_up, join).await {
-                Ok((s, sub)) => {
+                Ok((s, w)) => {
                     bevy::log::info!("rejoined after {why}");
-                    (session, subscription) = (s, sub);
+                    (session, watching) = (s, w);
                 }
                 Err(_) => {
                     let _ = events.send(Event::Ended);
@@ -346,4 +387,84 @@ fn network(
             }
         }
     });
+}
+
+/// What a watched broadcast gave.
+enum Next {
+    Frame(LiveFrame),
+    Switched(LiveFrame, String),
+    Broken(NetError),
+    Ended,
+}
+
+/// The next item of the subscription being switched to; pending when there is none.
+async fn pending_next(
+    next: &mut Option<(usize, Subscription<LiveFrame>)>,
+) -> Option<Result<LiveFrame, NetError>> {
+    match next {
+        Some((_, sub)) => sub.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A subscription to one broadcast and, for a quality ladder, the rendition choice and the
+/// subscription being switched to.
+struct Watching {
+    broadcast: splatcast_net::moq_net::broadcast::Consumer,
+    subscription: Subscription<LiveFrame>,
+    abr: Option<Abr>,
+    /// The rendition asked for, its subscription, and the last group the current one gave.
+    next: Option<(usize, Subscription<LiveFrame>)>,
+    last_group: u64,
+}
+
+impl Watching {
+    /// Feeds a frame of the current rendition to the choice; a switch subscribes to the new
+    /// rendition, which takes over at its next key frame ([`Watching::switched`]).
+    async fn measure(&mut self, frame: &LiveFrame) -> Option<String> {
+        self.last_group = self.last_group.max(frame.group);
+        let fps = self.subscription.catalog.fps();
+        let abr = self.abr.as_mut()?;
+        let to = abr.frame(frame.bytes, Instant::now(), frame.frame as f64 / fps)?;
+        let catalog = self.subscription.catalog.clone();
+        match subscribe_rendition(&self.broadcast, catalog, to, MAX_LAG).await {
+            Ok(sub) => {
+                self.next = Some((to, sub));
+                None
+            }
+            Err(e) => Some(format!("rendition {to}: {e}")),
+        }
+    }
+
+    /// The next frame of the current rendition, or the new rendition's first key frame of a
+    /// group after the current one's last: then the switch is made (the old subscription
+    /// dropped) and the frame comes with the rendition's name.
+    async fn next(&mut self) -> Next {
+        loop {
+            let Self {
+                subscription,
+                next,
+                last_group,
+                ..
+            } = self;
+            tokio::select! {
+                item = subscription.next() => return match item {
+                    Some(Ok(frame)) => Next::Frame(frame),
+                    Some(Err(e)) => Next::Broken(e),
+                    None => Next::Ended,
+                },
+                item = pending_next(next) => match item {
+                    Some(Ok(frame)) if frame.index == 0 && frame.group > *last_group => {
+                        let (to, new) = self.next.take().expect("polled above");
+                        self.subscription = new;
+                        self.last_group = frame.group;
+                        let name = self.subscription.catalog.ladder[to].name.clone();
+                        return Next::Switched(frame, name);
+                    }
+                    Some(_) => {}
+                    None => self.next = None,
+                },
+            }
+        }
+    }
 }

@@ -21,8 +21,28 @@ pub fn encode_demo(
     frames: usize,
     gop: usize,
 ) -> (PathBuf, Vec<GaussianFrame>) {
+    encode_demo_at(
+        dir,
+        name,
+        n,
+        frames,
+        gop,
+        splatcast_encoder::Quality::Medium,
+    )
+}
+
+/// [`encode_demo`] at another quality preset.
+pub fn encode_demo_at(
+    dir: &Path,
+    name: &str,
+    n: usize,
+    frames: usize,
+    gop: usize,
+    quality: splatcast_encoder::Quality,
+) -> (PathBuf, Vec<GaussianFrame>) {
     let options = EncodeOptions {
         gop,
+        quality,
         ..EncodeOptions::default()
     };
     let mut enc = SequenceEncoder::new(Vec::new(), stream_layout(&options, n, 1), options, true);

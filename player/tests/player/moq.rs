@@ -6,10 +6,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use splatcast_encoder::Quality;
 use splatcast_net::auth::{AuthRules, AuthServer};
 use splatcast_net::token::{Claims, Key};
 use splatcast_net::{
-    Address, BroadcastWriter, Identity, Relay, RelayConfig, Trust, VodServer, connect,
+    Address, BroadcastWriter, Identity, Relay, RelayConfig, Rendition, Trust, VodServer, connect,
     install_crypto, moq_net, stay_connected,
 };
 use splatcast_player::app::PlayerOptions;
@@ -20,7 +21,7 @@ use splatcast_protocol::av1::Picture;
 use splatcast_protocol::container::media_segment;
 use splatcast_protocol::stream::{Chunk, FRAME_TICKS, StreamReader, split_by_frame};
 
-use crate::encode_demo;
+use crate::{encode_demo, encode_demo_at};
 
 const FRAMES: u64 = 6;
 
@@ -67,11 +68,46 @@ async fn publish(
     go: tokio::sync::oneshot::Receiver<()>,
     laps: u64,
 ) {
-    let mut reader = StreamReader::open(std::fs::File::open(file).unwrap()).unwrap();
+    let files = [(String::new(), file.to_path_buf())];
+    publish_renditions(&files, name, address, trust, key, go, laps).await
+}
+
+/// [`publish`] for files of the same frames at several qualities: a ladder, one rendition per
+/// file, the renditions' chunks interleaved frame by frame.
+async fn publish_renditions(
+    files: &[(String, std::path::PathBuf)],
+    name: &str,
+    address: Address,
+    trust: Trust,
+    key: Option<Key>,
+    go: tokio::sync::oneshot::Receiver<()>,
+    laps: u64,
+) {
+    let mut readers: Vec<_> = files
+        .iter()
+        .map(|(_, f)| StreamReader::open(std::fs::File::open(f).unwrap()).unwrap())
+        .collect();
     let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
     tokio::spawn(moq_net::time::run(driver));
-    let mut writer =
-        BroadcastWriter::new(origin.create_broadcast("").unwrap(), reader.movie().clone()).unwrap();
+    let broadcast = origin.create_broadcast("").unwrap();
+    let mut writer = if readers.len() == 1 {
+        BroadcastWriter::new(broadcast, readers[0].movie().clone()).unwrap()
+    } else {
+        let renditions = files
+            .iter()
+            .zip(&mut readers)
+            .map(|((rendition, path), reader)| {
+                let frames = reader_frames(reader);
+                let bytes = std::fs::metadata(path).unwrap().len();
+                Rendition {
+                    name: rendition.clone(),
+                    bits_per_second: 8 * bytes * 30 / frames,
+                    movie: reader.movie().clone(),
+                }
+            })
+            .collect();
+        BroadcastWriter::with_ladder(broadcast, renditions).unwrap()
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -98,12 +134,22 @@ async fn publish(
     go.await.unwrap();
     let send = async {
         let start = tokio::time::Instant::now();
-        let side = reader.tracks().side;
-        let (gops, frames) = (reader.gop_count() as u64, reader_frames(&mut reader));
+        let (gops, frames) = (
+            readers[0].gop_count() as u64,
+            reader_frames(&mut readers[0]),
+        );
         for lap in 0..laps {
             for g in 0..gops {
-                let fragment = reader.gop_fragment(g as usize).unwrap();
-                for (track, frame, mut part) in split_by_frame(&fragment, side) {
+                let mut parts = Vec::new();
+                for (k, reader) in readers.iter_mut().enumerate() {
+                    let side = reader.tracks().side;
+                    let fragment = reader.gop_fragment(g as usize).unwrap();
+                    for (track, frame, part) in split_by_frame(&fragment, side) {
+                        parts.push((k, track, frame, part));
+                    }
+                }
+                parts.sort_by_key(|&(k, _, frame, _)| (frame, k));
+                for (k, track, frame, mut part) in parts {
                     let at = lap * frames + frame;
                     part.base_time = at * FRAME_TICKS as u64;
                     tokio::time::sleep_until(start + Duration::from_secs_f64(at as f64 / 30.0))
@@ -113,7 +159,7 @@ async fn publish(
                         frame: at,
                         bytes: media_segment(&part),
                     };
-                    writer.write(lap * gops + g, &chunk).unwrap();
+                    writer.write_rendition(k, lap * gops + g, &chunk).unwrap();
                 }
                 writer.finish_group().unwrap();
             }
@@ -733,4 +779,99 @@ fn apart(columns: &[f64]) -> bool {
         .copied()
         .fold(f64::MAX, f64::min);
     left > 0.0 && right > 0.0 && gap < 0.25 * left.min(right)
+}
+
+/// A quality ladder: the viewer starts on the lowest rendition, steps up once it receives it
+/// on time for the hold, at a GOP boundary, and every frame is bit for bit the frame of the
+/// rendition it came from.
+#[test]
+fn a_ladder_viewer_steps_up_at_a_gop_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let low = encode_demo_at(
+        dir.path(),
+        "low.mp4",
+        2000,
+        FRAMES as usize,
+        3,
+        Quality::Low,
+    )
+    .0;
+    let high = encode_demo_at(
+        dir.path(),
+        "high.mp4",
+        2000,
+        FRAMES as usize,
+        3,
+        Quality::High,
+    )
+    .0;
+    let planes = |file: &Path| -> Vec<Vec<Picture>> {
+        let mut stored = FileSource::open(file).unwrap();
+        (0..stored.gop_count())
+            .flat_map(|g| stored.decode_gop(g).unwrap().frames)
+            .collect()
+    };
+    let (want_low, want_high) = (planes(&low), planes(&high));
+    assert_ne!(want_low, want_high);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (address, trust, key) = runtime.block_on(relay());
+    let (go, ready) = tokio::sync::oneshot::channel();
+    // 6 frames a lap at 30 fps: 9 s.
+    let files = [("low".to_string(), low), ("high".to_string(), high)];
+    let publisher =
+        runtime.spawn({
+            let (address, trust) = (address.clone(), trust.clone());
+            async move {
+                publish_renditions(&files, "alice", address, trust, Some(key), ready, 45).await
+            }
+        });
+    let viewer = std::thread::spawn({
+        let (address, trust) = (address.with_path("rooms/r/alice"), trust.clone());
+        move || LiveSource::open(&address, trust)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    go.send(()).unwrap();
+    let mut source = viewer.join().unwrap().unwrap();
+    let mut shown = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut notes = Vec::new();
+    while Instant::now() < deadline {
+        match source.next_frame(Duration::from_millis(200)) {
+            Ok(Some(frame)) => {
+                let k = (frame.frame % FRAMES) as usize;
+                let which = if frame.pictures == want_low[k] {
+                    "low"
+                } else if frame.pictures == want_high[k] {
+                    "high"
+                } else {
+                    panic!("frame {}: neither rendition's planes", frame.frame);
+                };
+                shown.push((frame.frame, which));
+            }
+            Ok(None) => {}
+            Err(splatcast_player::SourceError::Ended) => break,
+            Err(e) => eprintln!("live: {e}"),
+        }
+        notes.extend(source.take_notes());
+    }
+    runtime.block_on(publisher).unwrap();
+    eprintln!("notes: {notes:?}");
+    let switch = shown
+        .iter()
+        .position(|&(_, w)| w == "high")
+        .expect("the viewer stepped up to the high rendition");
+    assert!(
+        switch > 0 && shown[..switch].iter().all(|&(_, w)| w == "low"),
+        "starts low"
+    );
+    assert!(
+        shown[switch..].iter().all(|&(_, w)| w == "high"),
+        "stays high"
+    );
+    assert_eq!(shown[switch].0 % 3, 0, "switches at a GOP's key frame");
+    assert!(
+        shown.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "no frame lost or repeated across the switch"
+    );
+    assert!(notes.iter().any(|n| n.contains("'high'")), "{notes:?}");
 }

@@ -30,6 +30,30 @@ struct Layout {
     /// A stored stream served on demand: where its GOPs start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     index: Option<GopIndex>,
+    /// A quality ladder: every rendition (the first is the one the hang tracks describe).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ladder: Vec<LadderEntry>,
+}
+
+/// One rendition of a ladder in the catalog: its whole init segment (base64), its tracks named
+/// `<track>.<name>` (the first rendition's keep the plain names).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct LadderEntry {
+    name: String,
+    bitrate: u64,
+    init: String,
+}
+
+/// One quality of a broadcast that offers several (`publish --ladder`): a complete stream of
+/// its own tracks, GOPs aligned with the others' so a viewer can switch at any group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rendition {
+    /// Its name (`low`, `medium`…).
+    pub name: String,
+    /// About how many bits per second it needs.
+    pub bits_per_second: u64,
+    /// Its movie header.
+    pub movie: Movie,
 }
 
 /// Where the GOPs of a stored stream start (a broadcast served on demand has a timeline; any
@@ -57,6 +81,8 @@ pub struct StreamCatalog {
     pub tracks: Vec<(u32, String)>,
     /// For a stored stream served on demand, where its GOPs start; `None` when live.
     pub index: Option<GopIndex>,
+    /// A quality ladder, when the broadcast offers one (the first rendition is `movie`).
+    pub ladder: Vec<Rendition>,
 }
 
 impl StreamCatalog {
@@ -67,7 +93,45 @@ impl StreamCatalog {
             movie,
             tracks,
             index: None,
+            ladder: Vec::new(),
         }
+    }
+
+    /// The catalog of a broadcast offering `renditions` (at least one; the first is what
+    /// players that know no ladder see).
+    pub fn with_ladder(renditions: Vec<Rendition>) -> Result<Self, NetError> {
+        let first = renditions
+            .first()
+            .ok_or_else(|| NetError::NotSplatcast("a ladder without renditions".into()))?;
+        let mut catalog = Self::new(first.movie.clone());
+        if renditions.len() > 1 {
+            catalog.ladder = renditions;
+        }
+        Ok(catalog)
+    }
+
+    /// What a subscriber of rendition `k` reads: that rendition's movie and track names (the
+    /// whole catalog for `k` = 0 of a broadcast without a ladder).
+    pub fn rendition(&self, k: usize) -> Option<Self> {
+        if self.ladder.is_empty() {
+            return (k == 0).then(|| Self {
+                ladder: Vec::new(),
+                ..self.clone()
+            });
+        }
+        let r = self.ladder.get(k)?;
+        let tracks = r
+            .movie
+            .tracks
+            .iter()
+            .map(|t| (t.id, rendition_track_name(t, k, &r.name)))
+            .collect();
+        Some(Self {
+            movie: r.movie.clone(),
+            tracks,
+            index: self.index.clone(),
+            ladder: Vec::new(),
+        })
     }
 
     /// Frames per second.
@@ -116,12 +180,22 @@ impl StreamCatalog {
             }
         }
         let side = side.ok_or_else(|| NetError::NotSplatcast("no side-data track".into()))?;
+        let ladder = self
+            .ladder
+            .iter()
+            .map(|r| LadderEntry {
+                name: r.name.clone(),
+                bitrate: r.bits_per_second,
+                init: B64.encode(init_segment(&r.movie)),
+            })
+            .collect();
         catalog.ext = Extension {
             splatcast: Some(Layout {
                 version: EXTENSION_VERSION,
                 fps: self.fps(),
                 side,
                 index: self.index.clone(),
+                ladder,
             }),
         };
         Ok(catalog.to_json()?)
@@ -191,6 +265,28 @@ impl StreamCatalog {
                 "the GOP index is not increasing within the stream".into(),
             ));
         }
+        let mut ladder = Vec::with_capacity(layout.ladder.len().min(16));
+        for entry in &layout.ladder {
+            let init = B64.decode(&entry.init).map_err(|e| {
+                NetError::NotSplatcast(format!(
+                    "rendition '{}' init is not base64: {e}",
+                    entry.name
+                ))
+            })?;
+            ladder.push(Rendition {
+                name: entry.name.clone(),
+                bits_per_second: entry.bitrate,
+                movie: parse_init(&init)?,
+            });
+        }
+        if ladder
+            .iter()
+            .any(|r| r.name.is_empty() || r.name.contains('/'))
+        {
+            return Err(NetError::NotSplatcast(
+                "a rendition name is empty or holds '/'".into(),
+            ));
+        }
         Ok(Self {
             index: layout.index,
             tracks: tracks.iter().map(|(t, n)| (t.id, n.clone())).collect(),
@@ -198,7 +294,17 @@ impl StreamCatalog {
                 timescale: timescale.unwrap_or(1),
                 tracks: tracks.into_iter().map(|(t, _)| t).collect(),
             },
+            ladder,
         })
+    }
+}
+
+/// Rendition `k`'s MoQ name for `track`: the plain name for the first, `<name>.<rendition>`
+/// for the others.
+pub(crate) fn rendition_track_name(track: &Track, k: usize, rendition: &str) -> String {
+    match k {
+        0 => track_name(track),
+        _ => format!("{}.{rendition}", track_name(track)),
     }
 }
 
@@ -260,5 +366,28 @@ mod tests {
         let backwards = json.replace("[0,30]", "[30,0]");
         assert_ne!(backwards, json);
         assert!(StreamCatalog::from_json(&backwards).is_err());
+
+        // A ladder: every rendition comes back, each with its own track names.
+        let ladder = StreamCatalog::with_ladder(
+            ["low", "high"]
+                .iter()
+                .zip([100_000, 900_000])
+                .map(|(name, bits)| Rendition {
+                    name: name.to_string(),
+                    bits_per_second: bits,
+                    movie: movie.clone(),
+                })
+                .collect(),
+        )
+        .unwrap();
+        let back = StreamCatalog::from_json(&ladder.to_json().unwrap()).unwrap();
+        assert_eq!(back, ladder);
+        assert_eq!(back.rendition(0).unwrap().tracks[0].1, "position");
+        let high = back.rendition(1).unwrap();
+        assert_eq!(
+            high.tracks,
+            vec![(1, "position.high".into()), (2, "side.high".into())]
+        );
+        assert!(back.rendition(2).is_none());
     }
 }

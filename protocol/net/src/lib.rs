@@ -29,13 +29,15 @@ pub mod token;
 mod vod;
 
 pub use address::{Address, Transport};
-pub use catalog::{GopIndex, StreamCatalog};
+pub use catalog::{GopIndex, Rendition, StreamCatalog};
 pub use connect::{connect, refused, stay_connected, watch, with_backoff};
 pub use error::NetError;
 pub use publish::BroadcastWriter;
 pub use relay::{Relay, RelayConfig};
 pub use room::{RoomChange, RoomWatcher, watch_room};
-pub use subscribe::{Arrival, Subscription, subscribe, subscribe_frames, track_frames};
+pub use subscribe::{
+    Arrival, Subscription, subscribe, subscribe_frames, subscribe_rendition, track_frames,
+};
 pub use tls::{Fingerprint, Identity, Trust};
 pub use vod::VodServer;
 

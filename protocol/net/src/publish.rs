@@ -7,12 +7,13 @@ use moq_net::{Timestamp, broadcast, group, track};
 use splatcast_protocol::container::{Movie, parse_fragment};
 use splatcast_protocol::stream::{Chunk, split_by_frame};
 
-use crate::{NetError, StreamCatalog};
+use crate::{NetError, Rendition, StreamCatalog};
 
 /// How long groups behind the newest stay fetchable from the publisher (media time).
 const HISTORY: Duration = Duration::from_secs(30);
 
 struct Track {
+    rendition: usize,
     id: u32,
     producer: track::Producer,
     group: Option<group::Producer>,
@@ -23,7 +24,8 @@ pub struct BroadcastWriter {
     broadcast: broadcast::Producer,
     _catalog: track::Producer,
     tracks: Vec<Track>,
-    side_track: u32,
+    /// The side-data track of each rendition.
+    side_tracks: Vec<u32>,
     fps: f64,
 }
 
@@ -31,27 +33,46 @@ impl BroadcastWriter {
     /// Publishes the catalog of a stream with this movie header, creates its tracks and
     /// announces the broadcast.
     pub fn new(broadcast: broadcast::Producer, movie: Movie) -> Result<Self, NetError> {
-        let catalog = StreamCatalog::new(movie);
+        Self::with_catalog(broadcast, StreamCatalog::new(movie))
+    }
+
+    /// The same for a quality ladder: every rendition's tracks in one broadcast (written with
+    /// [`BroadcastWriter::write_rendition`], GOPs numbered alike in all of them).
+    pub fn with_ladder(
+        broadcast: broadcast::Producer,
+        renditions: Vec<Rendition>,
+    ) -> Result<Self, NetError> {
+        Self::with_catalog(broadcast, StreamCatalog::with_ladder(renditions)?)
+    }
+
+    fn with_catalog(
+        broadcast: broadcast::Producer,
+        catalog: StreamCatalog,
+    ) -> Result<Self, NetError> {
         let catalog_track = write_catalog(&broadcast, &catalog)?;
-        let side_track = catalog.side_id()?;
-        let tracks = catalog
-            .tracks
-            .iter()
-            .map(|(id, name)| {
-                let info = track_info(*id, side_track, HISTORY);
-                Ok(Track {
+        let (mut tracks, mut side_tracks) = (Vec::new(), Vec::new());
+        for k in 0..catalog.ladder.len().max(1) {
+            let view = catalog
+                .rendition(k)
+                .expect("every rendition up to the count");
+            let side = view.side_id()?;
+            for (id, name) in &view.tracks {
+                tracks.push(Track {
+                    rendition: k,
                     id: *id,
-                    producer: broadcast.create_track(name.as_str(), info)?,
+                    producer: broadcast
+                        .create_track(name.as_str(), track_info(*id, side, HISTORY))?,
                     group: None,
-                })
-            })
-            .collect::<Result<Vec<_>, NetError>>()?;
+                });
+            }
+            side_tracks.push(side);
+        }
         broadcast.announce(Default::default())?;
         Ok(Self {
             broadcast,
             _catalog: catalog_track,
             tracks,
-            side_track,
+            side_tracks,
             fps: catalog.fps(),
         })
     }
@@ -59,19 +80,33 @@ impl BroadcastWriter {
     /// Sends `chunk` as a frame of group `group` (the GOP number). A GOP-sized chunk with every
     /// track is split into per-frame chunks first, so subscribers see the same either way.
     pub fn write(&mut self, group: u64, chunk: &Chunk) -> Result<(), NetError> {
+        self.write_rendition(0, group, chunk)
+    }
+
+    /// [`BroadcastWriter::write`] for rendition `rendition` of a ladder.
+    pub fn write_rendition(
+        &mut self,
+        rendition: usize,
+        group: u64,
+        chunk: &Chunk,
+    ) -> Result<(), NetError> {
+        let side = *self.side_tracks.get(rendition).ok_or_else(|| {
+            NetError::NotSplatcast(format!("rendition {rendition} does not exist"))
+        })?;
         let Some(track) = chunk.track else {
             let fragment = parse_fragment(&chunk.bytes)?;
-            for (track, frame, part) in split_by_frame(&fragment, self.side_track) {
+            for (track, frame, part) in split_by_frame(&fragment, side) {
                 let bytes = splatcast_protocol::container::media_segment(&part);
-                self.write_frame(group, track, frame, bytes)?;
+                self.write_frame(rendition, group, track, frame, bytes)?;
             }
             return Ok(());
         };
-        self.write_frame(group, track, chunk.frame, chunk.bytes.clone())
+        self.write_frame(rendition, group, track, chunk.frame, chunk.bytes.clone())
     }
 
     fn write_frame(
         &mut self,
+        rendition: usize,
         group: u64,
         track: u32,
         frame: u64,
@@ -81,7 +116,7 @@ impl BroadcastWriter {
         let t = self
             .tracks
             .iter_mut()
-            .find(|t| t.id == track)
+            .find(|t| t.id == track && t.rendition == rendition)
             .ok_or_else(|| NetError::NotSplatcast(format!("chunk of unknown track {track}")))?;
         if t.group.as_ref().is_none_or(|g| g.sequence != group) {
             if let Some(old) = t.group.take() {

@@ -63,9 +63,11 @@ pub async fn subscribe(
     broadcast: broadcast::Consumer,
     start: Option<u64>,
 ) -> Result<Subscription, NetError> {
-    assembled(broadcast, start, |_, tracks| {
-        let mut assembler = GopAssembler::new(tracks, PENDING_GOPS);
-        move |group, chunk| assembler.push(group, chunk)
+    let catalog = StreamCatalog::read(&broadcast).await?;
+    let tracks = TrackSet::of(&catalog.movie)?;
+    let mut assembler = GopAssembler::new(tracks.clone(), PENDING_GOPS);
+    assembled(&broadcast, &catalog, tracks, start, move |group, chunk| {
+        assembler.push(group, chunk)
     })
     .await
 }
@@ -77,30 +79,47 @@ pub async fn subscribe_frames(
     broadcast: broadcast::Consumer,
     max_lag: Duration,
 ) -> Result<Subscription<LiveFrame>, NetError> {
-    assembled(broadcast, None, |catalog, tracks| {
-        let frames = (max_lag.as_secs_f64() * catalog.fps()).ceil() as u64;
-        let mut assembler = FrameAssembler::new(tracks, frames, PENDING_GOPS + 1);
-        move |group, chunk| assembler.push(group, chunk)
-    })
-    .await
+    let catalog = StreamCatalog::read(&broadcast).await?;
+    subscribe_rendition(&broadcast, catalog, 0, max_lag).await
 }
 
-/// The catalog, every track's arrivals, and an assembler (made by `assembler` for the
-/// catalog's tracks) turning them into items on a task.
+/// [`subscribe_frames`] for rendition `rendition` of a broadcast whose `catalog` was read
+/// already (switching renditions of a ladder); the subscription's catalog is the whole one.
+pub async fn subscribe_rendition(
+    broadcast: &broadcast::Consumer,
+    catalog: StreamCatalog,
+    rendition: usize,
+    max_lag: Duration,
+) -> Result<Subscription<LiveFrame>, NetError> {
+    let view = catalog.rendition(rendition).ok_or_else(|| {
+        NetError::NotSplatcast(format!("the broadcast has no rendition {rendition}"))
+    })?;
+    let frames = (max_lag.as_secs_f64() * catalog.fps()).ceil() as u64;
+    let tracks = TrackSet::of(&view.movie)?;
+    let mut assembler = FrameAssembler::new(tracks.clone(), frames, PENDING_GOPS + 1);
+    let mut subscription = assembled(broadcast, &view, tracks, None, move |group, chunk| {
+        assembler.push(group, chunk)
+    })
+    .await?;
+    subscription.catalog = catalog;
+    Ok(subscription)
+}
+
+/// Every track's arrivals (the tracks of `catalog`), and `push` turning them into items on a
+/// task.
 async fn assembled<T, F>(
-    broadcast: broadcast::Consumer,
+    broadcast: &broadcast::Consumer,
+    catalog: &StreamCatalog,
+    tracks: TrackSet,
     start: Option<u64>,
-    assembler: impl FnOnce(&StreamCatalog, TrackSet) -> F,
+    mut push: F,
 ) -> Result<Subscription<T>, NetError>
 where
     T: Send + 'static,
     F: FnMut(u64, &[u8]) -> Result<Vec<T>, StreamError> + Send + 'static,
 {
-    let catalog = StreamCatalog::read(&broadcast).await?;
-    let tracks = TrackSet::of(&catalog.movie)?;
-    let (mut arrivals, mut tasks) = track_frames(&broadcast, &catalog, start).await?;
+    let (mut arrivals, mut tasks) = track_frames(broadcast, catalog, start).await?;
     let (items_tx, items_rx) = mpsc::channel(64);
-    let mut push = assembler(&catalog, tracks.clone());
     tasks.spawn(async move {
         while let Some(arrival) = arrivals.recv().await {
             let out: Vec<Result<T, NetError>> = match push(arrival.group, &arrival.payload) {
@@ -115,7 +134,7 @@ where
         }
     });
     Ok(Subscription {
-        catalog,
+        catalog: catalog.clone(),
         tracks,
         items: items_rx,
         _tasks: tasks,
