@@ -319,6 +319,7 @@ fn network(
                     broadcast,
                     subscription,
                     abr,
+                    rendition: first,
                     next: None,
                     last_group: 0,
                 },
@@ -413,8 +414,11 @@ struct Watching {
     broadcast: splatcast_net::moq_net::broadcast::Consumer,
     subscription: Subscription<LiveFrame>,
     abr: Option<Abr>,
-    /// The rendition asked for, its subscription, and the last group the current one gave.
+    /// The rendition of `subscription`.
+    rendition: usize,
+    /// The rendition asked for and its subscription, until it takes over.
     next: Option<(usize, Subscription<LiveFrame>)>,
+    /// The last group the current subscription gave.
     last_group: u64,
 }
 
@@ -427,6 +431,14 @@ impl Watching {
         let abr = self.abr.as_mut()?;
         let to = abr.frame(frame.bytes, Instant::now(), frame.frame as f64 / fps)?;
         let catalog = self.subscription.catalog.clone();
+        if to == self.rendition {
+            // Back before the switch was made (the probe's own data slowed the link).
+            let (given_up, _) = self.next.take()?;
+            return Some(format!(
+                "gave up switching to rendition '{}'",
+                catalog.ladder[given_up].name
+            ));
+        }
         match subscribe_rendition(&self.broadcast, catalog, to, MAX_LAG).await {
             Ok(sub) => {
                 self.next = Some((to, sub));
@@ -457,6 +469,7 @@ impl Watching {
                     Some(Ok(frame)) if frame.index == 0 && frame.group > *last_group => {
                         let (to, new) = self.next.take().expect("polled above");
                         self.subscription = new;
+                        self.rendition = to;
                         self.last_group = frame.group;
                         let name = self.subscription.catalog.ladder[to].name.clone();
                         return Next::Switched(frame, name);

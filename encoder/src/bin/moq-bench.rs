@@ -133,6 +133,7 @@ fn main() -> Result<()> {
             delay: args.rtt / 2,
             loss: args.loss,
             seed,
+            rate: None,
         };
         let publish_link = link(relay_addr, impairment(1)).await?;
         let jwt = key.sign(&Claims {

@@ -875,3 +875,92 @@ fn a_ladder_viewer_steps_up_at_a_gop_boundary() {
     );
     assert!(notes.iter().any(|n| n.contains("'high'")), "{notes:?}");
 }
+
+/// A quality ladder behind a bottleneck between the two renditions' rates: the viewer probes
+/// the high rendition after its hold, falls behind, and steps back down to the low one.
+#[test]
+fn a_ladder_viewer_steps_down_behind_a_bottleneck() {
+    let dir = tempfile::tempdir().unwrap();
+    let low = encode_demo_at(
+        dir.path(),
+        "low.mp4",
+        2000,
+        FRAMES as usize,
+        3,
+        Quality::Low,
+    )
+    .0;
+    let high = encode_demo_at(
+        dir.path(),
+        "high.mp4",
+        2000,
+        FRAMES as usize,
+        3,
+        Quality::Max,
+    )
+    .0;
+    let rate = |f: &Path| 8 * std::fs::metadata(f).unwrap().len() * 30 / FRAMES;
+    let (low_rate, high_rate) = (rate(&low), rate(&high));
+    assert!(
+        high_rate > 9 * low_rate / 5,
+        "{low_rate} vs {high_rate} bit/s"
+    );
+    let link = 7 * low_rate / 5;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (address, trust, key) = runtime.block_on(relay());
+    // The viewer's link carries the low rendition with 40 % to spare, not the high one.
+    let bottleneck = runtime
+        .block_on(splatcast_net::impair::link(
+            ([127, 0, 0, 1], address.port).into(),
+            splatcast_net::impair::Impairment {
+                delay: Duration::from_millis(10),
+                loss: 0.0,
+                seed: 1,
+                rate: Some(link),
+            },
+        ))
+        .unwrap();
+    let (go, ready) = tokio::sync::oneshot::channel();
+    // 6 frames a lap at 30 fps: 12 s.
+    let files = [("low".to_string(), low), ("high".to_string(), high)];
+    let publisher =
+        runtime.spawn({
+            let (address, trust) = (address.clone(), trust.clone());
+            async move {
+                publish_renditions(&files, "alice", address, trust, Some(key), ready, 60).await
+            }
+        });
+    let viewer = std::thread::spawn({
+        let address: Address = format!("moq://127.0.0.1:{}/rooms/r/alice", bottleneck.port())
+            .parse()
+            .unwrap();
+        let trust = trust.clone();
+        move || LiveSource::open(&address, trust)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    go.send(()).unwrap();
+    let mut source = viewer.join().unwrap().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut notes = Vec::new();
+    while Instant::now() < deadline {
+        match source.next_frame(Duration::from_millis(200)) {
+            Ok(_) => {}
+            Err(splatcast_player::SourceError::Ended) => break,
+            Err(e) => eprintln!("live: {e}"),
+        }
+        notes.extend(source.take_notes());
+    }
+    runtime.block_on(publisher).unwrap();
+    eprintln!("{low_rate} / {high_rate} bit/s through {link} bit/s: {notes:?}");
+    // The probe of the high rendition either took over and was undone, or was given up
+    // before its first key frame arrived; either way the viewer ends on the low one.
+    assert!(
+        notes.iter().any(|n| n.contains("'high'")),
+        "never probed: {notes:?}"
+    );
+    let last = notes.last().map(String::as_str).unwrap_or_default();
+    assert!(
+        last == "switched to rendition 'low'" || last == "gave up switching to rendition 'high'",
+        "ends on the rendition the link carries: {notes:?}"
+    );
+}

@@ -1,5 +1,5 @@
-//! A UDP forwarder that delays and drops datagrams: the network between peers in tests and
-//! benches. (`tc netem` would be the usual tool; this machine's kernel has no `sch_netem`, and a
+//! A UDP forwarder that delays, drops and rate-limits datagrams: the network between peers in
+//! tests and benches. (`tc netem` would be the usual tool; this machine's kernel has no `sch_netem`, and a
 //! userspace link also runs anywhere without privileges.) Order is kept within each direction;
 //! loss is a seeded Bernoulli draw per datagram.
 
@@ -23,6 +23,41 @@ pub struct Impairment {
     pub loss: f64,
     /// Seed of the loss draws.
     pub seed: u64,
+    /// A bottleneck: bits per second each way (datagrams queue behind each other; a datagram
+    /// that would wait more than [`QUEUE`] is dropped, as a router's buffer overflows).
+    pub rate: Option<u64>,
+}
+
+/// Longest wait in a rate-limited link's queue.
+pub const QUEUE: Duration = Duration::from_millis(200);
+
+/// One direction's bottleneck queue: when the next datagram can start.
+struct Bottleneck {
+    rate: Option<u64>,
+    free: Instant,
+}
+
+impl Bottleneck {
+    fn new(rate: Option<u64>) -> Self {
+        Self {
+            rate,
+            free: Instant::now(),
+        }
+    }
+
+    /// When a datagram of `bytes` arriving now leaves the queue; `None` when it is dropped.
+    fn depart(&mut self, bytes: usize) -> Option<Instant> {
+        let now = Instant::now();
+        let Some(rate) = self.rate.filter(|&r| r > 0) else {
+            return Some(now);
+        };
+        let start = self.free.max(now);
+        if start - now > QUEUE {
+            return None;
+        }
+        self.free = start + Duration::from_secs_f64(8.0 * bytes as f64 / rate as f64);
+        Some(self.free)
+    }
 }
 
 /// Forwards datagrams sent to the returned address on to `target`, impaired both ways; each
@@ -34,6 +69,7 @@ pub async fn link(target: SocketAddr, impairment: Impairment) -> io::Result<Sock
         let mut clients: HashMap<SocketAddr, mpsc::UnboundedSender<(Instant, Vec<u8>)>> =
             HashMap::new();
         let mut draws = Draws(impairment.seed | 1);
+        let mut queue = Bottleneck::new(impairment.rate);
         let mut buf = vec![0u8; 65_536];
         while let Ok((n, from)) = front.recv_from(&mut buf).await {
             let upstream = match clients.entry(from) {
@@ -45,9 +81,10 @@ pub async fn link(target: SocketAddr, impairment: Impairment) -> io::Result<Sock
                     }
                 }
             };
-            if draws.keep(impairment.loss) {
-                let at = Instant::now() + impairment.delay;
-                let _ = upstream.send((at, buf[..n].to_vec()));
+            if draws.keep(impairment.loss)
+                && let Some(out) = queue.depart(n)
+            {
+                let _ = upstream.send((out + impairment.delay, buf[..n].to_vec()));
             }
         }
     });
@@ -81,13 +118,16 @@ async fn open_upstream(
     });
     tokio::spawn(async move {
         let mut draws = Draws(impairment.seed.rotate_left(17) ^ client.port() as u64 | 1);
+        let mut queue = Bottleneck::new(impairment.rate);
         let mut buf = vec![0u8; 65_536];
         while let Ok(n) = upstream.recv(&mut buf).await {
-            if draws.keep(impairment.loss) {
-                let at = Instant::now() + impairment.delay;
-                if to_client.send((at, buf[..n].to_vec())).is_err() {
-                    return;
-                }
+            if draws.keep(impairment.loss)
+                && let Some(out) = queue.depart(n)
+                && to_client
+                    .send((out + impairment.delay, buf[..n].to_vec()))
+                    .is_err()
+            {
+                return;
             }
         }
     });
@@ -128,6 +168,7 @@ mod tests {
                 delay,
                 loss: 0.2,
                 seed: 7,
+                rate: None,
             },
         )
         .await
@@ -163,5 +204,23 @@ mod tests {
             back += 1;
         }
         assert!((200..320).contains(&back), "{back} of 400 came back");
+    }
+
+    #[test]
+    fn a_bottleneck_spaces_datagrams_and_drops_past_its_queue() {
+        let mut q = Bottleneck::new(Some(8_000_000)); // 1 byte per µs
+        let now = Instant::now();
+        let first = q.depart(1000).unwrap();
+        let second = q.depart(1000).unwrap();
+        assert!(
+            second - first >= Duration::from_micros(999),
+            "{:?}",
+            second - first
+        );
+        assert!(first >= now);
+        // 200 ms of queue is 200 kB at this rate: the rest is dropped.
+        let kept = (0..400).filter(|_| q.depart(1000).is_some()).count();
+        assert!((195..=205).contains(&kept), "{kept} kept");
+        assert!(Bottleneck::new(None).depart(1 << 20).is_some());
     }
 }
