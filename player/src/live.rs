@@ -10,7 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
 use splatcast_net::{
-    Address, NetError, StreamCatalog, Subscription, Trust, install_crypto, refused,
+    Address, Early, NetError, StreamCatalog, Subscription, Trust, install_crypto, refused,
     subscribe_rendition, watch, with_backoff,
 };
 use splatcast_protocol::av1::{Picture, PlaneDecoder, Rav1dDecoder};
@@ -306,13 +306,15 @@ fn network(
             let (session, broadcast) = tokio::time::timeout(JOIN_TIMEOUT, watch(&address, &trust))
                 .await
                 .map_err(|_| NetError::NotSplatcast("the broadcast is not announced".into()))??;
+            let early = Early::start(&broadcast);
             let catalog = StreamCatalog::read(&broadcast).await?;
             // A ladder: start at the lowest rendition (the fastest join), then let the
             // measurements decide.
             let rates: Vec<u64> = catalog.ladder.iter().map(|r| r.bits_per_second).collect();
             let abr = (rates.len() > 1).then(|| Abr::new(&rates, Instant::now()));
             let first = abr.as_ref().map_or(0, Abr::current);
-            let subscription = subscribe_rendition(&broadcast, catalog, first, MAX_LAG).await?;
+            let subscription =
+                subscribe_rendition(&broadcast, catalog, first, MAX_LAG, Some(early)).await?;
             Ok::<_, NetError>((
                 session,
                 Watching {
@@ -439,7 +441,7 @@ impl Watching {
                 catalog.ladder[given_up].name
             ));
         }
-        match subscribe_rendition(&self.broadcast, catalog, to, MAX_LAG).await {
+        match subscribe_rendition(&self.broadcast, catalog, to, MAX_LAG, None).await {
             Ok(sub) => {
                 self.next = Some((to, sub));
                 None

@@ -20,7 +20,7 @@ use anyhow::{Context, Result, bail};
 use splatcast_net::impair::{Impairment, link};
 use splatcast_net::token::{Claims, Key};
 use splatcast_net::{
-    Address, BroadcastWriter, Identity, Relay, RelayConfig, StreamCatalog, Trust, connect,
+    Address, BroadcastWriter, Early, Identity, Relay, RelayConfig, StreamCatalog, Trust, connect,
     install_crypto, moq_net, track_frames,
 };
 use splatcast_protocol::av1::{PlaneDecoder, Rav1dDecoder};
@@ -223,8 +223,9 @@ async fn watch(
     arrivals: Arc<Mutex<Arrivals>>,
     side: u32,
 ) -> Result<()> {
+    let early = Early::start(&broadcast);
     let catalog = StreamCatalog::read(&broadcast).await?;
-    let (mut frames, _tasks) = track_frames(&broadcast, &catalog, None).await?;
+    let (mut frames, _tasks) = track_frames(&broadcast, &catalog, None, Some(early)).await?;
     while let Some(f) = frames.recv().await {
         let now = Instant::now();
         let mut a = arrivals.lock().unwrap();

@@ -308,10 +308,22 @@ pub(crate) fn rendition_track_name(track: &Track, k: usize, rendition: &str) -> 
     }
 }
 
+/// The side-data track's MoQ name.
+pub(crate) const SIDE_TRACK: &str = "side";
+
+/// The MoQ names [`track_name`] can give in a first rendition: every attribute's and the
+/// side data's (what a joining viewer subscribes to before the catalog says which it has).
+pub(crate) fn usual_tracks() -> impl Iterator<Item = &'static str> {
+    splatcast_protocol::gop::Attribute::ALL
+        .iter()
+        .map(|a| a.name())
+        .chain([SIDE_TRACK])
+}
+
 /// A track's MoQ name: the attribute for planes (`position`, `sh_rest`…), `side` for side data.
 fn track_name(track: &Track) -> String {
     match track.kind {
-        TrackKind::Metadata { .. } => "side".into(),
+        TrackKind::Metadata { .. } => SIDE_TRACK.into(),
         TrackKind::Av1 { .. } => track
             .name
             .strip_prefix("splatcast ")

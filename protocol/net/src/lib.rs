@@ -36,7 +36,7 @@ pub use publish::BroadcastWriter;
 pub use relay::{Relay, RelayConfig};
 pub use room::{RoomChange, RoomWatcher, watch_room};
 pub use subscribe::{
-    Arrival, Subscription, subscribe, subscribe_frames, subscribe_rendition, track_frames,
+    Arrival, Early, Subscription, subscribe, subscribe_frames, subscribe_rendition, track_frames,
 };
 pub use tls::{Fingerprint, Identity, Trust};
 pub use vod::VodServer;

@@ -2,15 +2,17 @@
 //! protocol's sans-IO assemblers: whole GOPs ([`GopAssembler`]) or, for live playback, whole
 //! frames as soon as they complete ([`FrameAssembler`]).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use moq_net::{broadcast, track};
+use moq_net::{broadcast, kio, track};
 use splatcast_protocol::stream::{
     AssembledGop, FrameAssembler, GopAssembler, LiveFrame, StreamError, TrackSet,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::catalog::usual_tracks;
 use crate::{NetError, StreamCatalog};
 
 /// Incomplete GOPs held while their tracks arrive; older ones are given up.
@@ -23,6 +25,26 @@ const KEEP: Duration = Duration::from_secs(2);
 
 /// While joining, how long after a newer group began an older one is still delivered.
 const JOIN_AGE: Duration = Duration::from_millis(500);
+
+/// Track subscriptions started before the catalog arrives: the first rendition's usual track
+/// names, asked for at once so joining costs one round trip less (an unused one is dropped, a
+/// name the broadcast lacks is refused harmlessly).
+pub struct Early(HashMap<String, kio::Pending<track::Subscribing>>);
+
+impl Early {
+    /// Subscribes to the usual tracks of `broadcast` from its newest group.
+    pub fn start(broadcast: &broadcast::Consumer) -> Self {
+        let options = track::Subscription::default().with_max_age(JOIN_AGE);
+        Self(
+            usual_tracks()
+                .filter_map(|name| {
+                    let track = broadcast.track(name).ok()?;
+                    Some((name.to_owned(), track.subscribe(options.clone())))
+                })
+                .collect(),
+        )
+    }
+}
 
 /// One MoQ frame as it arrived: a chunk of one track.
 #[derive(Clone, Debug)]
@@ -66,9 +88,14 @@ pub async fn subscribe(
     let catalog = StreamCatalog::read(&broadcast).await?;
     let tracks = TrackSet::of(&catalog.movie)?;
     let mut assembler = GopAssembler::new(tracks.clone(), PENDING_GOPS);
-    assembled(&broadcast, &catalog, tracks, start, move |group, chunk| {
-        assembler.push(group, chunk)
-    })
+    assembled(
+        &broadcast,
+        &catalog,
+        tracks,
+        start,
+        None,
+        move |group, chunk| assembler.push(group, chunk),
+    )
     .await
 }
 
@@ -79,17 +106,20 @@ pub async fn subscribe_frames(
     broadcast: broadcast::Consumer,
     max_lag: Duration,
 ) -> Result<Subscription<LiveFrame>, NetError> {
+    let early = Early::start(&broadcast);
     let catalog = StreamCatalog::read(&broadcast).await?;
-    subscribe_rendition(&broadcast, catalog, 0, max_lag).await
+    subscribe_rendition(&broadcast, catalog, 0, max_lag, Some(early)).await
 }
 
 /// [`subscribe_frames`] for rendition `rendition` of a broadcast whose `catalog` was read
-/// already (switching renditions of a ladder); the subscription's catalog is the whole one.
+/// already (joining a ladder, switching renditions), using the `early` subscriptions made
+/// while it was read; the subscription's catalog is the whole one.
 pub async fn subscribe_rendition(
     broadcast: &broadcast::Consumer,
     catalog: StreamCatalog,
     rendition: usize,
     max_lag: Duration,
+    early: Option<Early>,
 ) -> Result<Subscription<LiveFrame>, NetError> {
     let view = catalog.rendition(rendition).ok_or_else(|| {
         NetError::NotSplatcast(format!("the broadcast has no rendition {rendition}"))
@@ -97,9 +127,16 @@ pub async fn subscribe_rendition(
     let frames = (max_lag.as_secs_f64() * catalog.fps()).ceil() as u64;
     let tracks = TrackSet::of(&view.movie)?;
     let mut assembler = FrameAssembler::new(tracks.clone(), frames, PENDING_GOPS + 1);
-    let mut subscription = assembled(broadcast, &view, tracks, None, move |group, chunk| {
-        assembler.push(group, chunk)
-    })
+    // The early subscriptions named the first rendition's tracks.
+    let early = early.filter(|_| rendition == 0);
+    let mut subscription = assembled(
+        broadcast,
+        &view,
+        tracks,
+        None,
+        early,
+        move |group, chunk| assembler.push(group, chunk),
+    )
     .await?;
     subscription.catalog = catalog;
     Ok(subscription)
@@ -112,13 +149,14 @@ async fn assembled<T, F>(
     catalog: &StreamCatalog,
     tracks: TrackSet,
     start: Option<u64>,
+    early: Option<Early>,
     mut push: F,
 ) -> Result<Subscription<T>, NetError>
 where
     T: Send + 'static,
     F: FnMut(u64, &[u8]) -> Result<Vec<T>, StreamError> + Send + 'static,
 {
-    let (mut arrivals, mut tasks) = track_frames(broadcast, catalog, start).await?;
+    let (mut arrivals, mut tasks) = track_frames(broadcast, catalog, start, early).await?;
     let (items_tx, items_rx) = mpsc::channel(64);
     tasks.spawn(async move {
         while let Some(arrival) = arrivals.recv().await {
@@ -143,13 +181,16 @@ where
 
 /// Subscribes to every track of the stream and yields each frame as it arrives, from group
 /// `start` or, when `None`, from the newest group (late joiners start at a keyframe at once);
-/// after the first group, GOPs within a 2 s window of the newest are kept whole.
+/// after the first group, GOPs within a 2 s window of the newest are kept whole. Joining at
+/// the newest group, the `early` subscriptions of tracks the catalog names are used.
 /// The tasks stop when the returned set is dropped.
 pub async fn track_frames(
     broadcast: &broadcast::Consumer,
     catalog: &StreamCatalog,
     start: Option<u64>,
+    early: Option<Early>,
 ) -> Result<(mpsc::Receiver<Arrival>, JoinSet<()>), NetError> {
+    let mut early = early.map(|e| e.0).unwrap_or_default();
     let (tx, rx) = mpsc::channel::<Arrival>(1024);
     let mut tasks = JoinSet::new();
     for (id, name) in &catalog.tracks {
@@ -165,7 +206,10 @@ pub async fn track_frames(
         };
         let mut joined = start.is_some();
         // Every track subscribes at once: a subscription costs a round trip per hop.
-        let subscribing = broadcast.track(name)?.subscribe(options);
+        let subscribing = match early.remove(name.as_str()) {
+            Some(pending) if start.is_none() => pending,
+            _ => broadcast.track(name)?.subscribe(options),
+        };
         let (tx, name, track) = (tx.clone(), name.clone(), *id);
         tasks.spawn(async move {
             let mut subscriber = match subscribing.await {
