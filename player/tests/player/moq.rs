@@ -373,9 +373,15 @@ fn free_port() -> u16 {
 }
 
 /// Starts a moq-relay node on `port` (generated certificate; public rooms, or sessions checked
-/// by the auth server at `auth_url`), joined to the node on `peer` when given; returns it and
-/// its certificate's fingerprint.
-fn moq_relay(port: u16, peer: Option<u16>, auth_url: Option<&str>) -> (MoqRelay, Trust) {
+/// by the auth server at `auth_url`), joined to the node on `peer` when given, pulling from the
+/// relay at `upstream` (URL, certificate SHA-256) when given; returns it and its certificate's
+/// fingerprint.
+fn moq_relay(
+    port: u16,
+    peer: Option<u16>,
+    auth_url: Option<&str>,
+    upstream: Option<(&str, &str)>,
+) -> (MoqRelay, Trust) {
     let bin = std::env::var("MOQ_RELAY").unwrap_or_else(|_| "moq-relay".into());
     let listen = format!("127.0.0.1:{port}");
     let mut command = std::process::Command::new(&bin);
@@ -387,6 +393,14 @@ fn moq_relay(port: u16, peer: Option<u16>, auth_url: Option<&str>) -> (MoqRelay,
         Some(url) => command.args(["--auth-url", url]),
         None => command.args(["--auth-public", "rooms/**"]),
     };
+    if let Some((url, fingerprint)) = upstream {
+        command.args([
+            "--cluster-connect",
+            url,
+            "--connect-tls-fingerprint",
+            fingerprint,
+        ]);
+    }
     if let Some(peer) = peer {
         command.args([
             "--connect-tls-insecure",
@@ -443,8 +457,8 @@ fn moq_relay_and_its_two_node_cluster_carry_a_published_file() {
     );
 
     let (a, b) = (free_port(), free_port());
-    let (_node_a, trust_a) = moq_relay(a, None, None);
-    let (_node_b, trust_b) = moq_relay(b, Some(a), None);
+    let (_node_a, trust_a) = moq_relay(a, None, None, None);
+    let (_node_b, trust_b) = moq_relay(b, Some(a), None, None);
     install_crypto();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let node = |port: u16| -> Address {
@@ -477,6 +491,59 @@ fn moq_relay_and_its_two_node_cluster_carry_a_published_file() {
     runtime.block_on(publisher).unwrap();
 }
 
+/// A third-party MoQ peer reads our relay: moq-relay dials it as a cluster peer (its own
+/// moq-lite client, with our token), takes our announcements, subscribes to our broadcast and
+/// serves it on; our player plays it from moq-relay frame for frame.
+#[test]
+#[ignore = "needs moq-relay 0.17.10 (cargo install moq-relay@0.17.10); .ci/run installs it"]
+fn moq_relay_pulls_a_broadcast_from_our_relay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = encode_demo(dir.path(), "live.mp4", 2000, FRAMES as usize, 3);
+    let file_dir = dir.path().join("file");
+    render(
+        FileSource::open(&file).unwrap().into(),
+        0..FRAMES,
+        &file_dir,
+    );
+    install_crypto();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let identity = Identity::generate(&["localhost".into()]).unwrap();
+    let fingerprint = identity.fingerprint().to_string();
+    let key = Key::generate().unwrap();
+    let (ours, our_trust, key) = {
+        let _inside = runtime.enter();
+        relay_on("127.0.0.1:0".parse().unwrap(), identity, key)
+    };
+    // moq-relay may watch every room of ours.
+    let jwt = key.sign(&Claims {
+        root: "rooms".into(),
+        subscribe: vec![String::new()],
+        ..Claims::default()
+    });
+    let upstream = format!("moql://127.0.0.1:{}/?jwt={jwt}", ours.port);
+    let port = free_port();
+    let (_theirs, their_trust) = moq_relay(port, None, None, Some((&upstream, &fingerprint)));
+
+    let (go, ready) = tokio::sync::oneshot::channel();
+    let publisher = runtime.spawn({
+        let (file, address, trust) = (file.clone(), ours.clone(), our_trust);
+        async move { publish(&file, "alice", address, trust, Some(key), ready, 1).await }
+    });
+    let viewer = std::thread::spawn(move || {
+        let address: Address = format!("moq://127.0.0.1:{port}/rooms/r/alice")
+            .parse()
+            .unwrap();
+        LiveSource::open(&address, their_trust)
+    });
+    std::thread::sleep(Duration::from_millis(2000));
+    go.send(()).unwrap();
+    let source = viewer.join().unwrap().unwrap();
+    let out = dir.path().join("through_moq_relay");
+    let shown = render(Source::Live(Box::new(source)), 0..u64::MAX, &out);
+    played_to_the_end(&shown, &out, &file_dir);
+    runtime.block_on(publisher).unwrap();
+}
+
 /// moq-relay checks no tokens itself: `splatcast auth` answers its `--auth-url` with our rule.
 /// A token lets a publisher in and its broadcast plays; publishing without a token, with a
 /// wrong or expired one, and watching a private room without one are refused.
@@ -504,7 +571,7 @@ fn moq_relay_checks_our_tokens_through_splatcast_auth() {
     let url = format!("http://{}/", server.local_addr().unwrap());
     runtime.spawn(server.run());
     let port = free_port();
-    let (_relay, trust) = moq_relay(port, None, Some(&url));
+    let (_relay, trust) = moq_relay(port, None, Some(&url), None);
     let at = |path: &str| -> Address { format!("moq://127.0.0.1:{port}/{path}").parse().unwrap() };
 
     let now = std::time::SystemTime::now()
