@@ -35,14 +35,7 @@ fn gpu_unpack_matches_cpu_decode() {
             .prepare(&gpu, &side, &out, Order::Coded, Placement::default())
             .unwrap();
         for (f, want) in cpu.frames.iter().enumerate() {
-            let pictures: Vec<_> = planes.iter().map(|track| &track[f]).collect();
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            unpacker
-                .unpack(&gpu, &mut encoder, &gop, &pictures)
-                .unwrap();
-            gpu.queue.submit([encoder.finish()]);
-            let raw = gpu.read(&out.buffer, out.buffer.size()).unwrap();
-            let got: &[f32] = bytemuck::cast_slice(&raw);
+            let got = &unpacked(&gpu, &unpacker, &gop, &out, &planes, f);
             let expected = GpuGaussians::pack(want);
             assert_eq!(out.count as usize, want.len());
             let worst = expected
@@ -82,14 +75,7 @@ fn gpu_unpack_matches_cpu_decode() {
     let gop = unpacker
         .prepare(&gpu, &side, &out, Order::Coded, Placement { first, offset })
         .unwrap();
-    let pictures: Vec<_> = planes.iter().map(|track| &track[0]).collect();
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    unpacker
-        .unpack(&gpu, &mut encoder, &gop, &pictures)
-        .unwrap();
-    gpu.queue.submit([encoder.finish()]);
-    let raw = gpu.read(&out.buffer, out.buffer.size()).unwrap();
-    let got: &[f32] = bytemuck::cast_slice(&raw);
+    let got = unpacked(&gpu, &unpacker, &gop, &out, &planes, 0);
     let stride = GpuGaussians::stride(wide);
     let expected = GpuGaussians::pack(&cpu.frames[0]);
     for (i, &value) in got.iter().enumerate().take(stride * out.count as usize) {
@@ -105,6 +91,23 @@ fn gpu_unpack_matches_cpu_decode() {
             "record {g} value {k}: {value} != {want}"
         );
     }
+}
+
+/// Frame `f` of the GOP's decoded planes unpacked on the GPU: the whole output buffer.
+fn unpacked(
+    gpu: &Gpu,
+    unpacker: &Unpacker,
+    gop: &splatcast_shaders::unpack::GpuGop,
+    out: &GpuGaussians,
+    planes: &[Vec<splatcast_protocol::av1::Picture>],
+    f: usize,
+) -> Vec<f32> {
+    let pictures: Vec<_> = planes.iter().map(|track| &track[f]).collect();
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    unpacker.unpack(gpu, &mut encoder, gop, &pictures).unwrap();
+    gpu.queue.submit([encoder.finish()]);
+    let raw = gpu.read(&out.buffer, out.buffer.size()).unwrap();
+    bytemuck::cast_slice(&raw).to_vec()
 }
 
 fn out_sh_rest(side: &splatcast_protocol::gop::GopSide) -> u32 {

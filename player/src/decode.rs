@@ -437,91 +437,85 @@ fn run(source: &mut dyn PlaneSource, shared: &Shared) {
     }
 }
 
-/// The live loop: take each frame as it arrives, decode it, queue it (dropping the oldest when
-/// the queue is full), until the broadcast ends or the player goes away.
-fn run_live(source: &mut LiveSource, shared: &Shared) {
+/// Waits while the app is in the background: `None` once the player stops, else whether it
+/// was in the background (then what arrived meanwhile is stale).
+fn wait_foreground(shared: &Shared) -> Option<bool> {
+    let mut s = shared.lock();
     let mut woke = false;
-    loop {
-        {
-            let mut s = shared.lock();
-            while s.suspended && !s.stop {
-                s = shared.wake.wait(s).unwrap_or_else(|e| e.into_inner());
-                woke = true;
-            }
-            if s.stop {
-                return;
-            }
-        }
-        if std::mem::take(&mut woke) {
-            // Back from the background: what arrived meanwhile is stale.
-            source.resync();
-        }
-        let start = Instant::now();
-        let next = source.next_frame(Duration::from_millis(50));
-        let elapsed = start.elapsed().as_secs_f64();
-        let mut s = shared.lock();
-        s.stats.skipped = source.skipped();
-        s.log.extend(source.take_notes());
-        match next {
-            Ok(None) => continue,
-            Ok(Some(f)) => {
-                s.stats.ms_per_frame = 1e3 * elapsed;
-                // Smoothed over about a second: key frames are much larger than the rest.
-                let rate = 8.0 * f.bytes as f64 * source.fps();
-                let a = (1.0 / source.fps().max(1.0)).min(1.0);
-                s.stats.bits_per_second = if s.stats.decoded == 0 {
-                    rate
-                } else {
-                    s.stats.bits_per_second + a * (rate - s.stats.bits_per_second)
-                };
-                s.stats.decoded += 1;
-                s.queue.push_back(Arc::new(DecodedFrame {
-                    at: Position {
-                        lap: 0,
-                        frame: f.frame,
-                    },
-                    gop: f.group as usize,
-                    member: 0,
-                    side: f.side,
-                    pictures: f.pictures,
-                    arrived: Some(f.arrived),
-                }));
-                while s.queue.len() > s.capacity {
-                    s.queue.pop_front();
-                }
-            }
-            Err(SourceError::Ended) => {
-                s.log.push("the broadcast ended".into());
-                s.finished = true;
-                shared.wake.notify_all();
-                return;
-            }
-            Err(e) => s.log.push(format!("live: {e}")),
-        }
-        shared.wake.notify_all();
+    while s.suspended && !s.stop {
+        s = shared.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+        woke = true;
+    }
+    (!s.stop).then_some(woke)
+}
+
+/// A source that delivers as things arrive (a live broadcast, a room).
+trait Arriving {
+    type Item;
+    /// Drops what is stale after the app was in the background.
+    fn resync(&mut self);
+    /// The next thing within `wait`.
+    fn next(&mut self, wait: Duration) -> Result<Option<Self::Item>, SourceError>;
+    /// Frames thrown away to catch up.
+    fn skipped(&self) -> u64;
+    /// Lines for the log.
+    fn notes(&mut self) -> Vec<String>;
+}
+
+impl Arriving for LiveSource {
+    type Item = crate::live::LiveDecoded;
+
+    fn resync(&mut self) {
+        LiveSource::resync(self);
+    }
+
+    fn next(&mut self, wait: Duration) -> Result<Option<Self::Item>, SourceError> {
+        self.next_frame(wait)
+    }
+
+    fn skipped(&self) -> u64 {
+        LiveSource::skipped(self)
+    }
+
+    fn notes(&mut self) -> Vec<String> {
+        self.take_notes()
     }
 }
 
-/// The room loop: who joins and leaves, and every participant's frames as they are decoded
-/// (the oldest dropped when the queue is full), until the player goes away or the room cannot
-/// be reached any more.
-fn run_room(source: &mut RoomSource, shared: &Shared) {
-    let mut woke = false;
-    let mut number = 0u64;
-    // Everyone's coded bytes over about a second.
-    let (mut window, mut window_bytes) = (Instant::now(), 0usize);
+impl Arriving for RoomSource {
+    type Item = RoomUpdate;
+
+    fn resync(&mut self) {
+        RoomSource::resync(self);
+    }
+
+    fn next(&mut self, wait: Duration) -> Result<Option<Self::Item>, SourceError> {
+        RoomSource::next(self, wait)
+    }
+
+    fn skipped(&self) -> u64 {
+        RoomSource::skipped(self)
+    }
+
+    fn notes(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// The loop of an arriving source, until the player goes away or the source ends (`ended`
+/// goes to the log): waits while the app is in the background (dropping what went stale),
+/// and hands each item to `take` with the state locked and the seconds it took to come.
+fn run_arriving<S: Arriving>(
+    source: &mut S,
+    shared: &Shared,
+    ended: &str,
+    mut take: impl FnMut(&mut State, S::Item, f64),
+) {
     loop {
-        {
-            let mut s = shared.lock();
-            while s.suspended && !s.stop {
-                s = shared.wake.wait(s).unwrap_or_else(|e| e.into_inner());
-                woke = true;
-            }
-            if s.stop {
-                return;
-            }
-        }
-        if std::mem::take(&mut woke) {
+        let Some(woke) = wait_foreground(shared) else {
+            return;
+        };
+        if woke {
             source.resync();
         }
         let start = Instant::now();
@@ -529,52 +523,103 @@ fn run_room(source: &mut RoomSource, shared: &Shared) {
         let elapsed = start.elapsed().as_secs_f64();
         let mut s = shared.lock();
         s.stats.skipped = source.skipped();
+        s.log.extend(source.notes());
         match next {
             Ok(None) => continue,
-            Ok(Some(RoomUpdate::Joined { member, name })) => {
-                s.log.push(format!("{name} joined"));
-                s.members.insert(member, name);
-            }
-            Ok(Some(RoomUpdate::Left { member })) => {
-                if let Some(name) = s.members.remove(&member) {
-                    s.log.push(format!("{name} left"));
-                }
-                s.queue.retain(|f| f.member != member);
-            }
-            Ok(Some(RoomUpdate::Frame { member, frame: f })) => {
-                s.stats.ms_per_frame = 1e3 * elapsed;
-                window_bytes += f.bytes;
-                let span = window.elapsed().as_secs_f64();
-                if span >= 1.0 {
-                    s.stats.bits_per_second = 8.0 * window_bytes as f64 / span;
-                    (window, window_bytes) = (Instant::now(), 0);
-                }
-                s.stats.decoded += 1;
-                s.queue.push_back(Arc::new(DecodedFrame {
-                    at: Position {
-                        lap: 0,
-                        frame: number,
-                    },
-                    gop: f.group as usize,
-                    member,
-                    side: f.side,
-                    pictures: f.pictures,
-                    arrived: Some(f.arrived),
-                }));
-                number += 1;
-                while s.queue.len() > s.capacity {
-                    s.queue.pop_front();
-                }
-            }
-            Ok(Some(RoomUpdate::Note(line))) => s.log.push(line),
+            Ok(Some(item)) => take(&mut s, item, elapsed),
             Err(SourceError::Ended) => {
-                s.log.push("the room cannot be reached any more".into());
+                s.log.push(ended.into());
                 s.finished = true;
                 shared.wake.notify_all();
                 return;
             }
-            Err(e) => s.log.push(format!("room: {e}")),
+            Err(e) => s.log.push(e.to_string()),
         }
         shared.wake.notify_all();
     }
+}
+
+/// Queues a decoded frame, dropping the oldest when the queue is full (a live viewer never
+/// waits for the past).
+fn queue_newest(s: &mut State, frame: DecodedFrame) {
+    s.queue.push_back(Arc::new(frame));
+    while s.queue.len() > s.capacity {
+        s.queue.pop_front();
+    }
+}
+
+/// The live loop: each frame decoded as it arrives, until the broadcast ends or the player
+/// goes away.
+fn run_live(source: &mut LiveSource, shared: &Shared) {
+    let fps = source.fps();
+    run_arriving(source, shared, "the broadcast ended", |s, f, elapsed| {
+        s.stats.ms_per_frame = 1e3 * elapsed;
+        // Smoothed over about a second: key frames are much larger than the rest.
+        let rate = 8.0 * f.bytes as f64 * fps;
+        let a = (1.0 / fps.max(1.0)).min(1.0);
+        s.stats.bits_per_second = if s.stats.decoded == 0 {
+            rate
+        } else {
+            s.stats.bits_per_second + a * (rate - s.stats.bits_per_second)
+        };
+        s.stats.decoded += 1;
+        let frame = DecodedFrame {
+            at: Position {
+                lap: 0,
+                frame: f.frame,
+            },
+            gop: f.group as usize,
+            member: 0,
+            side: f.side,
+            pictures: f.pictures,
+            arrived: Some(f.arrived),
+        };
+        queue_newest(s, frame);
+    });
+}
+
+/// The room loop: who joins and leaves, and every participant's frames as they are decoded
+/// (numbered in decoding order), until the player goes away or the room cannot be reached any
+/// more.
+fn run_room(source: &mut RoomSource, shared: &Shared) {
+    let mut number = 0u64;
+    // Everyone's coded bytes over about a second.
+    let (mut window, mut window_bytes) = (Instant::now(), 0usize);
+    let ended = "the room cannot be reached any more";
+    run_arriving(source, shared, ended, |s, update, elapsed| match update {
+        RoomUpdate::Joined { member, name } => {
+            s.log.push(format!("{name} joined"));
+            s.members.insert(member, name);
+        }
+        RoomUpdate::Left { member } => {
+            if let Some(name) = s.members.remove(&member) {
+                s.log.push(format!("{name} left"));
+            }
+            s.queue.retain(|f| f.member != member);
+        }
+        RoomUpdate::Frame { member, frame: f } => {
+            s.stats.ms_per_frame = 1e3 * elapsed;
+            window_bytes += f.bytes;
+            let span = window.elapsed().as_secs_f64();
+            if span >= 1.0 {
+                s.stats.bits_per_second = 8.0 * window_bytes as f64 / span;
+                (window, window_bytes) = (Instant::now(), 0);
+            }
+            s.stats.decoded += 1;
+            let frame = DecodedFrame {
+                at: Position {
+                    lap: 0,
+                    frame: number,
+                },
+                gop: f.group as usize,
+                member,
+                side: f.side,
+                pictures: f.pictures,
+                arrived: Some(f.arrived),
+            };
+            number += 1;
+            queue_newest(s, frame);
+        }
+        RoomUpdate::Note(line) => s.log.push(line),
+    });
 }

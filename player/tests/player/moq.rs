@@ -3,7 +3,7 @@
 //! any GOP; every picture equals the file's picture of the same frame bit for bit; a viewer
 //! that cannot trust the relay gets one line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use splatcast_encoder::Quality;
@@ -349,6 +349,19 @@ fn a_served_file_seeks_to_any_gop_and_plays_bit_for_bit() {
     assert!(err.contains("junk.mp4"), "{err}");
 }
 
+/// The demo encoded (2,000 Gaussians, [`FRAMES`] frames, GOPs of 3) and its frames rendered
+/// from the file into a folder: what every viewer must show.
+fn demo_and_pictures(dir: &Path) -> (PathBuf, PathBuf) {
+    let (file, _) = encode_demo(dir, "live.mp4", 2000, FRAMES as usize, 3);
+    let pictures = dir.join("file");
+    render(
+        FileSource::open(&file).unwrap().into(),
+        0..FRAMES,
+        &pictures,
+    );
+    (file, pictures)
+}
+
 /// A moq-relay process; killed when the test ends.
 struct MoqRelay(std::process::Child);
 
@@ -448,13 +461,7 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 #[ignore = "needs moq-relay 0.17.10 (cargo install moq-relay@0.17.10); .ci/run installs it"]
 fn moq_relay_and_its_two_node_cluster_carry_a_published_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (file, _) = encode_demo(dir.path(), "live.mp4", 2000, FRAMES as usize, 3);
-    let file_dir = dir.path().join("file");
-    render(
-        FileSource::open(&file).unwrap().into(),
-        0..FRAMES,
-        &file_dir,
-    );
+    let (file, file_dir) = demo_and_pictures(dir.path());
 
     let (a, b) = (free_port(), free_port());
     let (_node_a, trust_a) = moq_relay(a, None, None, None);
@@ -498,13 +505,7 @@ fn moq_relay_and_its_two_node_cluster_carry_a_published_file() {
 #[ignore = "needs moq-relay 0.17.10 (cargo install moq-relay@0.17.10); .ci/run installs it"]
 fn moq_relay_pulls_a_broadcast_from_our_relay() {
     let dir = tempfile::tempdir().unwrap();
-    let (file, _) = encode_demo(dir.path(), "live.mp4", 2000, FRAMES as usize, 3);
-    let file_dir = dir.path().join("file");
-    render(
-        FileSource::open(&file).unwrap().into(),
-        0..FRAMES,
-        &file_dir,
-    );
+    let (file, file_dir) = demo_and_pictures(dir.path());
     install_crypto();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let identity = Identity::generate(&["localhost".into()]).unwrap();
@@ -524,23 +525,40 @@ fn moq_relay_pulls_a_broadcast_from_our_relay() {
     let port = free_port();
     let (_theirs, their_trust) = moq_relay(port, None, None, Some((&upstream, &fingerprint)));
 
+    let theirs: Address = format!("moq://127.0.0.1:{port}/rooms/r/alice")
+        .parse()
+        .unwrap();
+    play_through(
+        &runtime,
+        (&file, &file_dir),
+        (ours, our_trust, Some(key)),
+        (theirs, their_trust),
+        &dir.path().join("through_moq_relay"),
+    );
+}
+
+/// Publishes `file` as alice at the first address (with a token signed by the key) once a
+/// viewer at the second has subscribed, and checks that the viewer shows every frame from a
+/// key frame on, each picture equal to the file's in `pictures`.
+fn play_through(
+    runtime: &tokio::runtime::Runtime,
+    (file, pictures): (&Path, &Path),
+    (publish_to, publish_trust, key): (Address, Trust, Option<Key>),
+    (view, view_trust): (Address, Trust),
+    out: &Path,
+) {
     let (go, ready) = tokio::sync::oneshot::channel();
     let publisher = runtime.spawn({
-        let (file, address, trust) = (file.clone(), ours.clone(), our_trust);
-        async move { publish(&file, "alice", address, trust, Some(key), ready, 1).await }
+        let file = file.to_path_buf();
+        async move { publish(&file, "alice", publish_to, publish_trust, key, ready, 1).await }
     });
-    let viewer = std::thread::spawn(move || {
-        let address: Address = format!("moq://127.0.0.1:{port}/rooms/r/alice")
-            .parse()
-            .unwrap();
-        LiveSource::open(&address, their_trust)
-    });
+    let viewer = std::thread::spawn(move || LiveSource::open(&view, view_trust));
+    // Through moq-relay the subscription crosses a node (or its auth server) first.
     std::thread::sleep(Duration::from_millis(2000));
     go.send(()).unwrap();
     let source = viewer.join().unwrap().unwrap();
-    let out = dir.path().join("through_moq_relay");
-    let shown = render(Source::Live(Box::new(source)), 0..u64::MAX, &out);
-    played_to_the_end(&shown, &out, &file_dir);
+    let shown = render(Source::Live(Box::new(source)), 0..u64::MAX, out);
+    played_to_the_end(&shown, out, pictures);
     runtime.block_on(publisher).unwrap();
 }
 
@@ -551,13 +569,7 @@ fn moq_relay_pulls_a_broadcast_from_our_relay() {
 #[ignore = "needs moq-relay 0.17.10 (cargo install moq-relay@0.17.10); .ci/run installs it"]
 fn moq_relay_checks_our_tokens_through_splatcast_auth() {
     let dir = tempfile::tempdir().unwrap();
-    let (file, _) = encode_demo(dir.path(), "live.mp4", 2000, FRAMES as usize, 3);
-    let file_dir = dir.path().join("file");
-    render(
-        FileSource::open(&file).unwrap().into(),
-        0..FRAMES,
-        &file_dir,
-    );
+    let (file, file_dir) = demo_and_pictures(dir.path());
     install_crypto();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let key = Key::generate().unwrap();
@@ -621,22 +633,13 @@ fn moq_relay_checks_our_tokens_through_splatcast_auth() {
     });
 
     // A publisher with a token, a viewer of the public room without one.
-    let (go, ready) = tokio::sync::oneshot::channel();
-    let publisher = runtime.spawn({
-        let (file, address, trust) = (file.clone(), at(""), trust.clone());
-        async move { publish(&file, "alice", address, trust, Some(key), ready, 1).await }
-    });
-    let viewer = std::thread::spawn({
-        let (address, trust) = (at("rooms/r/alice"), trust.clone());
-        move || LiveSource::open(&address, trust)
-    });
-    std::thread::sleep(Duration::from_millis(1500));
-    go.send(()).unwrap();
-    let source = viewer.join().unwrap().unwrap();
-    let out = dir.path().join("through_auth");
-    let shown = render(Source::Live(Box::new(source)), 0..u64::MAX, &out);
-    played_to_the_end(&shown, &out, &file_dir);
-    runtime.block_on(publisher).unwrap();
+    play_through(
+        &runtime,
+        (&file, &file_dir),
+        (at(""), trust.clone(), Some(key)),
+        (at("rooms/r/alice"), trust),
+        &dir.path().join("through_auth"),
+    );
 }
 
 /// Whether a session was refused: it failed to connect, or the relay closed it within 5 s
@@ -848,73 +851,71 @@ fn apart(columns: &[f64]) -> bool {
     left > 0.0 && right > 0.0 && gap < 0.25 * left.min(right)
 }
 
-/// A quality ladder: the viewer starts on the lowest rendition, steps up once it receives it
-/// on time for the hold, at a GOP boundary, and every frame is bit for bit the frame of the
-/// rendition it came from.
-#[test]
-fn a_ladder_viewer_steps_up_at_a_gop_boundary() {
-    let dir = tempfile::tempdir().unwrap();
-    let low = encode_demo_at(
-        dir.path(),
-        "low.mp4",
-        2000,
-        FRAMES as usize,
-        3,
-        Quality::Low,
-    )
-    .0;
-    let high = encode_demo_at(
-        dir.path(),
-        "high.mp4",
-        2000,
-        FRAMES as usize,
-        3,
-        Quality::High,
-    )
-    .0;
-    let planes = |file: &Path| -> Vec<Vec<Picture>> {
-        let mut stored = FileSource::open(file).unwrap();
-        (0..stored.gop_count())
-            .flat_map(|g| stored.decode_gop(g).unwrap().frames)
-            .collect()
-    };
-    let (want_low, want_high) = (planes(&low), planes(&high));
-    assert_ne!(want_low, want_high);
+/// What a viewer of a two-rendition ladder saw.
+struct LadderRun {
+    /// The renditions' files.
+    low: PathBuf,
+    high: PathBuf,
+    /// Their bit rates.
+    rates: (u64, u64),
+    /// Every frame decoded, in order.
+    frames: Vec<splatcast_player::live::LiveDecoded>,
+    /// The viewer's notes (rendition switches).
+    notes: Vec<String>,
+}
+
+/// Publishes the demo at Low and at `high` as a ladder for `laps` laps of 6 frames and watches
+/// it live to its end, through a bottleneck of `link(low rate, high rate)` bit/s when given.
+fn watch_ladder(
+    dir: &Path,
+    high: Quality,
+    laps: u64,
+    link: impl FnOnce(u64, u64) -> Option<u64>,
+) -> LadderRun {
+    let encode =
+        |name: &str, quality| encode_demo_at(dir, name, 2000, FRAMES as usize, 3, quality).0;
+    let (low, high) = (encode("low.mp4", Quality::Low), encode("high.mp4", high));
+    let rate = |f: &Path| 8 * std::fs::metadata(f).unwrap().len() * 30 / FRAMES;
+    let rates = (rate(&low), rate(&high));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (address, trust, key) = runtime.block_on(relay());
+    let mut port = address.port;
+    if let Some(bits) = link(rates.0, rates.1) {
+        let bottleneck = splatcast_net::impair::Impairment {
+            delay: Duration::from_millis(10),
+            loss: 0.0,
+            seed: 1,
+            rate: Some(bits),
+        };
+        let front = splatcast_net::impair::link(([127, 0, 0, 1], port).into(), bottleneck);
+        port = runtime.block_on(front).unwrap().port();
+    }
     let (go, ready) = tokio::sync::oneshot::channel();
-    // 6 frames a lap at 30 fps: 9 s.
-    let files = [("low".to_string(), low), ("high".to_string(), high)];
+    let files = [
+        ("low".to_string(), low.clone()),
+        ("high".to_string(), high.clone()),
+    ];
     let publisher =
         runtime.spawn({
             let (address, trust) = (address.clone(), trust.clone());
             async move {
-                publish_renditions(&files, "alice", address, trust, Some(key), ready, 45).await
+                publish_renditions(&files, "alice", address, trust, Some(key), ready, laps).await
             }
         });
-    let viewer = std::thread::spawn({
-        let (address, trust) = (address.with_path("rooms/r/alice"), trust.clone());
-        move || LiveSource::open(&address, trust)
+    let viewer = std::thread::spawn(move || {
+        let address: Address = format!("moq://127.0.0.1:{port}/rooms/r/alice")
+            .parse()
+            .unwrap();
+        LiveSource::open(&address, trust)
     });
     std::thread::sleep(Duration::from_millis(500));
     go.send(()).unwrap();
     let mut source = viewer.join().unwrap().unwrap();
-    let mut shown = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut notes = Vec::new();
+    let (mut frames, mut notes) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(40);
     while Instant::now() < deadline {
         match source.next_frame(Duration::from_millis(200)) {
-            Ok(Some(frame)) => {
-                let k = (frame.frame % FRAMES) as usize;
-                let which = if frame.pictures == want_low[k] {
-                    "low"
-                } else if frame.pictures == want_high[k] {
-                    "high"
-                } else {
-                    panic!("frame {}: neither rendition's planes", frame.frame);
-                };
-                shown.push((frame.frame, which));
-            }
+            Ok(Some(frame)) => frames.push(frame),
             Ok(None) => {}
             Err(splatcast_player::SourceError::Ended) => break,
             Err(e) => eprintln!("live: {e}"),
@@ -922,7 +923,47 @@ fn a_ladder_viewer_steps_up_at_a_gop_boundary() {
         notes.extend(source.take_notes());
     }
     runtime.block_on(publisher).unwrap();
-    eprintln!("notes: {notes:?}");
+    eprintln!("rates {rates:?} bit/s: {notes:?}");
+    LadderRun {
+        low,
+        high,
+        rates,
+        frames,
+        notes,
+    }
+}
+
+/// A quality ladder: the viewer starts on the lowest rendition, steps up once it receives it
+/// on time for the hold, at a GOP boundary, and every frame is bit for bit the frame of the
+/// rendition it came from.
+#[test]
+fn a_ladder_viewer_steps_up_at_a_gop_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    // 45 laps of 6 frames at 30 fps: 9 s.
+    let run = watch_ladder(dir.path(), Quality::High, 45, |_, _| None);
+    let planes = |file: &Path| -> Vec<Vec<Picture>> {
+        let mut stored = FileSource::open(file).unwrap();
+        (0..stored.gop_count())
+            .flat_map(|g| stored.decode_gop(g).unwrap().frames)
+            .collect()
+    };
+    let (want_low, want_high) = (planes(&run.low), planes(&run.high));
+    assert_ne!(want_low, want_high);
+    let shown: Vec<(u64, &str)> = run
+        .frames
+        .iter()
+        .map(|frame| {
+            let k = (frame.frame % FRAMES) as usize;
+            let which = if frame.pictures == want_low[k] {
+                "low"
+            } else if frame.pictures == want_high[k] {
+                "high"
+            } else {
+                panic!("frame {}: neither rendition's planes", frame.frame);
+            };
+            (frame.frame, which)
+        })
+        .collect();
     let switch = shown
         .iter()
         .position(|&(_, w)| w == "high")
@@ -940,7 +981,11 @@ fn a_ladder_viewer_steps_up_at_a_gop_boundary() {
         shown.windows(2).all(|w| w[1].0 == w[0].0 + 1),
         "no frame lost or repeated across the switch"
     );
-    assert!(notes.iter().any(|n| n.contains("'high'")), "{notes:?}");
+    assert!(
+        run.notes.iter().any(|n| n.contains("'high'")),
+        "{:?}",
+        run.notes
+    );
 }
 
 /// A quality ladder behind a bottleneck between the two renditions' rates: the viewer probes
@@ -948,77 +993,13 @@ fn a_ladder_viewer_steps_up_at_a_gop_boundary() {
 #[test]
 fn a_ladder_viewer_steps_down_behind_a_bottleneck() {
     let dir = tempfile::tempdir().unwrap();
-    let low = encode_demo_at(
-        dir.path(),
-        "low.mp4",
-        2000,
-        FRAMES as usize,
-        3,
-        Quality::Low,
-    )
-    .0;
-    let high = encode_demo_at(
-        dir.path(),
-        "high.mp4",
-        2000,
-        FRAMES as usize,
-        3,
-        Quality::Max,
-    )
-    .0;
-    let rate = |f: &Path| 8 * std::fs::metadata(f).unwrap().len() * 30 / FRAMES;
-    let (low_rate, high_rate) = (rate(&low), rate(&high));
-    assert!(
-        high_rate > 9 * low_rate / 5,
-        "{low_rate} vs {high_rate} bit/s"
-    );
-    let link = 7 * low_rate / 5;
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (address, trust, key) = runtime.block_on(relay());
     // The viewer's link carries the low rendition with 40 % to spare, not the high one.
-    let bottleneck = runtime
-        .block_on(splatcast_net::impair::link(
-            ([127, 0, 0, 1], address.port).into(),
-            splatcast_net::impair::Impairment {
-                delay: Duration::from_millis(10),
-                loss: 0.0,
-                seed: 1,
-                rate: Some(link),
-            },
-        ))
-        .unwrap();
-    let (go, ready) = tokio::sync::oneshot::channel();
-    // 6 frames a lap at 30 fps: 12 s.
-    let files = [("low".to_string(), low), ("high".to_string(), high)];
-    let publisher =
-        runtime.spawn({
-            let (address, trust) = (address.clone(), trust.clone());
-            async move {
-                publish_renditions(&files, "alice", address, trust, Some(key), ready, 60).await
-            }
-        });
-    let viewer = std::thread::spawn({
-        let address: Address = format!("moq://127.0.0.1:{}/rooms/r/alice", bottleneck.port())
-            .parse()
-            .unwrap();
-        let trust = trust.clone();
-        move || LiveSource::open(&address, trust)
+    let run = watch_ladder(dir.path(), Quality::Max, 60, |low, high| {
+        assert!(high > 9 * low / 5, "{low} vs {high} bit/s");
+        Some(7 * low / 5)
     });
-    std::thread::sleep(Duration::from_millis(500));
-    go.send(()).unwrap();
-    let mut source = viewer.join().unwrap().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(40);
-    let mut notes = Vec::new();
-    while Instant::now() < deadline {
-        match source.next_frame(Duration::from_millis(200)) {
-            Ok(_) => {}
-            Err(splatcast_player::SourceError::Ended) => break,
-            Err(e) => eprintln!("live: {e}"),
-        }
-        notes.extend(source.take_notes());
-    }
-    runtime.block_on(publisher).unwrap();
-    eprintln!("{low_rate} / {high_rate} bit/s through {link} bit/s: {notes:?}");
+    let notes = &run.notes;
+    assert!(run.rates.1 > run.rates.0);
     // The probe of the high rendition either took over and was undone, or was given up
     // before its first key frame arrived; either way the viewer ends on the low one.
     assert!(
@@ -1030,4 +1011,5 @@ fn a_ladder_viewer_steps_down_behind_a_bottleneck() {
         last == "switched to rendition 'low'" || last == "gave up switching to rendition 'high'",
         "ends on the rendition the link carries: {notes:?}"
     );
+    assert!(!run.frames.is_empty());
 }
