@@ -234,9 +234,8 @@ pub fn publish(args: PublishArgs) -> Result<()> {
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("mp4"));
     ensure!(
-        args.ladder.is_empty() || !is_file,
-        "{}: --ladder encodes renditions from Gaussian frames; a Splatcast MP4 holds one",
-        args.input.display()
+        args.ladder.is_empty() || !args.looped,
+        "--ladder encodes renditions live, once; --loop replays a file as it is"
     );
     ensure!(args.ladder.len() <= 8, "--ladder: at most 8 renditions");
     let mut renditions: Vec<(String, EncodeOptions)> = Vec::new();
@@ -270,7 +269,7 @@ pub fn publish(args: PublishArgs) -> Result<()> {
         .with_context(|| format!("{address}"))?;
         let broadcast = origin.create_broadcast("")?;
         let work = async {
-            if is_file {
+            if is_file && args.ladder.is_empty() {
                 replay(&args.input, broadcast, args.looped).await?;
             } else {
                 ensure!(
@@ -345,11 +344,14 @@ async fn replay(path: &Path, broadcast: moq_net::broadcast::Producer, looped: bo
 async fn encode_live(
     input: &Path,
     broadcast: moq_net::broadcast::Producer,
-    renditions: Vec<(String, EncodeOptions)>,
+    mut renditions: Vec<(String, EncodeOptions)>,
     strict: bool,
 ) -> Result<()> {
-    let paths = list_frames(input)?;
-    let (max_n, degree) = scan_frames(&paths, strict)?;
+    let mut frames = FrameSource::open(input, strict)?;
+    let (max_n, degree) = frames.extent()?;
+    if let Some(fps) = frames.fps() {
+        renditions.iter_mut().for_each(|(_, o)| o.fps = fps);
+    }
     let fps = renditions[0].1.fps;
     let count = renditions.len();
     let names: Vec<String> = renditions.iter().map(|(n, _)| n.clone()).collect();
@@ -368,12 +370,12 @@ async fn encode_live(
                 encoder
             })
             .collect();
-        for path in &paths {
-            let frame = load_frame(path, strict, false)?;
+        frames.each(|frame| {
             for encoder in &mut encoders {
                 encoder.push(frame.clone())?;
             }
-        }
+            Ok(())
+        })?;
         for encoder in encoders {
             encoder.finish()?;
         }
@@ -426,6 +428,77 @@ async fn encode_live(
         w.finish()?;
     }
     Ok(())
+}
+
+/// Gaussian frames to encode live: files (PLY, .splat, SOG, SPZ), or a Splatcast MP4 decoded
+/// GOP by GOP (a ladder made from a file: its renditions are transcoded from what it decodes to).
+enum FrameSource {
+    Files { paths: Vec<PathBuf>, strict: bool },
+    Stream(Box<splatcast_protocol::stream::StreamReader<std::io::BufReader<std::fs::File>>>),
+}
+
+impl FrameSource {
+    fn open(input: &Path, strict: bool) -> Result<Self> {
+        let is_file = input
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("mp4"));
+        Ok(if is_file {
+            Self::Stream(Box::new(open(input)?))
+        } else {
+            Self::Files {
+                paths: list_frames(input)?,
+                strict,
+            }
+        })
+    }
+
+    /// Most Gaussians in a frame, and the SH degree.
+    fn extent(&mut self) -> Result<(usize, u8)> {
+        match self {
+            Self::Files { paths, strict } => scan_frames(paths, *strict),
+            Self::Stream(reader) => {
+                let (mut n, mut degree) = (0, 0);
+                for g in 0..reader.gop_count() {
+                    let side = reader.gop_sizes(g)?.side;
+                    n = n.max(side.keyframe_positions.len());
+                    degree = degree.max(side.sh_degree);
+                }
+                ensure!(n > 0, "the stream holds no Gaussians");
+                Ok((n, degree))
+            }
+        }
+    }
+
+    /// A stream's own frame rate.
+    fn fps(&self) -> Option<f64> {
+        match self {
+            Self::Files { .. } => None,
+            Self::Stream(reader) => Some(reader.fps()),
+        }
+    }
+
+    /// Calls `f` with every frame in order.
+    fn each(
+        self,
+        mut f: impl FnMut(splatcast_protocol::GaussianFrame) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            Self::Files { paths, strict } => {
+                for path in &paths {
+                    f(load_frame(path, strict, false)?)?;
+                }
+            }
+            Self::Stream(mut reader) => {
+                let mut decoder = splatcast_protocol::av1::Rav1dDecoder::new(1);
+                for g in 0..reader.gop_count() {
+                    for frame in reader.read_gop(g, &mut decoder)?.frames {
+                        f(frame)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The broadcast writer for the first GOP of each rendition (it carries the stream header);

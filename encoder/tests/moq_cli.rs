@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use splatcast_net::{Address, Trust, connect, install_crypto, moq_net, subscribe};
-use splatcast_protocol::av1::Rav1dDecoder;
+use splatcast_net::{
+    Address, StreamCatalog, Trust, connect, install_crypto, moq_net, subscribe, subscribe_rendition,
+};
+use splatcast_protocol::av1::{PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::stream::StreamReader;
 
 fn bin() -> Command {
@@ -246,4 +248,74 @@ fn auth_server_grants_what_a_token_says() {
     let (status, body) = ask(r#"{"id":"cd","event":"connect","path":"/rooms/hidden"}"#);
     assert_eq!(status, "HTTP/1.1 403 Forbidden", "{body}");
     assert!(body.contains("private"), "{body}");
+}
+
+/// `publish FILE.mp4 --ladder low,high`: the file's frames are transcoded into two renditions
+/// of one broadcast; a subscriber finds both in the catalog and decodes the high one's frames.
+#[test]
+fn a_file_published_as_a_ladder_carries_every_rendition() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = wave_file(dir.path());
+    let key = dir.path().join("root.jwk");
+    assert!(
+        bin()
+            .args(["token", "--generate", "--key"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (_relay, port, fingerprint) = relay(&key);
+    let jwt = token(&key, &["--room", "demo", "--publish", "alice"]);
+    let to = format!("moq://127.0.0.1:{port}/rooms/demo/alice?jwt={jwt}");
+    let _publisher = Running(
+        publish(&mp4, &to, &fingerprint, false)
+            .args(["--ladder", "low,high", "--gop", "3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    install_crypto();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
+        tokio::spawn(moq_net::time::run(driver));
+        let address: Address = format!("moq://127.0.0.1:{port}/rooms/demo")
+            .parse()
+            .unwrap();
+        let trust = Trust::Pinned(vec![fingerprint.parse().unwrap()]);
+        let _session = connect(
+            &address,
+            &trust,
+            moq_net::Client::new().with_subscriber(origin.clone()),
+        )
+        .await
+        .unwrap();
+        let broadcast = tokio::time::timeout(
+            Duration::from_secs(60),
+            origin.consume().routed_broadcast("alice"),
+        )
+        .await
+        .expect("the participant appears in the room")
+        .unwrap();
+        let catalog = StreamCatalog::read(&broadcast).await.unwrap();
+        let names: Vec<&str> = catalog.ladder.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["low", "high"]);
+        assert!(catalog.ladder[1].bits_per_second > catalog.ladder[0].bits_per_second);
+        let mut high = subscribe_rendition(&broadcast, catalog, 1, Duration::from_secs(2), None)
+            .await
+            .unwrap();
+        let frame = tokio::time::timeout(Duration::from_secs(60), high.next())
+            .await
+            .expect("a frame of the high rendition")
+            .expect("the broadcast goes on")
+            .unwrap();
+        let mut decoders: Vec<Box<dyn PlaneDecoder>> = (0..frame.samples.len())
+            .map(|_| Box::new(Rav1dDecoder::new(1)) as Box<dyn PlaneDecoder>)
+            .collect();
+        assert_eq!(frame.index, 0, "starts at a key frame");
+        let pictures = frame.decode(&mut decoders).unwrap();
+        assert_eq!(pictures.len(), frame.samples.len());
+    });
 }
