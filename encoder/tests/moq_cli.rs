@@ -86,6 +86,33 @@ fn publish(mp4: &Path, to: &str, fingerprint: &str, looped: bool) -> Command {
     cmd
 }
 
+/// A viewer of room `demo` on the relay at `port`: its session and participant alice's
+/// broadcast, once announced (within `wait`).
+async fn alice(
+    port: u16,
+    fingerprint: &str,
+    wait: Duration,
+) -> (moq_net::Session, moq_net::broadcast::Consumer) {
+    let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
+    tokio::spawn(moq_net::time::run(driver));
+    let address: Address = format!("moq://127.0.0.1:{port}/rooms/demo")
+        .parse()
+        .unwrap();
+    let trust = Trust::Pinned(vec![fingerprint.parse().unwrap()]);
+    let session = connect(
+        &address,
+        &trust,
+        moq_net::Client::new().with_subscriber(origin.clone()),
+    )
+    .await
+    .unwrap();
+    let broadcast = tokio::time::timeout(wait, origin.consume().routed_broadcast("alice"))
+        .await
+        .expect("the participant appears in the room")
+        .unwrap();
+    (session, broadcast)
+}
+
 fn token(key: &Path, args: &[&str]) -> String {
     let out = bin()
         .args(["token", "--key"])
@@ -134,26 +161,7 @@ fn published_file_reaches_a_subscriber_through_the_relay() {
     install_crypto();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let received = rt.block_on(async {
-        let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
-        tokio::spawn(moq_net::time::run(driver));
-        let address: Address = format!("moq://127.0.0.1:{port}/rooms/demo")
-            .parse()
-            .unwrap();
-        let trust = Trust::Pinned(vec![fingerprint.parse().unwrap()]);
-        let _session = connect(
-            &address,
-            &trust,
-            moq_net::Client::new().with_subscriber(origin.clone()),
-        )
-        .await
-        .unwrap();
-        let broadcast = tokio::time::timeout(
-            Duration::from_secs(20),
-            origin.consume().routed_broadcast("alice"),
-        )
-        .await
-        .expect("the participant appears in the room")
-        .unwrap();
+        let (_session, broadcast) = alice(port, &fingerprint, Duration::from_secs(20)).await;
         let mut sub = subscribe(broadcast, None).await.unwrap();
         let mut gops = Vec::new();
         while gops.len() < 4 {
@@ -279,26 +287,7 @@ fn a_file_published_as_a_ladder_carries_every_rendition() {
     install_crypto();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (origin, driver) = moq_net::origin::Producer::new(moq_net::origin::Config::default());
-        tokio::spawn(moq_net::time::run(driver));
-        let address: Address = format!("moq://127.0.0.1:{port}/rooms/demo")
-            .parse()
-            .unwrap();
-        let trust = Trust::Pinned(vec![fingerprint.parse().unwrap()]);
-        let _session = connect(
-            &address,
-            &trust,
-            moq_net::Client::new().with_subscriber(origin.clone()),
-        )
-        .await
-        .unwrap();
-        let broadcast = tokio::time::timeout(
-            Duration::from_secs(60),
-            origin.consume().routed_broadcast("alice"),
-        )
-        .await
-        .expect("the participant appears in the room")
-        .unwrap();
+        let (_session, broadcast) = alice(port, &fingerprint, Duration::from_secs(60)).await;
         let catalog = StreamCatalog::read(&broadcast).await.unwrap();
         let names: Vec<&str> = catalog.ladder.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["low", "high"]);
