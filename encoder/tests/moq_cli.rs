@@ -113,6 +113,22 @@ async fn alice(
     (session, broadcast)
 }
 
+/// `splatcast token --generate`: a new signing key in `dir`.
+fn signing_key(dir: &Path) -> PathBuf {
+    let key = dir.join("root.jwk");
+    let out = bin()
+        .args(["token", "--generate", "--key"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    key
+}
+
 fn token(key: &Path, args: &[&str]) -> String {
     let out = bin()
         .args(["token", "--key"])
@@ -132,13 +148,7 @@ fn token(key: &Path, args: &[&str]) -> String {
 fn published_file_reaches_a_subscriber_through_the_relay() {
     let dir = tempfile::tempdir().unwrap();
     let mp4 = wave_file(dir.path());
-    let key = dir.path().join("root.jwk");
-    let out = bin()
-        .args(["token", "--generate", "--key"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let key = signing_key(dir.path());
     let (_relay, port, fingerprint) = relay(&key);
 
     // No token: refused, one line naming the address.
@@ -194,15 +204,7 @@ fn published_file_reaches_a_subscriber_through_the_relay() {
 #[test]
 fn auth_server_grants_what_a_token_says() {
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("root.jwk");
-    assert!(
-        bin()
-            .args(["token", "--generate", "--key"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let key = signing_key(dir.path());
     let mut child = bin()
         .args([
             "auth",
@@ -264,15 +266,7 @@ fn auth_server_grants_what_a_token_says() {
 fn a_file_published_as_a_ladder_carries_every_rendition() {
     let dir = tempfile::tempdir().unwrap();
     let mp4 = wave_file(dir.path());
-    let key = dir.path().join("root.jwk");
-    assert!(
-        bin()
-            .args(["token", "--generate", "--key"])
-            .arg(&key)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let key = signing_key(dir.path());
     let (_relay, port, fingerprint) = relay(&key);
     let jwt = token(&key, &["--room", "demo", "--publish", "alice"]);
     let to = format!("moq://127.0.0.1:{port}/rooms/demo/alice?jwt={jwt}");
