@@ -157,18 +157,7 @@ pub struct SequenceEncoder<W: Write> {
 impl<W: Write> SequenceEncoder<W> {
     /// A new encoder writing to `out`; `keep_reference` retains the coded-order input frames.
     pub fn new(out: W, layout: StreamLayout, options: EncodeOptions, keep_reference: bool) -> Self {
-        let settings = layout
-            .tracks
-            .iter()
-            .map(|&(a, _)| track_settings(&options, &layout, a))
-            .collect();
-        let writer = StreamWriter::new(
-            layout.clone(),
-            settings,
-            options.fragmentation,
-            options.refine_passes,
-        )
-        .keyframe_coding(options.quality.keyframes(options.speed()));
+        let writer = stream_writer(&layout, &options);
         Self {
             options,
             layout,
@@ -197,25 +186,8 @@ impl<W: Write> SequenceEncoder<W> {
         if self.coding.as_ref().is_some_and(|c| c.is_finished()) {
             self.collect()?;
         }
-        let frame_no = self.frames_in;
+        check_frame(&self.layout, &frame, self.frames_in)?;
         self.frames_in += 1;
-        let input = |problem: String| EncodeError::Input {
-            frame: frame_no,
-            problem,
-        };
-        if frame.sh_degree != self.layout.sh_degree {
-            return Err(input(format!(
-                "SH degree {} differs from the sequence's {}",
-                frame.sh_degree, self.layout.sh_degree
-            )));
-        }
-        if frame.len() > self.layout.grid.pixels() || frame.is_empty() {
-            return Err(input(format!(
-                "{} Gaussians do not fit the sequence's {}-pixel planes",
-                frame.len(),
-                self.layout.grid.pixels()
-            )));
-        }
         let Some(last) = self.gop.last() else {
             self.rematched = vec![0];
             self.gop.push(frame);
@@ -338,6 +310,50 @@ impl<W: Write> SequenceEncoder<W> {
             reference: self.reference,
         })
     }
+}
+
+/// The protocol's writer for `layout` as `options` say: each track's rav1e settings, the
+/// fragmentation, the PLAS effort and the keyframe position coding.
+pub(crate) fn stream_writer(layout: &StreamLayout, options: &EncodeOptions) -> StreamWriter {
+    let settings = layout
+        .tracks
+        .iter()
+        .map(|&(a, _)| track_settings(options, layout, a))
+        .collect();
+    StreamWriter::new(
+        layout.clone(),
+        settings,
+        options.fragmentation,
+        options.refine_passes,
+    )
+    .keyframe_coding(options.quality.keyframes(options.speed()))
+}
+
+/// Whether frame `frame_no` fits a sequence of `layout` (its SH degree, a planes' worth of
+/// Gaussians, at least one).
+pub(crate) fn check_frame(
+    layout: &StreamLayout,
+    frame: &GaussianFrame,
+    frame_no: u64,
+) -> Result<(), EncodeError> {
+    let input = |problem: String| EncodeError::Input {
+        frame: frame_no,
+        problem,
+    };
+    if frame.sh_degree != layout.sh_degree {
+        return Err(input(format!(
+            "SH degree {} differs from the sequence's {}",
+            frame.sh_degree, layout.sh_degree
+        )));
+    }
+    if frame.len() > layout.grid.pixels() || frame.is_empty() {
+        return Err(input(format!(
+            "{} Gaussians do not fit the sequence's {}-pixel planes",
+            frame.len(),
+            layout.grid.pixels()
+        )));
+    }
+    Ok(())
 }
 
 /// rav1e settings for one track: the preset's quantizer, or its share of the target bitrate.

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod encode;
 pub mod init;
 pub mod learn;
+pub mod live;
 pub mod metrics;
 pub mod multiview;
 pub mod planned;

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::ValueEnum;
+use splatcast_encoder::live::{LiveEncoder, LiveOutput};
 use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, stream_layout};
 use splatcast_net::auth::{AuthRules, AuthServer};
 use splatcast_net::token::{Claims, Key};
@@ -276,7 +277,12 @@ pub fn publish(args: PublishArgs) -> Result<()> {
                     !args.looped,
                     "--loop replays a file; live encoding runs once"
                 );
-                encode_live(&args.input, broadcast, renditions, args.strict).await?;
+                if renditions.len() == 1 {
+                    let (_, options) = renditions.remove(0);
+                    encode_frame_by_frame(&args.input, broadcast, options, args.strict).await?;
+                } else {
+                    encode_live(&args.input, broadcast, renditions, args.strict).await?;
+                }
             }
             // Let the last frames leave before the session closes.
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -337,10 +343,89 @@ async fn replay(path: &Path, broadcast: moq_net::broadcast::Producer, looped: bo
     Ok(())
 }
 
-/// Encodes a sequence of Gaussian frames and sends each GOP as soon as it is coded, paced so
-/// no frame leaves before its time. With several renditions (a ladder) every frame is coded
-/// once per rendition, and each GOP leaves once every rendition has coded it, the renditions'
-/// chunks interleaved frame by frame.
+/// Encodes a sequence of Gaussian frames as a live source would deliver them — frame `k` taken
+/// at `k / fps` after the start — and sends each frame's chunks the moment the encoder has
+/// them ([`LiveEncoder`]: a frame leaves after rav1e's four-frame lookahead, not after its
+/// GOP). Prints how long frames took from being taken to being sent.
+async fn encode_frame_by_frame(
+    input: &Path,
+    broadcast: moq_net::broadcast::Producer,
+    mut options: EncodeOptions,
+    strict: bool,
+) -> Result<()> {
+    let mut frames = FrameSource::open(input, strict)?;
+    let (max_n, degree) = frames.extent()?;
+    if let Some(fps) = frames.fps() {
+        options.fps = fps;
+    }
+    let fps = options.fps;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LiveOutput>();
+    let start = std::time::Instant::now();
+    let encoding = tokio::task::spawn_blocking(move || -> Result<()> {
+        let mut encoder = LiveEncoder::new(stream_layout(&options, max_n, degree), options);
+        let mut taken = 0u64;
+        frames.each(|frame| {
+            // A live source hands over frame k at k / fps; an encoder that falls behind takes
+            // it late.
+            let due = start + Duration::from_secs_f64(taken as f64 / fps);
+            std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+            taken += 1;
+            let _ = tx.send(encoder.push(frame)?);
+            Ok(())
+        })?;
+        let _ = tx.send(encoder.finish()?);
+        Ok(())
+    });
+    let mut writer: Option<BroadcastWriter> = None;
+    let (mut group, mut groups) = (0u64, 0u64);
+    let mut waits: Vec<f64> = Vec::new();
+    let mut bytes = 0usize;
+    while let Some(out) = rx.recv().await {
+        if let Some(init) = &out.init
+            && writer.is_none()
+        {
+            writer = Some(BroadcastWriter::new(broadcast.clone(), parse_init(init)?)?);
+        }
+        for (g, chunk) in &out.chunks {
+            let w = writer
+                .as_mut()
+                .context("the encoder sent a chunk before the stream header")?;
+            if *g != group {
+                w.finish_group()?;
+                group = *g;
+            }
+            groups = groups.max(g + 1);
+            bytes += chunk.bytes.len();
+            w.write(*g, chunk)?;
+            if chunk.track == Some(1) {
+                let taken = Duration::from_secs_f64(chunk.frame as f64 / fps);
+                waits.push((start.elapsed().saturating_sub(taken)).as_secs_f64() * 1e3);
+            }
+        }
+    }
+    encoding.await??;
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    waits.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        waits
+            .get(((waits.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+    };
+    println!(
+        "sent {groups} GOPs, {} frames, {bytes} bytes; taken → sent: median {:.0} ms, max {:.0} ms",
+        waits.len(),
+        at(0.5).unwrap_or(0.0),
+        at(1.0).unwrap_or(0.0)
+    );
+    Ok(())
+}
+
+/// Encodes a sequence of Gaussian frames once per rendition of a ladder and sends each GOP as
+/// soon as every rendition has coded it, paced so no frame leaves before its time, the
+/// renditions' chunks interleaved frame by frame (a GOP at a time: the catalog announces each
+/// rendition's bitrate, measured on its first GOP).
 async fn encode_live(
     input: &Path,
     broadcast: moq_net::broadcast::Producer,

@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use splatcast_net::{
-    Address, StreamCatalog, Trust, connect, install_crypto, moq_net, subscribe, subscribe_rendition,
+    Address, StreamCatalog, Trust, connect, install_crypto, moq_net, subscribe, subscribe_frames,
+    subscribe_rendition,
 };
 use splatcast_protocol::av1::{PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::stream::StreamReader;
@@ -27,7 +28,8 @@ impl Drop for Running {
     }
 }
 
-fn wave_file(dir: &Path) -> PathBuf {
+/// Nine frames of the wave in `dir/in`.
+fn wave_frames(dir: &Path) -> PathBuf {
     let frames = dir.join("in");
     std::fs::create_dir(&frames).unwrap();
     let data =
@@ -36,6 +38,11 @@ fn wave_file(dir: &Path) -> PathBuf {
         let name = format!("wave_{i:04}.sog");
         std::fs::copy(data.join(&name), frames.join(&name)).unwrap();
     }
+    frames
+}
+
+fn wave_file(dir: &Path) -> PathBuf {
+    let frames = wave_frames(dir);
     let mp4 = dir.join("wave.mp4");
     let out = bin()
         .args(["encode", "--gop", "3", "--quality", "low", "-o"])
@@ -301,4 +308,90 @@ fn a_file_published_as_a_ladder_carries_every_rendition() {
         let pictures = frame.decode(&mut decoders).unwrap();
         assert_eq!(pictures.len(), frame.samples.len());
     });
+}
+
+#[test]
+fn frames_encoded_live_leave_one_by_one_not_a_gop_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = wave_frames(dir.path());
+    let key = signing_key(dir.path());
+    let (_relay, port, fingerprint) = relay(&key);
+    let jwt = token(&key, &["--room", "demo", "--publish", "alice"]);
+    install_crypto();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The viewer waits for the participant, so it sees the stream from its first frame.
+    let print = fingerprint.clone();
+    let viewer = rt.spawn(async move {
+        let (_session, broadcast) = alice(port, &print, Duration::from_secs(60)).await;
+        let mut sub = subscribe_frames(broadcast, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let mut decoders: Vec<Box<dyn PlaneDecoder>> = sub
+            .tracks
+            .video
+            .iter()
+            .map(|_| Box::new(Rav1dDecoder::new(1)) as Box<dyn PlaneDecoder>)
+            .collect();
+        let mut arrived = Vec::new();
+        while arrived.len() < 9 {
+            let Ok(Some(frame)) = tokio::time::timeout(Duration::from_secs(30), sub.next()).await
+            else {
+                break;
+            };
+            let frame = frame.unwrap();
+            let at = std::time::Instant::now();
+            let pictures = frame.decode(&mut decoders).unwrap();
+            let planes: Vec<_> = pictures.into_iter().map(|p| vec![p]).collect();
+            // One frame of the GOP, unpacked on its own.
+            let mut side = (*frame.side).clone();
+            side.frame_count = 1;
+            side.rematched = vec![0];
+            let decoded = splatcast_protocol::gop::unpack(&side, &planes)
+                .unwrap()
+                .remove(0);
+            arrived.push((frame.frame, at, decoded));
+        }
+        arrived
+    });
+    // Nine frames taken at 4 per second in one GOP of up to 9: sent GOP by GOP, all would
+    // arrive together after the last was taken.
+    let to = format!("moq://127.0.0.1:{port}/rooms/demo/alice?jwt={jwt}");
+    let publisher = bin()
+        .arg("publish")
+        .arg(frames.join("wave_*.sog"))
+        .args(["--to", &to, "--fingerprint", &fingerprint])
+        .args(["--fps", "4", "--gop", "9"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&publisher.stdout);
+    assert!(
+        publisher.status.success(),
+        "{}",
+        String::from_utf8_lossy(&publisher.stderr)
+    );
+    assert!(stdout.contains("sent 1 GOPs, 9 frames"), "{stdout}");
+    let arrived = rt.block_on(viewer).unwrap();
+    let order: Vec<u64> = arrived.iter().map(|a| a.0).collect();
+    assert_eq!(order, (0..9).collect::<Vec<_>>());
+    // Frame 0 left once rav1e's lookahead had 4 more frames (1 s in), frame 4 once it had
+    // frame 8 (2 s in): a second apart.
+    let gap = arrived[4].1 - arrived[0].1;
+    assert!(
+        gap > Duration::from_millis(600),
+        "frames 0 and 4 arrived {gap:?} apart"
+    );
+    // Each frame is the input frame as coded: its centre within a hair of the input's.
+    let data =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/seq_playcanvas_wave");
+    let centre = |f: &splatcast_protocol::GaussianFrame| {
+        f.positions.iter().copied().sum::<glam::Vec3>() / f.len() as f32
+    };
+    for (k, _, decoded) in &arrived {
+        let input = splatcast_protocol::formats::load(&data.join(format!("wave_{:04}.sog", k + 1)))
+            .unwrap();
+        assert_eq!(decoded.len(), input.len());
+        let (lo, hi) = input.bounds().unwrap();
+        let off = (centre(decoded) - centre(&input)).length() / (hi - lo).length();
+        assert!(off < 1e-3, "frame {k}: centre off by {off} of the extent");
+    }
 }

@@ -10,10 +10,10 @@ use splatcast_protocol::av1::{EncoderSettings, PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::container::parse_init;
 use splatcast_protocol::container::{media_segment, parse_fragment};
 use splatcast_protocol::formats;
-use splatcast_protocol::gop::{Attribute, GopStart, KeyframeCoding};
+use splatcast_protocol::gop::{Attribute, GopPlan, GopStart, KeyframeCoding};
 use splatcast_protocol::layout::Grid;
 use splatcast_protocol::stream::{
-    Fragmentation, FrameAssembler, GopAssembler, StreamLayout, StreamReader, StreamWriter,
+    Chunk, Fragmentation, FrameAssembler, GopAssembler, StreamLayout, StreamReader, StreamWriter,
     TrackSet, WrittenGop, split_by_frame,
 };
 
@@ -37,19 +37,22 @@ fn layout(frame: &GaussianFrame) -> StreamLayout {
     }
 }
 
+/// rav1e at speed 10 and base quantizer `quantizer` for every track of `layout`.
+fn settings(layout: &StreamLayout, quantizer: u8) -> Vec<EncoderSettings> {
+    let one = EncoderSettings {
+        speed: 10,
+        quantizer,
+        bitrate: 0,
+        fps: 30.0,
+        threads: 1,
+    };
+    vec![one; layout.tracks.len()]
+}
+
 /// Writes GOPs of 3 and 2 frames; returns the file and what each GOP produced.
 fn write(frames: &[GaussianFrame], fragmentation: Fragmentation) -> (Vec<u8>, Vec<WrittenGop>) {
     let layout = layout(&frames[0]);
-    let settings = vec![
-        EncoderSettings {
-            speed: 10,
-            quantizer: 80,
-            bitrate: 0,
-            fps: 30.0,
-            threads: 1,
-        };
-        layout.tracks.len()
-    ];
+    let settings = settings(&layout, 80);
     // Layered keyframe positions: the coarse AV1 picture travels in the side data.
     let mut writer = StreamWriter::new(layout, settings, fragmentation, 1).keyframe_coding(
         KeyframeCoding::Layered {
@@ -319,4 +322,75 @@ fn frame_assembler_releases_each_frame_as_it_completes() {
     };
     assert_eq!(lost(1), vec![0, 3, 4]);
     assert_eq!(lost(30), vec![0]);
+}
+
+#[test]
+fn live_gops_leave_frame_by_frame_and_may_end_early() {
+    let frames = wave(6);
+    let layout = layout(&frames[0]);
+    let settings = settings(&layout, 0);
+    let mut writer = StreamWriter::new(layout.clone(), settings, Fragmentation::Frame, 1);
+    // GOP 0 declares 4 frames and ends after 3 (a live encoder's early cut); GOP 1 has 3.
+    let mut sent: Vec<(u64, Chunk)> = Vec::new();
+    let mut init = None;
+    let mut pushed_pictures = Vec::new();
+    for (group, range, declared) in [(0u64, 0..3, 4usize), (1, 3..6, 3)] {
+        let plan = GopPlan::for_keyframe(
+            &frames[range.start],
+            layout.grid,
+            &layout.tracks,
+            1,
+            KeyframeCoding::Exact,
+            0.25,
+            0.5,
+        )
+        .unwrap();
+        let side = plan.side(declared, GopStart::First, vec![0; declared]);
+        let mut gop = None;
+        for (k, f) in frames[range].iter().enumerate() {
+            let pictures = plan.pictures(f);
+            let live = gop.get_or_insert_with(|| writer.start_live(&side, &pictures).unwrap());
+            let out = writer.push_live(live, &pictures).unwrap();
+            // Each frame leaves at most four frames after it was pushed (rav1e's lookahead).
+            assert!(live.frames() + 4 > k as u64, "frame {k}: {}", live.frames());
+            init = init.or(out.init);
+            sent.extend(out.chunks.into_iter().map(|c| (group, c)));
+            pushed_pictures.push(pictures);
+        }
+        let out = writer.finish_live(gop.unwrap()).unwrap();
+        init = init.or(out.init);
+        sent.extend(out.chunks.into_iter().map(|c| (group, c)));
+    }
+    let movie = parse_init(&init.expect("an init segment")).unwrap();
+    let tracks = TrackSet::of(&movie).unwrap();
+    // One chunk per track and frame, the side data first in each GOP.
+    assert_eq!(sent.len(), 6 * tracks.video.len() + 2);
+    assert_eq!(sent[0].1.track, Some(tracks.side));
+    let mut decoders: Vec<Box<dyn PlaneDecoder>> = tracks
+        .video
+        .iter()
+        .map(|_| Box::new(Rav1dDecoder::new(1)) as Box<dyn PlaneDecoder>)
+        .collect();
+    let mut assembler = FrameAssembler::new(tracks, 30, 4);
+    let mut played = Vec::new();
+    for (group, chunk) in &sent {
+        for f in assembler.push(*group, &chunk.bytes).unwrap() {
+            // Quantizer 0: AV1 returns the pushed pictures up to its finest step.
+            let pictures = f.decode(&mut decoders).unwrap();
+            let worst = pictures
+                .iter()
+                .zip(&pushed_pictures[f.frame as usize])
+                .flat_map(|(a, b)| a.samples.iter().zip(&b.samples))
+                .map(|(a, b)| a.abs_diff(*b))
+                .max();
+            assert!(
+                worst.is_some_and(|w| w <= 16),
+                "frame {}: {worst:?}",
+                f.frame
+            );
+            played.push(f.frame);
+        }
+    }
+    // The short GOP does not stall the next: every frame plays, in order.
+    assert_eq!(played, vec![0, 1, 2, 3, 4, 5]);
 }

@@ -5,12 +5,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use moq_net::{broadcast, kio, track};
+use moq_net::{broadcast, group, track};
 use splatcast_protocol::stream::{
     AssembledGop, FrameAssembler, GopAssembler, LiveFrame, StreamError, TrackSet,
 };
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::catalog::usual_tracks;
 use crate::{NetError, StreamCatalog};
@@ -28,8 +28,10 @@ const JOIN_AGE: Duration = Duration::from_millis(500);
 
 /// Track subscriptions started before the catalog arrives: the first rendition's usual track
 /// names, asked for at once so joining costs one round trip less (an unused one is dropped, a
-/// name the broadcast lacks is refused harmlessly).
-pub struct Early(HashMap<String, kio::Pending<track::Subscribing>>);
+/// name the broadcast lacks is refused harmlessly). Each runs on its own task from the start:
+/// through a relay a subscription is sent only once its subscriber asks for a group, so one
+/// merely created would wait for the catalog (measured: a round trip after it).
+pub struct Early(HashMap<String, Groups>);
 
 impl Early {
     /// Subscribes to the usual tracks of `broadcast` from its newest group.
@@ -38,11 +40,68 @@ impl Early {
         Self(
             usual_tracks()
                 .filter_map(|name| {
-                    let track = broadcast.track(name).ok()?;
-                    Some((name.to_owned(), track.subscribe(options.clone())))
+                    let pending = broadcast.track(name).ok()?.subscribe(options.clone());
+                    Some((name.to_owned(), Groups::receive(name, pending, false)))
                 })
                 .collect(),
         )
+    }
+}
+
+/// One track's groups as they arrive, received by a task that owns the subscription (stopped
+/// when this is dropped). Once `joined` (at the first group when joining live), the
+/// subscription keeps a window of whole GOPs from there.
+struct Groups {
+    groups: mpsc::Receiver<group::Consumer>,
+    task: JoinHandle<()>,
+}
+
+impl Groups {
+    fn receive(
+        name: &str,
+        subscribing: impl Future<Output = Result<track::Subscriber, moq_net::Error>> + Send + 'static,
+        mut joined: bool,
+    ) -> Self {
+        let (tx, groups) = mpsc::channel(PENDING_GOPS + 1);
+        let name = name.to_owned();
+        let task = tokio::spawn(async move {
+            let mut subscriber = match subscribing.await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::info!(track = %name, "subscribe failed: {e}");
+                    return;
+                }
+            };
+            loop {
+                let group = match subscriber.recv_group().await {
+                    Ok(Some(group)) => group,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::info!(track = %name, "subscription ended: {e}");
+                        break;
+                    }
+                };
+                if !joined {
+                    joined = true;
+                    let keep = track::Subscription::default()
+                        .with_start(track::Position::group(group.sequence))
+                        .with_max_age(KEEP);
+                    if subscriber.update(keep).is_err() {
+                        break;
+                    }
+                }
+                if tx.send(group).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Self { groups, task }
+    }
+}
+
+impl Drop for Groups {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -204,40 +263,19 @@ pub async fn track_frames(
                 .with_max_age(KEEP),
             None => track::Subscription::default().with_max_age(JOIN_AGE),
         };
-        let mut joined = start.is_some();
-        // Every track subscribes at once: a subscription costs a round trip per hop.
-        let subscribing = match early.remove(name.as_str()) {
-            Some(pending) if start.is_none() => pending,
-            _ => broadcast.track(name)?.subscribe(options),
+        let mut groups = match early.remove(name.as_str()) {
+            Some(groups) if start.is_none() => groups,
+            _ => Groups::receive(
+                name,
+                broadcast.track(name)?.subscribe(options),
+                start.is_some(),
+            ),
         };
-        let (tx, name, track) = (tx.clone(), name.clone(), *id);
+        let (tx, track) = (tx.clone(), *id);
+        let name = name.clone();
         tasks.spawn(async move {
-            let mut subscriber = match subscribing.await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::info!(track = %name, "subscribe failed: {e}");
-                    return;
-                }
-            };
-            loop {
-                let mut group = match subscriber.recv_group().await {
-                    Ok(Some(group)) => group,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::info!(track = %name, "subscription ended: {e}");
-                        break;
-                    }
-                };
+            while let Some(mut group) = groups.groups.recv().await {
                 let sequence = group.sequence;
-                if !joined {
-                    joined = true;
-                    let keep = track::Subscription::default()
-                        .with_start(track::Position::group(sequence))
-                        .with_max_age(KEEP);
-                    if subscriber.update(keep).is_err() {
-                        break;
-                    }
-                }
                 let mut index = 0;
                 loop {
                     match group.read_frame().await {

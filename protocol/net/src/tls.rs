@@ -224,12 +224,39 @@ pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
     t.max_idle_timeout(Some(
         quinn::IdleTimeout::try_from(Duration::from_secs(10)).expect("10 s fits"),
     ));
-    // A joining viewer's first key frame (every track's, tens of kB) in one round trip rather
-    // than three of slow start from quinn's default 12 kB.
-    let mut cubic = quinn::congestion::CubicConfig::default();
-    cubic.initial_window(INITIAL_WINDOW);
-    t.congestion_controller_factory(Arc::new(cubic));
+    t.congestion_controller_factory(Arc::new(Congestion));
     Arc::new(t)
+}
+
+/// BBR, not quinn's default CUBIC: media at a steady rate over lossy links. Measured
+/// (`moq-bench`, 50 ms RTT per hop, 5 % loss each way): CUBIC halves its window at every random
+/// loss and fell below the stream's rate — frames seconds late, stalls of 2 s, lost GOPs; BBR
+/// paces at the measured delivery rate — p95 latency 0.17 s, worst stall 0.2 s, no GOP lost.
+/// (moq's own QUIC configuration also defaults to BBR.) Two settings on top:
+/// - a 64 kB initial window, so a joining viewer's key frames (every track's, tens of kB) go
+///   in one round trip rather than three of slow start from quinn's 12 kB;
+/// - quinn 0.11's BBR starts with no ProbeRTT timestamp, so the first ack that is not
+///   application-limited — a joiner's key frames — counts as "min RTT expired" and drops the
+///   window to ¾ of a bandwidth estimate made from handshake-sized samples (a few packets) for
+///   200 ms: joins took up to 550 ms instead of 250. Built as if a ProbeRTT had begun a second
+///   ago (with no estimate yet its window is the initial one), the first comes on BBR's usual
+///   10 s schedule.
+struct Congestion;
+
+impl quinn::congestion::ControllerFactory for Congestion {
+    fn build(
+        self: Arc<Self>,
+        now: std::time::Instant,
+        current_mtu: u16,
+    ) -> Box<dyn quinn::congestion::Controller> {
+        let mut config = quinn::congestion::BbrConfig::default();
+        config.initial_window(INITIAL_WINDOW);
+        let mut bbr = Arc::new(config).build(now, current_mtu);
+        if let Some(before) = now.checked_sub(Duration::from_secs(1)) {
+            bbr.on_end_acks(before, 0, false, None);
+        }
+        bbr
+    }
 }
 
 /// A QUIC server endpoint on `addr` speaking MoQ over raw QUIC (moq-lite ALPNs) and over

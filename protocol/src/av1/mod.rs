@@ -10,7 +10,7 @@ mod rav1e_encoder;
 
 pub use obu::{sequence_header_obu, strip_temporal_delimiters};
 pub use rav1d_decoder::Rav1dDecoder;
-pub use rav1e_encoder::{EncoderSettings, Rav1eEncoder};
+pub use rav1e_encoder::{EncoderSettings, LiveGopEncoder, Rav1eEncoder};
 
 /// One monochrome picture: samples in raster order, 8 or 10 significant bits each.
 #[derive(Clone, Debug, PartialEq, Eq)]

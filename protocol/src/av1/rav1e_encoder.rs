@@ -37,7 +37,32 @@ impl Rav1eEncoder {
         Self { settings }
     }
 
-    fn config(&self, first: &Picture, frames: usize) -> Config {
+    /// A GOP of at most `frames` pictures like `first`, coded picture by picture for live
+    /// output (see [`LiveGopEncoder`]).
+    pub fn live_gop(&self, first: &Picture, frames: usize) -> Result<LiveGopEncoder, CodecError> {
+        let config = self.config(first, frames, true);
+        let err = |e: rav1e::prelude::InvalidConfig| CodecError::Encoder(e.to_string());
+        let context = match first.bit_depth {
+            8 => LiveContext::Eight(config.new_context().map_err(err)?),
+            10 => LiveContext::Ten(config.new_context().map_err(err)?),
+            d => {
+                return Err(CodecError::Format(format!(
+                    "{d}-bit planes (Main profile has 8 and 10)"
+                )));
+            }
+        };
+        Ok(LiveGopEncoder {
+            context,
+            size: (first.width, first.height, first.bit_depth),
+            limit: frames,
+            sent: 0,
+            sequence_header: None,
+        })
+    }
+
+    /// rav1e's configuration for a GOP of `frames` pictures like `first`; `live` asks for low
+    /// latency (no frame reordering, the shortest lookahead rav1e allows).
+    fn config(&self, first: &Picture, frames: usize, live: bool) -> Config {
         let s = &self.settings;
         let mut enc = EncoderConfig::with_speed_preset(s.speed);
         enc.width = first.width;
@@ -56,6 +81,10 @@ impl Rav1eEncoder {
         if s.threads > 1 {
             enc.tiles = s.threads;
         }
+        if live {
+            enc.low_latency = true;
+            enc.speed_settings.rdo_lookahead_frames = 1;
+        }
         // Planes are data, not pictures: minimise squared error, not perceived error.
         enc.tune = Tune::Psnr;
         if s.bitrate > 0 {
@@ -70,41 +99,18 @@ impl Rav1eEncoder {
     }
 
     fn run<T: Pixel>(&self, pictures: &[Picture]) -> Result<CodedGop, CodecError> {
-        let err = |e: &dyn std::fmt::Display| CodecError::Encoder(e.to_string());
         let first = &pictures[0];
         let mut ctx: Context<T> = self
-            .config(first, pictures.len())
+            .config(first, pictures.len(), false)
             .new_context()
-            .map_err(|e| err(&e))?;
-        let bytewidth = if first.bit_depth > 8 { 2 } else { 1 };
-        let mut raw = Vec::with_capacity(first.samples.len() * bytewidth);
+            .map_err(|e| CodecError::Encoder(e.to_string()))?;
         for picture in pictures {
-            raw.clear();
-            if bytewidth == 1 {
-                raw.extend(picture.samples.iter().map(|&s| s as u8));
-            } else {
-                raw.extend(picture.samples.iter().flat_map(|s| s.to_le_bytes()));
-            }
-            let mut frame = ctx.new_frame();
-            frame.planes[0].copy_from_raw_u8(&raw, picture.width * bytewidth, bytewidth);
-            ctx.send_frame(frame).map_err(|e| err(&e))?;
+            send(&mut ctx, picture)?;
         }
         ctx.flush();
         let mut samples = Vec::with_capacity(pictures.len());
         let mut sequence_header = None;
-        loop {
-            match ctx.receive_packet() {
-                Ok(packet) => {
-                    if sequence_header.is_none() {
-                        sequence_header = sequence_header_obu(&packet.data);
-                    }
-                    samples.push(strip_temporal_delimiters(&packet.data));
-                }
-                Err(EncoderStatus::Encoded) => {}
-                Err(EncoderStatus::LimitReached) => break,
-                Err(e) => return Err(err(&e)),
-            }
-        }
+        drain(&mut ctx, &mut sequence_header, &mut samples)?;
         if samples.len() != pictures.len() {
             return Err(CodecError::Encoder(format!(
                 "{} packets for {} pictures",
@@ -118,6 +124,117 @@ impl Rav1eEncoder {
             sequence_header,
             samples,
         })
+    }
+}
+
+/// Hands `picture` to rav1e.
+fn send<T: Pixel>(ctx: &mut Context<T>, picture: &Picture) -> Result<(), CodecError> {
+    let bytewidth = if picture.bit_depth > 8 { 2 } else { 1 };
+    let raw: Vec<u8> = if bytewidth == 1 {
+        picture.samples.iter().map(|&s| s as u8).collect()
+    } else {
+        picture
+            .samples
+            .iter()
+            .flat_map(|s| s.to_le_bytes())
+            .collect()
+    };
+    let mut frame = ctx.new_frame();
+    frame.planes[0].copy_from_raw_u8(&raw, picture.width * bytewidth, bytewidth);
+    ctx.send_frame(frame)
+        .map_err(|e| CodecError::Encoder(e.to_string()))
+}
+
+/// Takes every packet rav1e has ready into `samples` (the first key frame's sequence header
+/// into `header`); true once the encoder has output its last packet.
+fn drain<T: Pixel>(
+    ctx: &mut Context<T>,
+    header: &mut Option<Vec<u8>>,
+    samples: &mut Vec<Vec<u8>>,
+) -> Result<bool, CodecError> {
+    loop {
+        match ctx.receive_packet() {
+            Ok(packet) => {
+                if header.is_none() {
+                    *header = sequence_header_obu(&packet.data);
+                }
+                samples.push(strip_temporal_delimiters(&packet.data));
+            }
+            Err(EncoderStatus::Encoded) => {}
+            Err(EncoderStatus::NeedMoreData) => return Ok(false),
+            Err(EncoderStatus::LimitReached) => return Ok(true),
+            Err(e) => return Err(CodecError::Encoder(e.to_string())),
+        }
+    }
+}
+
+/// rav1e's context at the planes' bit depth.
+enum LiveContext {
+    Eight(Context<u8>),
+    Ten(Context<u16>),
+}
+
+/// One GOP coded picture by picture: rav1e in low-latency mode hands back each picture's
+/// temporal unit as soon as it has it — four pictures after it was pushed (measured: rav1e
+/// 0.8 keeps that lookahead even with `low_latency` and one RDO lookahead frame), the last
+/// ones at [`Self::finish`]. How a live publisher sends
+/// every frame's planes without waiting for its GOP.
+pub struct LiveGopEncoder {
+    context: LiveContext,
+    size: (usize, usize, u8),
+    limit: usize,
+    sent: usize,
+    sequence_header: Option<Vec<u8>>,
+}
+
+impl LiveGopEncoder {
+    /// Codes the GOP's next picture; returns the temporal units now ready, in order.
+    pub fn push(&mut self, picture: &Picture) -> Result<Vec<Vec<u8>>, CodecError> {
+        if (picture.width, picture.height, picture.bit_depth) != self.size {
+            return Err(CodecError::Format(
+                "pictures of one GOP differ in size or depth".into(),
+            ));
+        }
+        if self.sent >= self.limit {
+            return Err(CodecError::Format(format!(
+                "a GOP of at most {} pictures",
+                self.limit
+            )));
+        }
+        self.sent += 1;
+        let mut out = Vec::new();
+        match &mut self.context {
+            LiveContext::Eight(ctx) => {
+                send(ctx, picture)?;
+                drain(ctx, &mut self.sequence_header, &mut out)?;
+            }
+            LiveContext::Ten(ctx) => {
+                send(ctx, picture)?;
+                drain(ctx, &mut self.sequence_header, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ends the GOP; returns the temporal units still held.
+    pub fn finish(&mut self) -> Result<Vec<Vec<u8>>, CodecError> {
+        let mut out = Vec::new();
+        match &mut self.context {
+            LiveContext::Eight(ctx) => {
+                ctx.flush();
+                drain(ctx, &mut self.sequence_header, &mut out)?;
+            }
+            LiveContext::Ten(ctx) => {
+                ctx.flush();
+                drain(ctx, &mut self.sequence_header, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The sequence header OBU, once the key frame is out.
+    pub fn sequence_header(&self) -> Option<&[u8]> {
+        self.sequence_header.as_deref()
     }
 }
 

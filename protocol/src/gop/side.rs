@@ -29,6 +29,8 @@ pub enum GopStart {
     SceneChange,
     /// A residual frame fell too far below the keyframe's quality (a learnt encoder).
     Quality,
+    /// Gaussians moved beyond the displacement range a live encoder fixed at the keyframe.
+    Motion,
 }
 
 impl GopStart {
@@ -44,6 +46,7 @@ impl GopStart {
             Self::NoCorrespondence,
             Self::SceneChange,
             Self::Quality,
+            Self::Motion,
         ]
         .get(c as usize)
         .copied()
@@ -58,6 +61,7 @@ impl GopStart {
             Self::NoCorrespondence => "no one-to-one match with the previous frame",
             Self::SceneChange => "scene change",
             Self::Quality => "residual quality fell below the threshold",
+            Self::Motion => "motion beyond the live GOP's range",
         }
     }
 }

@@ -230,6 +230,15 @@ impl FrameAssembler {
                     .iter()
                     .find_map(|s| s.first().map(|(f, _)| f + k as u64))
             });
+            // A live encoder may close a GOP before the length its side data declared (a
+            // frame it cannot code in it): the next GOP then starts at the frame waited for.
+            if let (Some(w), Some(next)) = (waiting_for, self.groups.get(&(c + 1)))
+                && next.ready(0)
+                && next.samples[0].first().is_some_and(|(f, _)| *f <= w)
+            {
+                self.jump_to(c + 1);
+                continue;
+            }
             let newest = self
                 .groups
                 .range(c + 1..)

@@ -16,7 +16,7 @@ mod writer;
 pub use live::{FrameAssembler, LiveFrame};
 pub use reader::{DecodedGop, GopSizes, StreamError, StreamReader};
 pub use tracks::{AssembledGop, GopAssembler, GopPlanes, TrackSet};
-pub use writer::{Chunk, StreamWriter, WriteError, WrittenGop};
+pub use writer::{Chunk, LiveChunks, LiveGop, StreamWriter, WriteError, WrittenGop};
 
 use crate::av1::CodedGop;
 use crate::container::{Fragment, Movie, Sample, Track, TrackKind};

@@ -3,9 +3,16 @@
 //! the live publisher sends each as a MoQ frame; neither drives the plane codec or the
 //! container itself.
 
-use super::{Fragmentation, StreamLayout, split_by_frame};
-use crate::av1::{CodecError, CodedGop, EncoderSettings, PlaneEncoder, Rav1eEncoder, per_track};
-use crate::container::{IndexEntry, Movie, fragment_index, init_segment, media_segment};
+use std::collections::VecDeque;
+
+use super::{FRAME_TICKS, Fragmentation, StreamLayout, split_by_frame};
+use crate::av1::{
+    CodecError, CodedGop, EncoderSettings, LiveGopEncoder, Picture, PlaneEncoder, Rav1eEncoder,
+    per_track,
+};
+use crate::container::{
+    Fragment, IndexEntry, Movie, Sample, fragment_index, init_segment, media_segment,
+};
 use crate::gaussian::GaussianFrame;
 use crate::gop::{GopSide, GopStart, KeyframeCoding, PlaneSet, pack};
 
@@ -59,6 +66,34 @@ pub struct WrittenGop {
     pub track_bytes: Vec<usize>,
     /// For each coded Gaussian, its index in the input frames (the order decoders return).
     pub coded_order: Vec<usize>,
+}
+
+/// A GOP being written frame by frame: see [`StreamWriter::start_live`].
+pub struct LiveGop {
+    /// The side data, until the key frame's chunks carry it.
+    side: Option<Vec<u8>>,
+    declared: u32,
+    encoders: Vec<LiveGopEncoder>,
+    /// Per track, coded samples not yet released (a frame leaves once every track has it).
+    packets: Vec<VecDeque<Vec<u8>>>,
+    first_frame: u64,
+    released: u64,
+}
+
+impl LiveGop {
+    /// Frames released so far.
+    pub fn frames(&self) -> u64 {
+        self.released
+    }
+}
+
+/// What a step of live writing produced.
+#[derive(Clone, Debug, Default)]
+pub struct LiveChunks {
+    /// The init segment, before the stream's first chunk.
+    pub init: Option<Vec<u8>>,
+    /// Chunks now ready, in stream order.
+    pub chunks: Vec<Chunk>,
 }
 
 /// Gaussian frames, a GOP at a time, to a fragmented MP4 byte stream.
@@ -215,23 +250,7 @@ impl StreamWriter {
                 })
                 .collect(),
         };
-        for (slot, entries) in self.index.iter_mut().enumerate() {
-            let id = slot as u32 + 1;
-            let mut offset = self.position;
-            for chunk in &chunks {
-                if chunk.track.is_none_or(|t| t == id) {
-                    let traf = if chunk.track.is_some() { 1 } else { id as u8 };
-                    entries.push(IndexEntry {
-                        time: base_time,
-                        offset,
-                        traf,
-                    });
-                    break;
-                }
-                offset += chunk.bytes.len() as u64;
-            }
-        }
-        self.position += chunks.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
+        self.record(&chunks, base_time);
         self.next_frame += frames as u64;
         self.gops += 1;
         Ok(WrittenGop {
@@ -247,6 +266,176 @@ impl StreamWriter {
                 .collect(),
             coded_order,
         })
+    }
+
+    /// Accounts for `chunks` written at the end of the stream: the index entry of each track's
+    /// first chunk among them (where a GOP starts: call with a GOP's first chunks), and the
+    /// stream position.
+    fn record(&mut self, chunks: &[Chunk], base_time: u64) {
+        for (slot, entries) in self.index.iter_mut().enumerate() {
+            let id = slot as u32 + 1;
+            let mut offset = self.position;
+            for chunk in chunks {
+                if chunk.track.is_none_or(|t| t == id) {
+                    let traf = if chunk.track.is_some() { 1 } else { id as u8 };
+                    entries.push(IndexEntry {
+                        time: base_time,
+                        offset,
+                        traf,
+                    });
+                    break;
+                }
+                offset += chunk.bytes.len() as u64;
+            }
+        }
+        self.position += chunks.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
+    }
+
+    /// Opens a GOP written frame by frame (live output): `side` is its side data, whose
+    /// `frame_count` is the most frames it may take (it may end sooner: the next GOP's key
+    /// frame tells a live reader so); `first` its key frame's pictures, one per track. Push the
+    /// pictures of each frame with [`Self::push_live`], the key frame's first; close it with
+    /// [`Self::finish_live`]. Every frame's chunks are exactly those a [`Fragmentation::Frame`]
+    /// file of the same GOP holds, and leave as soon as AV1 has coded the frame on every track.
+    pub fn start_live(&mut self, side: &GopSide, first: &[Picture]) -> Result<LiveGop, WriteError> {
+        let problem = |problem: String| WriteError::Input {
+            frame: self.next_frame,
+            problem,
+        };
+        if first.len() != self.settings.len() {
+            return Err(problem(format!(
+                "{} pictures for {} tracks",
+                first.len(),
+                self.settings.len()
+            )));
+        }
+        if side.grid != self.layout.grid || side.sh_degree != self.layout.sh_degree {
+            return Err(problem(
+                "the GOP's grid or SH degree differs from the stream's".into(),
+            ));
+        }
+        let frames = side.frame_count as usize;
+        let encoders = first
+            .iter()
+            .zip(&self.settings)
+            .map(|(p, &s)| Rav1eEncoder::new(s).live_gop(p, frames))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LiveGop {
+            side: Some(side.to_bytes()),
+            declared: side.frame_count,
+            packets: vec![VecDeque::new(); encoders.len()],
+            encoders,
+            first_frame: self.next_frame,
+            released: 0,
+        })
+    }
+
+    /// Codes one frame of a live GOP (one picture per track); returns the chunks now ready.
+    pub fn push_live(
+        &mut self,
+        gop: &mut LiveGop,
+        pictures: &[Picture],
+    ) -> Result<LiveChunks, WriteError> {
+        if pictures.len() != gop.encoders.len() {
+            return Err(WriteError::Input {
+                frame: gop.first_frame + gop.released,
+                problem: format!(
+                    "{} pictures for {} tracks",
+                    pictures.len(),
+                    gop.encoders.len()
+                ),
+            });
+        }
+        // The tracks are independent AV1 streams: code them side by side.
+        let coded = per_track(
+            gop.encoders.iter_mut().zip(pictures),
+            |(encoder, picture)| encoder.push(picture),
+            CodecError::Encoder,
+        )?;
+        for (queue, samples) in gop.packets.iter_mut().zip(coded) {
+            queue.extend(samples);
+        }
+        self.release(gop)
+    }
+
+    /// Closes a live GOP: the chunks of its last frames.
+    pub fn finish_live(&mut self, mut gop: LiveGop) -> Result<LiveChunks, WriteError> {
+        for (encoder, queue) in gop.encoders.iter_mut().zip(&mut gop.packets) {
+            queue.extend(encoder.finish()?);
+        }
+        let out = self.release(&mut gop)?;
+        self.next_frame += gop.released;
+        self.gops += 1;
+        Ok(out)
+    }
+
+    /// Turns every frame coded on all tracks into chunks (the init segment before the first).
+    fn release(&mut self, gop: &mut LiveGop) -> Result<LiveChunks, WriteError> {
+        let mut out = LiveChunks::default();
+        while gop.packets.iter().all(|q| !q.is_empty()) {
+            if self.movie.is_none() {
+                let headers = gop
+                    .encoders
+                    .iter()
+                    .map(|e| e.sequence_header().map(<[u8]>::to_vec))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| {
+                        CodecError::Encoder("key frame carries no sequence header".into())
+                    })?;
+                let movie = self.layout.movie(&headers);
+                let bytes = init_segment(&movie);
+                self.position += bytes.len() as u64;
+                self.movie = Some(movie);
+                out.init = Some(bytes);
+            }
+            let k = gop.released;
+            let base_time = (gop.first_frame + k) * FRAME_TICKS as u64;
+            let mut tracks: Vec<(u32, Vec<Sample>)> = gop
+                .packets
+                .iter_mut()
+                .enumerate()
+                .map(|(i, q)| {
+                    let data = q.pop_front().expect("every queue holds a sample");
+                    let sample = Sample {
+                        data,
+                        duration: FRAME_TICKS,
+                        sync: k == 0,
+                    };
+                    (i as u32 + 1, vec![sample])
+                })
+                .collect();
+            if let Some(side) = gop.side.take() {
+                tracks.push((
+                    self.layout.side_track_id(),
+                    vec![Sample {
+                        data: side,
+                        duration: FRAME_TICKS * gop.declared,
+                        sync: true,
+                    }],
+                ));
+            }
+            let fragment = Fragment {
+                sequence: 0,
+                base_time,
+                tracks,
+            };
+            let chunks: Vec<Chunk> = split_by_frame(&fragment, self.layout.side_track_id())
+                .into_iter()
+                .map(|(track, frame, f)| Chunk {
+                    track: Some(track),
+                    frame,
+                    bytes: media_segment(&f),
+                })
+                .collect();
+            if k == 0 {
+                self.record(&chunks, base_time);
+            } else {
+                self.position += chunks.iter().map(|c| c.bytes.len() as u64).sum::<u64>();
+            }
+            gop.released += 1;
+            out.chunks.extend(chunks);
+        }
+        Ok(out)
     }
 
     fn check(&self, frames: &[GaussianFrame]) -> Result<(), WriteError> {
