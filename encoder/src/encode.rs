@@ -327,6 +327,7 @@ pub(crate) fn stream_writer(layout: &StreamLayout, options: &EncodeOptions) -> S
         options.refine_passes,
     )
     .keyframe_coding(options.quality.keyframes(options.speed()))
+    .target_bitrate(options.bitrate)
 }
 
 /// Whether frame `frame_no` fits a sequence of `layout` (its SH degree, a planes' worth of
@@ -356,28 +357,16 @@ pub(crate) fn check_frame(
     Ok(())
 }
 
-/// rav1e settings for one track: the preset's quantizer, or its share of the target bitrate.
+/// rav1e settings for one track: the preset's quantizer (where a target bitrate moves it from,
+/// GOP by GOP).
 pub(crate) fn track_settings(
     options: &EncodeOptions,
     layout: &StreamLayout,
     attribute: Attribute,
 ) -> EncoderSettings {
-    let q = options.quality;
-    let share_total: f64 = layout
-        .tracks
-        .iter()
-        .map(|(a, _)| Quality::bitrate_share(*a))
-        .sum();
     EncoderSettings {
         speed: options.speed(),
-        quantizer: if options.bitrate.is_some() {
-            0
-        } else {
-            q.quantizer(attribute)
-        },
-        bitrate: options.bitrate.map_or(0, |b| {
-            (b as f64 * Quality::bitrate_share(attribute) / share_total).round() as u32
-        }),
+        quantizer: options.quality.quantizer(attribute),
         fps: options.fps,
         threads: track_threads(layout, attribute),
     }

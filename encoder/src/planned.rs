@@ -175,7 +175,6 @@ mod tests {
             EncoderSettings {
                 speed: 10,
                 quantizer: 0,
-                bitrate: 0,
                 fps: 30.0,
                 threads: 1,
             };

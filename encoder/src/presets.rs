@@ -64,15 +64,4 @@ impl Quality {
             Quality::Max => 6,
         }
     }
-
-    /// Share of a total bitrate an attribute's track receives in bitrate mode.
-    pub fn bitrate_share(attribute: Attribute) -> f64 {
-        match attribute {
-            Attribute::Position => 0.4,
-            Attribute::Rotation => 0.15,
-            Attribute::Scale => 0.15,
-            Attribute::ColorOpacity => 0.2,
-            Attribute::ShRest => 0.1,
-        }
-    }
 }

@@ -42,7 +42,6 @@ fn settings(layout: &StreamLayout, quantizer: u8) -> Vec<EncoderSettings> {
     let one = EncoderSettings {
         speed: 10,
         quantizer,
-        bitrate: 0,
         fps: 30.0,
         threads: 1,
     };

@@ -44,7 +44,6 @@ fn code(frame: &GaussianFrame, q: &Quantizers, speed: u8) -> Result<(usize, Gaus
         .map(|&quantizer| EncoderSettings {
             speed,
             quantizer,
-            bitrate: 0,
             fps: 30.0,
             threads: 1,
         })

@@ -42,7 +42,6 @@ fn stream() -> (Vec<u8>, Vec<WrittenGop>) {
     let settings = EncoderSettings {
         speed: 10,
         quantizer: 90,
-        bitrate: 0,
         fps: 30.0,
         threads: 1,
     };

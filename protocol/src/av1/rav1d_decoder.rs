@@ -161,7 +161,6 @@ mod tests {
             let mut enc = Rav1eEncoder::new(EncoderSettings {
                 speed: 10,
                 quantizer: 20,
-                bitrate: 0,
                 fps: 30.0,
                 threads: 1,
             });
@@ -191,7 +190,6 @@ mod tests {
         let mut enc = Rav1eEncoder::new(EncoderSettings {
             speed: 10,
             quantizer: 60,
-            bitrate: 0,
             fps: 30.0,
             threads: 1,
         });

@@ -14,10 +14,9 @@ use super::{
 pub struct EncoderSettings {
     /// rav1e speed preset, 0 (slowest, best) to 10 (fastest).
     pub speed: u8,
-    /// Base quantizer index, 0 (finest) to 255; in bitrate mode, the lowest allowed.
+    /// Base quantizer index, 0 (finest) to 255 (a target bitrate is the stream writer's rate
+    /// control: it picks these per GOP).
     pub quantizer: u8,
-    /// Target bits per second, or 0 for constant-quantizer mode.
-    pub bitrate: u32,
     /// Frames per second (time base of the stream).
     pub fps: f64,
     /// Worker threads for this encoder; above one, the picture is split into as many AV1 tiles
@@ -87,12 +86,7 @@ impl Rav1eEncoder {
         }
         // Planes are data, not pictures: minimise squared error, not perceived error.
         enc.tune = Tune::Psnr;
-        if s.bitrate > 0 {
-            enc.bitrate = s.bitrate.min(i32::MAX as u32) as i32;
-            enc.min_quantizer = s.quantizer;
-        } else {
-            enc.quantizer = s.quantizer as usize;
-        }
+        enc.quantizer = s.quantizer as usize;
         Config::new()
             .with_encoder_config(enc)
             .with_threads(s.threads.max(1))

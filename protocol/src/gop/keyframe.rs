@@ -58,7 +58,6 @@ pub(crate) fn encode(picture: &Picture, quantizer: u8, speed: u8) -> Result<Vec<
     let mut encoder = Rav1eEncoder::new(EncoderSettings {
         speed,
         quantizer,
-        bitrate: 0,
         fps: 30.0,
         threads: 1,
     });

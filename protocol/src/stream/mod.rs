@@ -9,6 +9,7 @@
 //! are the same bytes and live latency is a frame, not a GOP.
 
 mod live;
+mod rate;
 mod reader;
 mod tracks;
 mod writer;

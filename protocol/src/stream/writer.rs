@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 
+use super::rate::RateControl;
 use super::{FRAME_TICKS, Fragmentation, StreamLayout, split_by_frame};
 use crate::av1::{
     CodecError, CodedGop, EncoderSettings, LiveGopEncoder, Picture, PlaneEncoder, Rav1eEncoder,
@@ -68,6 +69,22 @@ pub struct WrittenGop {
     pub coded_order: Vec<usize>,
 }
 
+/// Most of a GOP's budget its side data may take under a target bitrate.
+const SIDE_SHARE: f64 = 0.5;
+
+/// Codes each track's pictures with its settings; the tracks are independent AV1 streams, so
+/// side by side.
+fn code_planes(
+    planes: &[PlaneSet],
+    settings: &[EncoderSettings],
+) -> Result<Vec<CodedGop>, CodecError> {
+    per_track(
+        planes.iter().zip(settings),
+        |(planes, &s)| Rav1eEncoder::new(s).encode_gop(&planes.pictures),
+        CodecError::Encoder,
+    )
+}
+
 /// A GOP being written frame by frame: see [`StreamWriter::start_live`].
 pub struct LiveGop {
     /// The side data, until the key frame's chunks carry it.
@@ -103,6 +120,7 @@ pub struct StreamWriter {
     fragmentation: Fragmentation,
     refine_passes: usize,
     keyframes: KeyframeCoding,
+    rate: Option<RateControl>,
     movie: Option<Movie>,
     position: u64,
     next_frame: u64,
@@ -127,12 +145,22 @@ impl StreamWriter {
             fragmentation,
             refine_passes,
             keyframes: KeyframeCoding::Exact,
+            rate: None,
             movie: None,
             position: 0,
             next_frame: 0,
             gops: 0,
             index: vec![Vec::new(); tracks],
         }
+    }
+
+    /// Codes every later GOP to take its share of `bits_per_second` — planes, side data and
+    /// container together — instead of the settings' fixed quantizers, which become the
+    /// starting point that one offset moves (see the rate module). GOPs written frame by frame
+    /// ([`Self::start_live`]) keep the fixed quantizers.
+    pub fn target_bitrate(mut self, bits_per_second: Option<u64>) -> Self {
+        self.rate = bits_per_second.map(|b| RateControl::new(b, self.layout.fps));
+        self
     }
 
     /// Codes the keyframe positions of every later GOP as `coding` says (exact by default).
@@ -150,15 +178,41 @@ impl StreamWriter {
         rematched: Vec<u32>,
     ) -> Result<WrittenGop, WriteError> {
         self.check(frames)?;
-        let packed = pack(
-            frames,
-            self.layout.grid,
-            &self.layout.tracks,
-            self.refine_passes,
-            self.keyframes,
-            start,
-            rematched,
-        )?;
+        let pack_with = |key| {
+            pack(
+                frames,
+                self.layout.grid,
+                &self.layout.tracks,
+                self.refine_passes,
+                key,
+                start,
+                rematched.clone(),
+            )
+        };
+        let mut key = self.keyframes;
+        let mut packed = pack_with(key)?;
+        // Under a target bitrate the keyframe positions must fit too: while the side data
+        // takes more than half the GOP's budget, code them coarser (the position track's
+        // keyframe picture refines them).
+        if let Some(rate) = &self.rate {
+            let budget = rate.budget(frames.len());
+            while packed.side.to_bytes().len() as f64 > SIDE_SHARE * budget {
+                key = match key {
+                    KeyframeCoding::Exact => KeyframeCoding::Layered {
+                        quantizer: 24,
+                        speed: 10,
+                    },
+                    KeyframeCoding::Layered { quantizer, speed } if quantizer < 255 => {
+                        KeyframeCoding::Layered {
+                            quantizer: quantizer.saturating_add(48),
+                            speed,
+                        }
+                    }
+                    KeyframeCoding::Layered { .. } => break,
+                };
+                packed = pack_with(key)?;
+            }
+        }
         self.write_planes(&packed.side, &packed.planes, packed.coded_order)
     }
 
@@ -179,13 +233,26 @@ impl StreamWriter {
                 self.layout.tracks.len()
             ))));
         }
-        // The tracks are independent AV1 streams: code them side by side.
-        let coded: Vec<CodedGop> = per_track(
-            planes.iter().zip(&self.settings),
-            |(planes, &s)| Rav1eEncoder::new(s).encode_gop(&planes.pictures),
-            CodecError::Encoder,
-        )?;
-        self.write_coded(side, coded, coded_order)
+        let settings = &self.settings;
+        let coded = match &mut self.rate {
+            None => code_planes(planes, settings)?,
+            Some(rate) => {
+                let frames = side.frame_count as usize;
+                let chunks = match self.fragmentation {
+                    Fragmentation::Gop => 1,
+                    Fragmentation::Frame => frames * planes.len() + 1,
+                };
+                let fixed = side.to_bytes().len();
+                rate.code(frames, fixed, chunks, settings, |s| code_planes(planes, s))?
+            }
+        };
+        let written = self.write_coded(side, coded, coded_order)?;
+        if let Some(rate) = &mut self.rate {
+            let bytes = written.chunks.iter().map(|c| c.bytes.len()).sum::<usize>()
+                + written.init.as_ref().map_or(0, Vec::len);
+            rate.spent(written.frames, bytes);
+        }
+        Ok(written)
     }
 
     /// Writes a coded GOP (one [`CodedGop`] per track, in track order, `side.frame_count`
