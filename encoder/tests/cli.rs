@@ -40,12 +40,11 @@ fn encode(input: &Path, output: &Path, extra: &[&str]) -> Output {
     splatcast(&args)
 }
 
-#[test]
-fn wave_roundtrip_through_encode_info_decode() {
-    let dir = tempfile::tempdir().unwrap();
-    let frames = dir.path().join("in");
+/// The wave's first `count` frames, copied into `dir/in`.
+fn wave_frames(dir: &Path, count: usize) -> PathBuf {
+    let frames = dir.join("in");
     std::fs::create_dir(&frames).unwrap();
-    for i in 1..=6 {
+    for i in 1..=count {
         let name = format!("wave_{i:04}.sog");
         std::fs::copy(
             data(&format!("seq_playcanvas_wave/{name}")),
@@ -53,6 +52,13 @@ fn wave_roundtrip_through_encode_info_decode() {
         )
         .unwrap();
     }
+    frames
+}
+
+#[test]
+fn wave_roundtrip_through_encode_info_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = wave_frames(dir.path(), 6);
     let mp4 = dir.path().join("wave.mp4");
     let out = encode(
         &frames.join("wave_*.sog"),
@@ -536,16 +542,7 @@ fn splat_transform_reads_what_convert_writes() {
 #[test]
 fn bitrate_lands_on_its_target() {
     let dir = tempfile::tempdir().unwrap();
-    let frames = dir.path().join("in");
-    std::fs::create_dir(&frames).unwrap();
-    for i in 1..=12 {
-        let name = format!("wave_{i:04}.sog");
-        std::fs::copy(
-            data(&format!("seq_playcanvas_wave/{name}")),
-            frames.join(&name),
-        )
-        .unwrap();
-    }
+    let frames = wave_frames(dir.path(), 12);
     let cases = [
         (frames.join("wave_*.sog"), 12.0, "300k"),
         (frames.join("wave_*.sog"), 12.0, "1.2M"),

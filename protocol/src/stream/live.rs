@@ -234,7 +234,11 @@ impl FrameAssembler {
             // frame it cannot code in it): the next GOP then starts at the frame waited for.
             if let (Some(w), Some(next)) = (waiting_for, self.groups.get(&(c + 1)))
                 && next.ready(0)
-                && next.samples[0].first().is_some_and(|(f, _)| *f <= w)
+                && next
+                    .samples
+                    .first()
+                    .and_then(|s| s.first())
+                    .is_some_and(|(f, _)| *f <= w)
             {
                 self.jump_to(c + 1);
                 continue;
