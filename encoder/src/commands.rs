@@ -1,12 +1,13 @@
 //! The CLI's commands: file handling, progress and reports around the encoder library.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use indicatif::{ProgressBar, ProgressStyle};
+use splatcast_encoder::live::{LiveEncoder, LiveOutput};
 use splatcast_encoder::metrics::ErrorAccumulator;
 use splatcast_encoder::scene::FrameSet;
 use splatcast_encoder::{EncodeOptions, GopReport, SequenceEncoder, demo, stream_layout};
@@ -92,6 +93,63 @@ pub fn encode(
         bytes,
         paths.len(),
         paths.len() as f64 / secs
+    );
+    Ok(())
+}
+
+/// `splatcast encode --as-live`: the frames coded as `publish` codes them live
+/// ([`LiveEncoder`]), written to `output` as they come out, closed by the fragment index.
+pub fn encode_as_live(
+    input: &Path,
+    output: &Path,
+    options: EncodeOptions,
+    strict: bool,
+) -> Result<()> {
+    ensure!(
+        options.fps > 0.0 && options.fps <= 1000.0,
+        "--fps must be in (0, 1000]"
+    );
+    ensure!(options.gop >= 1, "--gop must be at least 1");
+    let paths = list_frames(input)?;
+    let (max_n, degree) = scan_frames(&paths, strict)?;
+    let mut out = AtomicFile::create(output)
+        .with_context(|| format!("{}: cannot create", output.display()))?;
+    let mut encoder = LiveEncoder::new(stream_layout(&options, max_n, degree), options);
+    let pb = bar(paths.len() as u64, "encoding");
+    let start = Instant::now();
+    let mut write = |step: LiveOutput| -> Result<()> {
+        let bytes = step
+            .init
+            .iter()
+            .chain(step.chunks.iter().map(|(_, c)| &c.bytes));
+        for b in bytes.chain(step.index.iter()) {
+            out.write_all(b)
+                .with_context(|| format!("{}: cannot write", output.display()))?;
+        }
+        Ok(())
+    };
+    for path in &paths {
+        let step = encoder
+            .push(load_frame(path, strict, false)?)
+            .with_context(|| format!("{}", output.display()))?;
+        write(step)?;
+        pb.inc(1);
+    }
+    write(
+        encoder
+            .finish()
+            .with_context(|| format!("{}", output.display()))?,
+    )?;
+    out.commit()
+        .with_context(|| format!("{}: cannot write", output.display()))?;
+    pb.finish_and_clear();
+    let bytes = std::fs::metadata(output)?.len();
+    println!(
+        "wrote {} ({} bytes, {} frames, {:.1} frames/s, coded as live)",
+        output.display(),
+        bytes,
+        paths.len(),
+        paths.len() as f64 / start.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -15,10 +15,10 @@ use crate::correspond::{Correspondence, correspond};
 use crate::encode::{EncodeError, EncodeOptions, check_frame, stream_writer};
 
 /// Attribute ranges: the key frame's, widened by this share of their width on both sides.
-const MARGIN: f32 = 0.25;
+const MARGIN: f32 = 0.1;
 
 /// Displacements a live GOP holds: this share of the key frame's largest extent, either way.
-const MOTION: f32 = 0.1;
+const MOTION: f32 = 0.03;
 
 /// A frame with more than this share of Gaussians beyond the displacement range starts a GOP.
 const BEYOND: f64 = 0.01;
@@ -30,6 +30,8 @@ pub struct LiveOutput {
     pub init: Option<Vec<u8>>,
     /// Chunks with their GOP (MoQ group) number.
     pub chunks: Vec<(u64, Chunk)>,
+    /// The fragment index that closes a file (from [`LiveEncoder::finish`] only).
+    pub index: Option<Vec<u8>>,
 }
 
 impl LiveOutput {
@@ -117,10 +119,11 @@ impl LiveEncoder {
         Ok(out)
     }
 
-    /// Closes the stream's last GOP; returns its last chunks.
+    /// Closes the stream's last GOP; returns its last chunks and the index that closes a file.
     pub fn finish(mut self) -> Result<LiveOutput, EncodeError> {
         let mut out = LiveOutput::default();
         self.close(&mut out)?;
+        out.index = Some(self.writer.finish()?);
         Ok(out)
     }
 

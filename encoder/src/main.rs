@@ -97,6 +97,11 @@ enum Command {
         /// a live MoQ stream carries; the file replays into MoQ unchanged).
         #[arg(long, value_enum, default_value_t = FragmentArg::Gop)]
         fragment: FragmentArg,
+        /// Code as `publish` does live: each GOP planned at its key frame alone, frames coded
+        /// one at a time (rav1e low latency), per-frame fragments — a recording of the live
+        /// stream, to compare with the file encoder's.
+        #[arg(long, conflicts_with_all = ["bitrate", "fragment"])]
+        as_live: bool,
         #[command(flatten)]
         learning: LearnArgs,
     },
@@ -416,6 +421,7 @@ fn main() -> ExitCode {
             coding,
             bitrate,
             fragment,
+            as_live,
             learning,
         } => {
             if splatcast_encoder::multiview::MultiViewVideo::detect(&input) {
@@ -423,7 +429,11 @@ fn main() -> ExitCode {
                     .and_then(|options| capture::encode(&input, &output, options))
             } else {
                 let options = coding.encode_options(fragment.into());
-                commands::encode(&input, &output, options, bitrate.as_deref(), coding.strict)
+                if as_live {
+                    commands::encode_as_live(&input, &output, options, coding.strict)
+                } else {
+                    commands::encode(&input, &output, options, bitrate.as_deref(), coding.strict)
+                }
             }
         }
         Command::EvalCapture {

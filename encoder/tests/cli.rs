@@ -567,3 +567,33 @@ fn bitrate_lands_on_its_target() {
         assert!(off.abs() < 0.1, "{rate}: {per_second:.0} bit/s ({off:+.3})");
     }
 }
+
+/// `encode --as-live` records what `publish` sends live: a valid file whose last GOP is shorter
+/// than its side data declared, every frame readable.
+#[test]
+fn a_live_recording_reads_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let frames = wave_frames(dir.path(), 12);
+    let mp4 = dir.path().join("live.mp4");
+    let out = encode(
+        &frames.join("wave_*.sog"),
+        &mp4,
+        &["--as-live", "--gop", "5"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info = splatcast(&[os("info"), mp4.as_os_str()]);
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("total 12 frames"), "{text}");
+    let decoded = dir.path().join("out");
+    let out = splatcast(&[os("decode"), mp4.as_os_str(), os("-o"), decoded.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_dir(&decoded).unwrap().count(), 12);
+}

@@ -261,6 +261,8 @@ pub struct Mp4Reader<R> {
     /// True when the file ends inside a box (a recording cut short); the fragments before it
     /// are still usable.
     pub truncated: bool,
+    /// True when a fragment index (`mfra`) closes the file: its writer finished it.
+    pub finished: bool,
 }
 
 impl<R: Read + Seek> Mp4Reader<R> {
@@ -271,6 +273,7 @@ impl<R: Read + Seek> Mp4Reader<R> {
         let mut init = Vec::new();
         let mut fragments = Vec::new();
         let mut truncated = false;
+        let mut finished = false;
         let mut movie = None;
         while pos < file_len {
             let Some((kind, size)) = box_at(&mut inner, pos, file_len)? else {
@@ -310,7 +313,10 @@ impl<R: Read + Seek> Mp4Reader<R> {
                         }
                     }
                 }
-                b"mfra" => break,
+                b"mfra" => {
+                    finished = true;
+                    break;
+                }
                 _ => {}
             }
             pos += size;
@@ -321,6 +327,7 @@ impl<R: Read + Seek> Mp4Reader<R> {
             movie,
             fragments,
             truncated,
+            finished,
         })
     }
 

@@ -72,8 +72,8 @@ pub struct StreamReader<R> {
 
 impl<R: Read + Seek> StreamReader<R> {
     /// Opens a stream, checks it has our track set and groups its fragments into GOPs from
-    /// their `moof`s. A last GOP missing frames (a live recording stopped mid-GOP) is left out
-    /// and the stream marked truncated.
+    /// their `moof`s. In a file without its closing index, a last GOP missing frames (a live
+    /// recording stopped mid-GOP) is left out and the stream marked truncated.
     pub fn open(inner: R) -> Result<Self, StreamError> {
         let mut mp4 = Mp4Reader::open(inner)?;
         let tracks = TrackSet::of(&mp4.movie)?;
@@ -110,10 +110,17 @@ impl<R: Read + Seek> StreamReader<R> {
             gops,
             spans,
         };
-        if let Some(last) = reader.gops.len().checked_sub(1) {
-            let sizes = reader.gop_sizes(last);
-            let complete = match (&reader.spans[last], sizes) {
-                (Some((_, frames)), Ok(sizes)) => *frames >= sizes.side.frame_count as u64,
+        // A finished file (its writer closed it with the index) ends where its writer ended it:
+        // a live recording's last GOP may be shorter than declared.
+        if let Some(last) = reader.gops.len().checked_sub(1)
+            && !reader.mp4.finished
+        {
+            // The length its side data declares (not the frames it holds, as read later).
+            let declared = reader
+                .gop_fragment(last)
+                .and_then(|f| reader.tracks.side_of(&f));
+            let complete = match (&reader.spans[last], declared) {
+                (Some((_, frames)), Ok(side)) => *frames >= side.frame_count as u64,
                 _ => true,
             };
             if !complete {
@@ -196,7 +203,7 @@ impl<R: Read + Seek> StreamReader<R> {
     /// Sizes of GOP `index`'s parts.
     pub fn gop_sizes(&mut self, index: usize) -> Result<GopSizes, StreamError> {
         let fragment = self.gop_fragment(index)?;
-        let side = self.tracks.side_of(&fragment)?;
+        let side = self.tracks.checked_side(&fragment)?;
         let side_bytes = fragment
             .samples(self.tracks.side)
             .map_or(0, |s| s[0].data.len());

@@ -51,12 +51,28 @@ impl TrackSet {
     }
 
     /// The side data, checked against the track count.
-    fn checked_side(&self, fragment: &Fragment) -> Result<GopSide, StreamError> {
-        let side = self.side_of(fragment)?;
+    /// The GOP's side data, checked against the tracks. A live encoder may close a GOP before
+    /// the length its side data declared (the next key frame came sooner): when every track
+    /// holds the same smaller number of frames, the side data is read as that many.
+    pub(crate) fn checked_side(&self, fragment: &Fragment) -> Result<GopSide, StreamError> {
+        let mut side = self.side_of(fragment)?;
         if side.tracks.len() != self.video.len() {
             return Err(StreamError::Inconsistent(
                 "side data and tracks disagree".into(),
             ));
+        }
+        let counts: Vec<usize> = self
+            .video
+            .iter()
+            .map(|&id| fragment.samples(id).map_or(0, <[_]>::len))
+            .collect();
+        if let Some(&n) = counts.first()
+            && n > 0
+            && n < side.frame_count as usize
+            && counts.iter().all(|&c| c == n)
+        {
+            side.frame_count = n as u32;
+            side.rematched.truncate(n);
         }
         Ok(side)
     }
