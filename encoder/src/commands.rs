@@ -55,11 +55,7 @@ pub fn encode(
     bitrate: Option<&str>,
     strict: bool,
 ) -> Result<()> {
-    ensure!(
-        options.fps > 0.0 && options.fps <= 1000.0,
-        "--fps must be in (0, 1000]"
-    );
-    ensure!(options.gop >= 1, "--gop must be at least 1");
+    check_timing(&options)?;
     options.bitrate = bitrate.map(parse_bitrate).transpose()?;
     let paths = list_frames(input)?;
     let (max_n, degree) = scan_frames(&paths, strict)?;
@@ -97,6 +93,16 @@ pub fn encode(
     Ok(())
 }
 
+/// `--fps` and `--gop` within what a stream can carry.
+pub(crate) fn check_timing(options: &EncodeOptions) -> Result<()> {
+    ensure!(
+        options.fps > 0.0 && options.fps <= 1000.0,
+        "--fps must be in (0, 1000]"
+    );
+    ensure!(options.gop >= 1, "--gop must be at least 1");
+    Ok(())
+}
+
 /// `splatcast encode --as-live`: the frames coded as `publish` codes them live
 /// ([`LiveEncoder`]), written to `output` as they come out, closed by the fragment index.
 pub fn encode_as_live(
@@ -105,11 +111,7 @@ pub fn encode_as_live(
     options: EncodeOptions,
     strict: bool,
 ) -> Result<()> {
-    ensure!(
-        options.fps > 0.0 && options.fps <= 1000.0,
-        "--fps must be in (0, 1000]"
-    );
-    ensure!(options.gop >= 1, "--gop must be at least 1");
+    check_timing(&options)?;
     let paths = list_frames(input)?;
     let (max_n, degree) = scan_frames(&paths, strict)?;
     let mut out = AtomicFile::create(output)

@@ -21,7 +21,7 @@ use splatcast_protocol::sequence::list_frames;
 use splatcast_protocol::stream::{Chunk, FRAME_TICKS, WrittenGop, split_by_frame};
 use tokio::time::Instant;
 
-use crate::commands::{load_frame, open, scan_frames};
+use crate::commands::{check_timing, load_frame, open, scan_frames};
 
 /// How a client trusts the server: `--fingerprint` (development certificates) or `--ca`.
 #[derive(clap::Args, Clone, Debug)]
@@ -223,11 +223,7 @@ pub struct PublishArgs {
 }
 
 pub fn publish(args: PublishArgs) -> Result<()> {
-    ensure!(
-        args.options.fps > 0.0 && args.options.fps <= 1000.0,
-        "--fps must be in (0, 1000]"
-    );
-    ensure!(args.options.gop >= 1, "--gop must be at least 1");
+    check_timing(&args.options)?;
     let address: Address = args.to.parse()?;
     let trust = args.trust.trust()?;
     let is_file = args
