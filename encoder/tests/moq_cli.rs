@@ -18,6 +18,17 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_splatcast"))
 }
 
+/// Runs `cmd` to its end; it must succeed (else its stderr is the failure).
+fn succeeds(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Kills the child when the test ends, however it ends.
 struct Running(Child);
 
@@ -44,16 +55,11 @@ fn wave_frames(dir: &Path) -> PathBuf {
 fn wave_file(dir: &Path) -> PathBuf {
     let frames = wave_frames(dir);
     let mp4 = dir.join("wave.mp4");
-    let out = bin()
-        .args(["encode", "--gop", "3", "--quality", "low", "-o"])
-        .arg(&mp4)
-        .arg(frames.join("wave_*.sog"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    succeeds(
+        bin()
+            .args(["encode", "--gop", "3", "--quality", "low", "-o"])
+            .arg(&mp4)
+            .arg(frames.join("wave_*.sog")),
     );
     mp4
 }
@@ -123,31 +129,12 @@ async fn alice(
 /// `splatcast token --generate`: a new signing key in `dir`.
 fn signing_key(dir: &Path) -> PathBuf {
     let key = dir.join("root.jwk");
-    let out = bin()
-        .args(["token", "--generate", "--key"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeds(bin().args(["token", "--generate", "--key"]).arg(&key));
     key
 }
 
 fn token(key: &Path, args: &[&str]) -> String {
-    let out = bin()
-        .args(["token", "--key"])
-        .arg(key)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = succeeds(bin().args(["token", "--key"]).arg(key).args(args));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -356,19 +343,14 @@ fn frames_encoded_live_leave_one_by_one_not_a_gop_at_a_time() {
     // Nine frames taken at 4 per second in one GOP of up to 9: sent GOP by GOP, all would
     // arrive together after the last was taken.
     let to = format!("moq://127.0.0.1:{port}/rooms/demo/alice?jwt={jwt}");
-    let publisher = bin()
-        .arg("publish")
-        .arg(frames.join("wave_*.sog"))
-        .args(["--to", &to, "--fingerprint", &fingerprint])
-        .args(["--fps", "4", "--gop", "9"])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&publisher.stdout);
-    assert!(
-        publisher.status.success(),
-        "{}",
-        String::from_utf8_lossy(&publisher.stderr)
+    let publisher = succeeds(
+        bin()
+            .arg("publish")
+            .arg(frames.join("wave_*.sog"))
+            .args(["--to", &to, "--fingerprint", &fingerprint])
+            .args(["--fps", "4", "--gop", "9"]),
     );
+    let stdout = String::from_utf8_lossy(&publisher.stdout);
     assert!(stdout.contains("sent 1 GOPs, 9 frames"), "{stdout}");
     let arrived = rt.block_on(viewer).unwrap();
     let order: Vec<u64> = arrived.iter().map(|a| a.0).collect();
