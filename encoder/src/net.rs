@@ -90,9 +90,16 @@ pub struct RelayArgs {
     /// A room whose streams need a token to watch (repeatable).
     #[arg(long)]
     private: Vec<String>,
-    /// Memory for cached media, in MiB.
-    #[arg(long, default_value_t = 512)]
-    cache_mb: u64,
+    /// Memory for one room's cached media, in MiB (its latest GOPs are kept even above it).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
+    room_cache_mb: u64,
+    /// Rooms open at once (a room is open while anyone is in it).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    max_rooms: u32,
+    /// Bytes one peer's connection may hold unacknowledged, in KiB: a viewer on a slow link
+    /// costs at most this much and skips to the newest GOP when it falls behind.
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u64).range(64..=1 << 22))]
+    peer_buffer_kb: u64,
 }
 
 pub fn relay(args: RelayArgs) -> Result<()> {
@@ -104,11 +111,11 @@ pub fn relay(args: RelayArgs) -> Result<()> {
         let relay = Relay::bind(
             args.listen,
             RelayConfig {
-                identity,
-                key,
                 private_rooms: args.private,
-                cache_bytes: args.cache_mb << 20,
-                cache_age: Duration::from_secs(30),
+                room_bytes: args.room_cache_mb << 20,
+                max_rooms: args.max_rooms as usize,
+                peer_bytes: args.peer_buffer_kb << 10,
+                ..RelayConfig::new(identity, key)
             },
         )
         .with_context(|| format!("{}: cannot listen", args.listen))?;

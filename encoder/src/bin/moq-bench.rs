@@ -61,6 +61,9 @@ fn args() -> Result<Args> {
             "usage: moq-bench stream.mp4 [--rtt-ms 50] [--loss 0.01] [--seconds 20] [--subscribers 1]"
         );
     }
+    if !(0.0..1.0).contains(&a.loss) {
+        bail!("--loss is a fraction of datagrams in [0, 1), e.g. 0.01 for 1 %");
+    }
     Ok(a)
 }
 
@@ -119,13 +122,7 @@ fn main() -> Result<()> {
         let key = Key::generate()?;
         let relay = Relay::bind(
             "127.0.0.1:0".parse()?,
-            RelayConfig {
-                identity,
-                key: key.clone(),
-                private_rooms: Vec::new(),
-                cache_bytes: 256 << 20,
-                cache_age: Duration::from_secs(30),
-            },
+            RelayConfig::new(identity, key.clone()),
         )?;
         let relay_addr = relay.local_addr()?;
         tokio::spawn(relay.run());

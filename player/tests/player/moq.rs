@@ -36,17 +36,7 @@ async fn relay() -> (Address, Trust, Key) {
 /// Our relay on `listen` with this identity and key.
 fn relay_on(listen: std::net::SocketAddr, identity: Identity, key: Key) -> (Address, Trust, Key) {
     let trust = Trust::Pinned(vec![identity.fingerprint()]);
-    let relay = Relay::bind(
-        listen,
-        RelayConfig {
-            identity,
-            key: key.clone(),
-            private_rooms: Vec::new(),
-            cache_bytes: 64 << 20,
-            cache_age: Duration::from_secs(30),
-        },
-    )
-    .unwrap();
+    let relay = Relay::bind(listen, RelayConfig::new(identity, key.clone())).unwrap();
     let port = relay.local_addr().unwrap().port();
     tokio::spawn(relay.run());
     (

@@ -22,6 +22,7 @@ pub mod impair;
 mod publish;
 mod relay;
 mod room;
+mod rooms;
 mod server;
 mod subscribe;
 mod tls;
@@ -33,7 +34,7 @@ pub use catalog::{GopIndex, Rendition, StreamCatalog};
 pub use connect::{connect, refused, stay_connected, watch, with_backoff};
 pub use error::NetError;
 pub use publish::BroadcastWriter;
-pub use relay::{Relay, RelayConfig};
+pub use relay::{Relay, RelayConfig, RelayRooms};
 pub use room::{RoomChange, RoomWatcher, watch_room};
 pub use subscribe::{
     Arrival, Early, Subscription, subscribe, subscribe_frames, subscribe_rendition, track_frames,

@@ -1,17 +1,18 @@
 //! `splatcast relay`: one machine's MoQ relay on moq-net's origin machinery. Rooms are path
 //! prefixes (`rooms/<room>/<participant>`); publishers need a token; subscribers of a public
-//! room need none. The latest group of every track stays cached for late joiners, and a
-//! subscriber that falls behind skips to the newest group (moq-net's delivery rule), so no
-//! viewer makes the relay buffer without bound.
+//! room need none. Memory is bounded three ways: each room caches its broadcasts in a pool of
+//! its own (the latest group of every track kept for late joiners), at most so many rooms are
+//! open, and each peer's connection holds at most its send window unacknowledged — a
+//! subscriber that falls behind skips to the newest group (moq-net's delivery rule) instead of
+//! making the relay buffer for it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use moq_net::origin;
-
 use crate::address::room_of;
-use crate::server::{Admission, Grant, serve_sessions};
+use crate::rooms::{RoomLimits, Rooms};
+use crate::server::{Admission, Admitted, Grant, serve_sessions};
 use crate::token::Key;
 use crate::{Identity, NetError, tls};
 
@@ -24,35 +25,61 @@ pub struct RelayConfig {
     pub key: Key,
     /// Rooms whose broadcasts need a token to watch.
     pub private_rooms: Vec<String>,
-    /// Cap on cached media across the relay, in bytes.
-    pub cache_bytes: u64,
-    /// How long a group that is no longer the latest stays cached.
+    /// Cap on one room's cached media, in bytes.
+    pub room_bytes: u64,
+    /// Cap on rooms open at once (a room is open while anyone is in it).
+    pub max_rooms: usize,
+    /// Cap on what one peer's connection holds unacknowledged, in bytes.
+    pub peer_bytes: u64,
+    /// How long a group that nobody reads stays cached.
     pub cache_age: Duration,
+}
+
+impl RelayConfig {
+    /// The defaults of `splatcast relay`: 64 MiB a room, 64 rooms, 4 MiB a peer, 30 s.
+    pub fn new(identity: Identity, key: Key) -> Self {
+        Self {
+            identity,
+            key,
+            private_rooms: Vec::new(),
+            room_bytes: 64 << 20,
+            max_rooms: 64,
+            peer_bytes: 4 << 20,
+            cache_age: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A bound relay.
 pub struct Relay {
     endpoint: quinn::Endpoint,
-    origin: origin::Producer,
+    rooms: Arc<Rooms>,
     config: Arc<RelayConfig>,
+}
+
+/// Looks into a running relay's rooms (for tests and statistics).
+#[derive(Clone)]
+pub struct RelayRooms(Arc<Rooms>);
+
+impl RelayRooms {
+    /// Media bytes `room` caches now, or `None` when it is not open.
+    pub fn cached_bytes(&self, room: &str) -> Option<u64> {
+        self.0.cached_bytes(room)
+    }
 }
 
 impl Relay {
     /// Binds `listen` (UDP). Must run inside a tokio runtime.
     pub fn bind(listen: SocketAddr, config: RelayConfig) -> Result<Self, NetError> {
-        let endpoint = tls::server_endpoint(listen, &config.identity)?;
-        let mut origin_config = origin::Config::default();
-        origin_config.pool = moq_net::cache::Pool::new(
-            moq_net::cache::Config::default()
-                .with_capacity(config.cache_bytes)
-                .with_expiry(config.cache_age),
-        );
-        origin_config.cache_duration = config.cache_age;
-        let (origin, driver) = origin::Producer::new(origin_config);
-        crate::spawn_driver(driver);
+        let endpoint = tls::server_endpoint(listen, &config.identity, config.peer_bytes)?;
+        let rooms = Rooms::new(RoomLimits {
+            bytes: config.room_bytes,
+            age: config.cache_age,
+            rooms: config.max_rooms,
+        });
         Ok(Self {
             endpoint,
-            origin,
+            rooms,
             config: Arc::new(config),
         })
     }
@@ -62,68 +89,40 @@ impl Relay {
         Ok(self.endpoint.local_addr()?)
     }
 
+    /// A view of the relay's rooms that outlives [`Relay::run`] taking the relay.
+    pub fn rooms(&self) -> RelayRooms {
+        RelayRooms(self.rooms.clone())
+    }
+
     /// Accepts sessions until the endpoint closes. A failing session ends alone.
     pub async fn run(self) -> Result<(), NetError> {
-        tokio::spawn(keep_warm(self.origin.consume()));
-        let config = self.config.clone();
-        serve_sessions(&self.endpoint, &self.origin, move |a| {
-            admit(&config.key, &config.private_rooms, a, SystemTime::now())
+        let (config, rooms) = (self.config.clone(), self.rooms.clone());
+        serve_sessions(&self.endpoint, move |a| {
+            let grant = admit(&config.key, &config.private_rooms, a, SystemTime::now())?;
+            place(&rooms, a, grant)
         })
         .await;
         Ok(())
     }
 }
 
-/// Keeps every announced broadcast's catalog and tracks subscribed from its publisher, so the
-/// relay always holds their latest group: a joiner is answered from here in one round trip,
-/// instead of waiting while the relay asks the publisher (measured: the catalog and the first
-/// group came 90–170 ms after a joiner's subscriptions were answered).
-async fn keep_warm(origin: origin::Consumer) {
-    let mut announced = origin.announced();
-    let mut warm: std::collections::HashMap<String, tokio::task::JoinHandle<()>> =
-        Default::default();
-    while let Some(update) = announced.next().await {
-        let path = update.prefix.as_str().to_owned();
-        if let Some(task) = warm.remove(&path) {
-            task.abort();
+/// Seats a session in its room: it publishes into and watches the room's own origin (and
+/// pool). A session above any room (a cluster peer with a token for `rooms`) watches the
+/// origin every room is announced in, and publishes nowhere.
+fn place(rooms: &Arc<Rooms>, admission: &Admission, grant: Grant) -> Result<Admitted, NetError> {
+    match room_of(&admission.path) {
+        Some(room) => {
+            let (origin, seat) = rooms.enter(room)?;
+            Ok(Admitted {
+                _seat: Some(seat),
+                ..Admitted::on(&origin, grant)
+            })
         }
-        if !update.kind.is_active() {
-            continue;
-        }
-        let origin = origin.clone();
-        let task = tokio::spawn(async move {
-            let Ok(broadcast) = origin.routed_broadcast(path.as_str()).await else {
-                return;
-            };
-            let Ok(catalog) = crate::StreamCatalog::read(&broadcast).await else {
-                return;
-            };
-            let renditions = catalog.ladder.len().max(1);
-            let mut readers = tokio::task::JoinSet::new();
-            // The catalog track itself, then every rendition's tracks.
-            let names = std::iter::once(hang::Catalog::DEFAULT_NAME.to_owned()).chain(
-                (0..renditions)
-                    .filter_map(|k| catalog.rendition(k))
-                    .flat_map(|view| view.tracks.into_iter().map(|(_, name)| name)),
-            );
-            for name in names {
-                let Ok(track) = broadcast.track(&name) else {
-                    continue;
-                };
-                let pending = track.subscribe(moq_net::track::Subscription::default());
-                readers.spawn(async move {
-                    let Ok(mut subscriber) = pending.await else {
-                        return;
-                    };
-                    // Read and drop: the relay's cache keeps the latest group.
-                    while let Ok(Some(mut group)) = subscriber.recv_group().await {
-                        while let Ok(Some(_)) = group.read_frame().await {}
-                    }
-                });
-            }
-            while readers.join_next().await.is_some() {}
-        });
-        warm.insert(update.prefix.as_str().to_owned(), task);
+        None if grant.publish.is_empty() => Ok(Admitted::on(rooms.shared(), grant)),
+        None => Err(NetError::Refused(format!(
+            "'{}' is not in a room: publish at rooms/<room>/<participant>",
+            admission.path
+        ))),
     }
 }
 

@@ -2,10 +2,11 @@
 //! QUIC or WebTransport by ALPN, then the caller's authorisation of the dialed path and token
 //! before any media flows.
 
-use moq_net::{Pattern, Patterns};
+use moq_net::{Pattern, Patterns, origin};
 
 use crate::NetError;
 use crate::address::normalize;
+use crate::rooms::Seat;
 
 /// What a connecting peer asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +36,25 @@ impl Grant {
     }
 }
 
+/// An admitted session: what it may do, and the origin it publishes into and watches.
+pub(crate) struct Admitted {
+    pub grant: Grant,
+    pub origin: origin::Producer,
+    /// Held for the session's life (its room stays open).
+    pub _seat: Option<Seat>,
+}
+
+impl Admitted {
+    /// A session on `origin`, in no room.
+    pub(crate) fn on(origin: &origin::Producer, grant: Grant) -> Self {
+        Self {
+            grant,
+            origin: origin.clone(),
+            _seat: None,
+        }
+    }
+}
+
 pub(crate) type Handshake = moq_net::server::Handshake<web_transport_quinn::Session>;
 
 /// Splits `/path?query` into the normalised path and its `jwt`.
@@ -51,12 +71,12 @@ pub(crate) fn admission(target: &str) -> Admission {
     }
 }
 
-/// Runs the handshake of one incoming connection. `authorize` sees the dialed path and token
+/// Runs the handshake of one incoming connection. `admit` sees the dialed path and token
 /// before anything is accepted; a refusal closes the session with no media bytes sent.
 async fn accept(
     incoming: quinn::Incoming,
-    authorize: impl FnOnce(&Admission) -> Result<Grant, NetError>,
-) -> Result<(Handshake, Admission, Grant), NetError> {
+    admit: impl FnOnce(&Admission) -> Result<Admitted, NetError>,
+) -> Result<(Handshake, Admission, Admitted), NetError> {
     let conn = incoming.await?;
     let alpn = conn
         .handshake_data()
@@ -72,8 +92,8 @@ async fn accept(
             None => request.url.path().to_string(),
         };
         let admission = admission(&target);
-        let grant = match authorize(&admission) {
-            Ok(grant) => grant,
+        let admitted = match admit(&admission) {
+            Ok(admitted) => admitted,
             Err(e) => {
                 let status = web_transport_quinn::http::StatusCode::FORBIDDEN;
                 request.reject(status).await?;
@@ -90,13 +110,13 @@ async fn accept(
         }
         let session = request.respond(response).await?;
         let handshake = moq_net::Server::new().accept_request(now, session).await?;
-        check_role(handshake, admission, grant)
+        check_role(handshake, admission, admitted)
     } else if moq_net::ALPNS.contains(&alpn.as_str()) {
         let session = web_transport_quinn::Session::raw(conn);
         let handshake = moq_net::Server::new().accept_request(now, session).await?;
         let admission = admission(handshake.path());
-        match authorize(&admission) {
-            Ok(grant) => check_role(handshake, admission, grant),
+        match admit(&admission) {
+            Ok(admitted) => check_role(handshake, admission, admitted),
             Err(e) => {
                 handshake.close(moq_net::Error::Unauthorized);
                 Err(e)
@@ -113,8 +133,9 @@ async fn accept(
 fn check_role(
     handshake: Handshake,
     admission: Admission,
-    grant: Grant,
-) -> Result<(Handshake, Admission, Grant), NetError> {
+    admitted: Admitted,
+) -> Result<(Handshake, Admission, Admitted), NetError> {
+    let grant = &admitted.grant;
     let refusal = match handshake.role() {
         Some(moq_net::Role::Publisher) if grant.publish.is_empty() => Some("publish"),
         Some(moq_net::Role::Subscriber) if grant.subscribe.is_empty() => Some("subscribe"),
@@ -128,47 +149,46 @@ fn check_role(
                 admission.path
             )))
         }
-        None => Ok((handshake, admission, grant)),
+        None => Ok((handshake, admission, admitted)),
     }
 }
 
-/// Completes an authorised handshake against `origin`: the peer publishes into the subtrees it
-/// may publish under and sees the subtrees it may subscribe to, both rooted at its path.
+/// Completes an authorised handshake: the peer publishes into the subtrees it may publish
+/// under and sees the subtrees it may subscribe to, both rooted at its path.
 async fn open(
     handshake: Handshake,
     admission: &Admission,
-    grant: &Grant,
-    origin: &moq_net::origin::Producer,
+    admitted: &Admitted,
 ) -> Result<moq_net::Session, NetError> {
     let mut handshake = handshake;
     let root = admission.path.as_str();
+    let grant = &admitted.grant;
     if !grant.publish.is_empty() {
         let patterns = Grant::patterns(&grant.publish)?;
-        handshake = handshake.with_subscriber(origin.scope(root, &patterns)?);
+        handshake = handshake.with_subscriber(admitted.origin.scope(root, &patterns)?);
     }
     if !grant.subscribe.is_empty() {
         let patterns = Grant::patterns(&grant.subscribe)?;
-        handshake = handshake.with_publisher(origin.consume().scope(root, &patterns)?);
+        handshake = handshake.with_publisher(admitted.origin.consume().scope(root, &patterns)?);
     }
     let (session, driver) = handshake.ok().await?;
     crate::spawn_driver(driver);
     Ok(session)
 }
 
-/// Accepts sessions on `endpoint` until it closes, each admitted by `authorize` and opened on
-/// `origin`'s broadcasts; a failing session ends alone.
+/// Accepts sessions on `endpoint` until it closes, each admitted by `admit`, which says what
+/// it may do and where; a failing session ends alone.
 pub(crate) async fn serve_sessions(
     endpoint: &quinn::Endpoint,
-    origin: &moq_net::origin::Producer,
-    authorize: impl Fn(&Admission) -> Result<Grant, NetError> + Clone + Send + 'static,
+    admit: impl Fn(&Admission) -> Result<Admitted, NetError> + Clone + Send + 'static,
 ) {
     while let Some(incoming) = endpoint.accept().await {
-        let (origin, authorize) = (origin.clone(), authorize.clone());
+        let admit = admit.clone();
         tokio::spawn(async move {
             let remote = incoming.remote_address();
             let result = async {
-                let (handshake, admission, grant) = accept(incoming, authorize).await?;
-                let session = open(handshake, &admission, &grant, &origin).await?;
+                let (handshake, admission, admitted) = accept(incoming, admit).await?;
+                let session = open(handshake, &admission, &admitted).await?;
                 tracing::info!(%remote, path = %admission.path, "session open");
                 Err::<(), _>(NetError::Moq(session.closed().await))
             }

@@ -200,7 +200,7 @@ impl Trust {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(self.client_tls(alpns)?)
             .map_err(|e| NetError::Refused(format!("TLS configuration unusable for QUIC: {e}")))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
-        config.transport_config(transport());
+        config.transport_config(Arc::new(transport()));
         Ok(config)
     }
 }
@@ -216,7 +216,7 @@ const INITIAL_WINDOW: u64 = 64 * 1024;
 /// so allow many at once (slots free as streams end) — but quinn allocates state for every
 /// allowed stream when a connection opens (10,000 of each cost a relay ~0.8 MiB per viewer,
 /// measured with heaptrack), so not more than a busy room needs. Keep idle links alive.
-pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
+fn transport() -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
     t.max_concurrent_uni_streams(1024u32.into());
     t.max_concurrent_bidi_streams(512u32.into());
@@ -225,7 +225,7 @@ pub(crate) fn transport() -> Arc<quinn::TransportConfig> {
         quinn::IdleTimeout::try_from(Duration::from_secs(10)).expect("10 s fits"),
     ));
     t.congestion_controller_factory(Arc::new(Congestion));
-    Arc::new(t)
+    t
 }
 
 /// BBR, not quinn's default CUBIC: media at a steady rate over lossy links. Measured
@@ -259,11 +259,17 @@ impl quinn::congestion::ControllerFactory for Congestion {
     }
 }
 
+/// Bytes a server sends to one peer without acknowledgment — quinn's own default, 10 MB.
+pub(crate) const SEND_WINDOW: u64 = 10_000_000;
+
 /// A QUIC server endpoint on `addr` speaking MoQ over raw QUIC (moq-lite ALPNs) and over
-/// WebTransport (`h3`).
+/// WebTransport (`h3`). `send_window` bounds what one peer's connection holds unacknowledged:
+/// quinn keeps every sent byte until it is acknowledged and blocks writes beyond the window, so
+/// a viewer on a slow link costs at most this much (moq-net then skips it to the newest group).
 pub(crate) fn server_endpoint(
     addr: SocketAddr,
     id: &Identity,
+    send_window: u64,
 ) -> Result<quinn::Endpoint, NetError> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -278,7 +284,9 @@ pub(crate) fn server_endpoint(
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| NetError::Refused(format!("TLS configuration unusable for QUIC: {e}")))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport());
+    let mut transport = transport();
+    transport.send_window(send_window);
+    config.transport_config(Arc::new(transport));
     Ok(quinn::Endpoint::server(config, addr)?)
 }
 

@@ -17,7 +17,7 @@ use splatcast_protocol::stream::{StreamError, StreamReader, split_by_frame};
 
 use crate::catalog::GopIndex;
 use crate::publish::{frame_time, track_info, write_catalog};
-use crate::server::{Grant, serve_sessions};
+use crate::server::{Admitted, Grant, serve_sessions};
 use crate::{Identity, NetError, StreamCatalog, tls};
 
 /// How long fetched GOPs stay cached for other viewers (media time bound of the track).
@@ -70,7 +70,7 @@ impl VodServer {
         identity: &Identity,
         files: &[(String, PathBuf)],
     ) -> Result<Self, NetError> {
-        let endpoint = tls::server_endpoint(listen, identity)?;
+        let endpoint = tls::server_endpoint(listen, identity, tls::SEND_WINDOW)?;
         let (origin, driver) = origin::Producer::new(origin::Config::default());
         crate::spawn_driver(driver);
         let broadcasts = files
@@ -91,11 +91,13 @@ impl VodServer {
 
     /// Accepts viewers until the endpoint closes. Anyone may watch; nobody may publish.
     pub async fn run(self) -> Result<(), NetError> {
-        serve_sessions(&self.endpoint, &self.origin, |_| {
-            Ok(Grant {
+        let origin = self.origin.clone();
+        serve_sessions(&self.endpoint, move |_| {
+            let grant = Grant {
                 subscribe: vec![String::new()],
                 ..Grant::default()
-            })
+            };
+            Ok(Admitted::on(&origin, grant))
         })
         .await;
         Ok(())

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use splatcast_net::token::{Claims, Key};
 use splatcast_net::{
-    Address, BroadcastWriter, Identity, Relay, RelayConfig, Trust, connect, install_crypto,
-    moq_net, subscribe,
+    Address, BroadcastWriter, Identity, Relay, RelayConfig, RelayRooms, Trust, connect,
+    install_crypto, moq_net, subscribe,
 };
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::av1::{EncoderSettings, Rav1dDecoder};
@@ -69,6 +69,7 @@ struct Setup {
     address: Address,
     trust: Trust,
     key: Key,
+    rooms: RelayRooms,
 }
 
 fn token(key: &Key, root: &str, publish: &[&str], subscribe: &[&str], ttl: i64) -> String {
@@ -85,32 +86,33 @@ fn token(key: &Key, root: &str, publish: &[&str], subscribe: &[&str], ttl: i64) 
     })
 }
 
-async fn relay(private_rooms: &[&str]) -> Setup {
+fn relay(private_rooms: &[&str]) -> Setup {
+    relay_with(|config| {
+        config.private_rooms = private_rooms.iter().map(|s| s.to_string()).collect();
+    })
+}
+
+fn relay_with(configure: impl FnOnce(&mut RelayConfig)) -> Setup {
     install_crypto();
     let identity = Identity::generate(&["localhost".into()]).unwrap();
     let trust = Trust::Pinned(vec![identity.fingerprint()]);
     let key = Key::generate().unwrap();
-    let relay = Relay::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        RelayConfig {
-            identity,
-            key: key.clone(),
-            private_rooms: private_rooms.iter().map(|s| s.to_string()).collect(),
-            cache_bytes: 64 << 20,
-            cache_age: Duration::from_secs(30),
-        },
-    )
-    .unwrap();
+    let mut config = RelayConfig::new(identity, key.clone());
+    configure(&mut config);
+    let relay = Relay::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
     let port = relay.local_addr().unwrap().port();
+    let rooms = relay.rooms();
     tokio::spawn(relay.run());
     Setup {
         address: format!("moq://127.0.0.1:{port}/").parse().unwrap(),
         trust,
         key,
+        rooms,
     }
 }
 
-/// A publisher of the stream's catalog at `rooms/r/<who>`; the GOPs are written by the caller.
+/// A publisher of the stream's catalog at `rooms/<who>` (`room/participant`); the GOPs are
+/// written by the caller.
 async fn publisher(
     setup: &Setup,
     who: &str,
@@ -124,7 +126,7 @@ async fn publisher(
     let writer = BroadcastWriter::new(origin.create_broadcast("").unwrap(), movie)?;
     let address = setup
         .address
-        .with_path(&format!("rooms/r/{who}"))
+        .with_path(&format!("rooms/{who}"))
         .with_token(jwt);
     let session = connect(
         &address,
@@ -165,11 +167,12 @@ fn send(writer: &mut BroadcastWriter, gop: &WrittenGop) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_relay_subscribe_over_raw_quic_and_webtransport() {
     let (file, gops) = stream();
-    let setup = relay(&[]).await;
+    let setup = relay(&[]);
     let init = gops[0].init.clone().unwrap();
     let jwt = token(&setup.key, "rooms/r", &["alice"], &[""], 60);
-    let (_publisher, mut writer, _origin) =
-        publisher(&setup, "alice", Some(jwt), &init).await.unwrap();
+    let (_publisher, mut writer, _origin) = publisher(&setup, "r/alice", Some(jwt), &init)
+        .await
+        .unwrap();
 
     // One viewer of the participant over raw QUIC, one of the whole room over WebTransport.
     let raw = setup.address.with_path("rooms/r/alice");
@@ -248,7 +251,7 @@ async fn publish_relay_subscribe_over_raw_quic_and_webtransport() {
 async fn tokens_are_checked_before_any_media() {
     let (_, gops) = stream();
     let init = gops[0].init.clone().unwrap();
-    let setup = relay(&["hidden"]).await;
+    let setup = relay(&["hidden"]);
     let other = Key::generate().unwrap();
     // Missing, wrong key, expired, and a token for someone else.
     for jwt in [
@@ -257,7 +260,7 @@ async fn tokens_are_checked_before_any_media() {
         Some(token(&setup.key, "rooms/r", &["alice"], &[], -10)),
         Some(token(&setup.key, "rooms/r", &["bob"], &[], 60)),
     ] {
-        let result = publisher(&setup, "alice", jwt.clone(), &init).await;
+        let result = publisher(&setup, "r/alice", jwt.clone(), &init).await;
         match result {
             Err(_) => {}
             Ok((session, _writer, _origin)) => {
@@ -315,10 +318,12 @@ async fn refused(session: Result<moq_net::Session, splatcast_net::NetError>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_peers_close_only_their_own_session() {
     let (_, gops) = stream();
-    let setup = relay(&[]).await;
+    let setup = relay(&[]);
     let init = gops[0].init.clone().unwrap();
     let jwt = token(&setup.key, "rooms/r", &["alice"], &[], 600);
-    let (_alice, mut writer, _origin) = publisher(&setup, "alice", Some(jwt), &init).await.unwrap();
+    let (_alice, mut writer, _origin) = publisher(&setup, "r/alice", Some(jwt), &init)
+        .await
+        .unwrap();
     let (_watching, broadcast) = viewer(&setup, setup.address.with_path("rooms/r/alice"), "")
         .await
         .unwrap();
@@ -414,4 +419,86 @@ async fn hostile_peers_close_only_their_own_session() {
         .unwrap();
     let got = timeout(LIMIT, late.next()).await.unwrap().unwrap().unwrap();
     assert!(got.group <= 1);
+}
+
+/// Each room caches within its own byte bound, whatever another room sends; a relay opens at
+/// most so many rooms; a room closes, its cache freed, when its last session leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_keep_their_memory_to_themselves() {
+    let (_, gops) = stream();
+    let gop_bytes: u64 = gops[0].chunks.iter().map(|c| c.bytes.len() as u64).sum();
+    let room_bytes = 4 * gop_bytes;
+    let setup = relay_with(|config| {
+        config.room_bytes = room_bytes;
+        config.max_rooms = 2;
+    });
+    let init = gops[0].init.clone().unwrap();
+    let jwt = |who: &str| Some(token(&setup.key, "rooms", &[who], &[""], 600));
+    let (_alice, mut busy, _o1) = publisher(&setup, "r/alice", jwt("r/alice"), &init)
+        .await
+        .unwrap();
+    let (bob, mut quiet, _o2) = publisher(&setup, "s/bob", jwt("s/bob"), &init)
+        .await
+        .unwrap();
+    // A viewer in each room, so the relay keeps both rooms' broadcasts pulled.
+    let (_v1, _b1) = viewer(&setup, setup.address.with_path("rooms/r"), "alice")
+        .await
+        .unwrap();
+    let (v2, _b2) = viewer(&setup, setup.address.with_path("rooms/s"), "bob")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(&mut quiet, &gops[0]);
+
+    // Room r sends forty GOPs, ten times its bound.
+    for g in 0..40u64 {
+        let gop = &gops[g as usize % 2];
+        for chunk in &gop.chunks {
+            busy.write(g, chunk).unwrap();
+        }
+        busy.finish_group().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = setup.rooms.cached_bytes("r").unwrap();
+    let s = setup.rooms.cached_bytes("s").unwrap();
+    // The pool's bound is a target its writes converge to, above which the live edge (each
+    // track's latest group) is kept: allow one GOP over it.
+    assert!(
+        r <= room_bytes + 2 * gop_bytes,
+        "room r caches {r} B, bound {room_bytes} B (a GOP is {gop_bytes} B)"
+    );
+    assert!(r >= gop_bytes / 2, "room r caches only {r} B");
+    // Room s keeps its GOP, and a late joiner there gets it from the relay.
+    assert!(s >= gop_bytes / 2, "room s lost its cache to room r: {s} B");
+    let (_v3, late) = viewer(&setup, setup.address.with_path("rooms/s/bob"), "")
+        .await
+        .unwrap();
+    let mut late = timeout(LIMIT, subscribe(late, None))
+        .await
+        .unwrap()
+        .unwrap();
+    let got = timeout(LIMIT, late.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(got.group, 0);
+
+    // A third room is refused while two are open.
+    let carol = publisher(&setup, "t/carol", jwt("t/carol"), &init).await;
+    match carol {
+        Err(_) => {}
+        Ok((session, _, _)) => {
+            timeout(Duration::from_secs(5), session.closed())
+                .await
+                .expect("a third room is refused");
+        }
+    }
+    // When everyone leaves room s it closes and frees its cache.
+    drop((bob, v2, _v3, late));
+    let closed = async {
+        while setup.rooms.cached_bytes("s").is_some() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    timeout(LIMIT, closed)
+        .await
+        .expect("room s closes when empty");
 }
