@@ -106,6 +106,9 @@ pub struct FrameReport {
     pub iterations: u32,
     /// Seconds spent learning it.
     pub seconds: f64,
+    /// Of which in optimisation steps (the rest: photos, gates, scoring, quantising and
+    /// rebuilding the decoded frame, coding a finished GOP).
+    pub step_seconds: f64,
     /// Online: seconds from its arrival to its leaving the encoder (0 offline).
     pub lag: f64,
 }
@@ -116,7 +119,7 @@ impl std::fmt::Display for FrameReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "frame {:>5} {:>8}  gated {:.3}  moved {:.3}  train {:6.2} dB  {:>5} steps  {:6.2} s  lag {:.2} s",
+            "frame {:>5} {:>8}  gated {:.3}  moved {:.3}  train {:6.2} dB  {:>5} steps  {:6.2} s (steps {:.2} s)  lag {:.2} s",
             self.index,
             if self.keyframe.is_some() {
                 "key"
@@ -128,6 +131,7 @@ impl std::fmt::Display for FrameReport {
             self.train_psnr,
             self.iterations,
             self.seconds,
+            self.step_seconds,
             self.lag
         )
     }
@@ -283,6 +287,7 @@ pub fn learn<W: Write>(
                     train_psnr: r.train_psnr,
                     iterations,
                     seconds: frame_start.elapsed().as_secs_f64(),
+                    step_seconds: r.step_seconds,
                     lag: 0.0,
                 };
                 previous = Some((decoded, views));
@@ -302,7 +307,9 @@ pub fn learn<W: Write>(
                     keyframe.iterations = options.refresh_iterations;
                 }
                 let iterations = keyframe.iterations;
+                let training = Instant::now();
                 let trained = train_keyframe(&dataset, &keyframe)?;
+                let step_seconds = training.elapsed().as_secs_f64();
                 let radius = robust_bounds(trained.positions.iter().copied()).1;
                 let (planned, decoded) = PlannedGop::open(
                     &trained,
@@ -322,6 +329,7 @@ pub fn learn<W: Write>(
                     train_psnr: keyframe_psnr,
                     iterations,
                     seconds: frame_start.elapsed().as_secs_f64(),
+                    step_seconds,
                     lag: 0.0,
                 };
                 previous = Some((decoded, views));

@@ -71,6 +71,8 @@ pub struct ResidualFrame {
     pub train_psnr: f64,
     /// Seconds spent.
     pub seconds: f64,
+    /// Of which in the optimisation steps (the rest: photo uploads, gate passes, scoring).
+    pub step_seconds: f64,
 }
 
 /// A GPU context reused for every residual frame of a sequence (pipelines compile once).
@@ -122,7 +124,11 @@ impl ResidualTrainer {
                     .collect()
             };
         let new_photos = photos(&self.pass, views)?;
-        let old_photos = photos(&self.pass, previous)?;
+        let old_photos = if options.open_all {
+            Vec::new()
+        } else {
+            photos(&self.pass, previous)?
+        };
         // Buffers bound to another frame's Gaussians are stale.
         self.pass.reset();
 
@@ -138,22 +144,23 @@ impl ResidualTrainer {
             }
             Ok(residual.take_sensitivity(gpu)?)
         };
-        let new_pull = pull(views, &new_photos)?;
-        let old_pull = if previous.is_empty() {
-            vec![[0.0; 2]; new_pull.len()]
+        let open: Vec<bool> = if options.open_all {
+            vec![true; reference.len()]
         } else {
-            pull(previous, &old_photos)?
+            let new_pull = pull(views, &new_photos)?;
+            let old_pull = if previous.is_empty() {
+                vec![[0.0; 2]; new_pull.len()]
+            } else {
+                pull(previous, &old_photos)?
+            };
+            let pulled = open_gates(&old_pull, &new_pull, options.gate_threshold);
+            let changed = changed_under(reference, previous, views, options.change_threshold);
+            pulled.iter().zip(&changed).map(|(a, b)| *a || *b).collect()
         };
-        let pulled = open_gates(&old_pull, &new_pull, options.gate_threshold);
-        let changed = changed_under(reference, previous, views, options.change_threshold);
-        let open: Vec<bool> = pulled
-            .iter()
-            .zip(&changed)
-            .map(|(a, b)| *a || *b || options.open_all)
-            .collect();
         residual.set_gates(gpu, &open);
         let gated = open.iter().filter(|&&g| g).count() as f64 / open.len().max(1) as f64;
 
+        let steps_start = Instant::now();
         let mut adam = Adam::new(gpu, residual.latent(), &grads)?;
         let base = LearningRates::default();
         let active_rest = 3 * gaussians.sh_rest;
@@ -188,7 +195,9 @@ impl ResidualTrainer {
                 self.pass.grow_if_overflowed(gpu)?;
             }
         }
-        let frame = revert_below_a_step(reference, &gaussians.download(gpu)?, steps);
+        let trained = gaussians.download(gpu)?;
+        let step_seconds = steps_start.elapsed().as_secs_f64();
+        let frame = revert_below_a_step(reference, &trained, steps);
         let train_psnr =
             self.mean_psnr(&gaussians, &grads, views, &new_photos, options.background)?;
         let moved = moved_fraction(reference, &frame);
@@ -198,6 +207,7 @@ impl ResidualTrainer {
             moved,
             train_psnr,
             seconds: start.elapsed().as_secs_f64(),
+            step_seconds,
         })
     }
 

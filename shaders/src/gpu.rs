@@ -51,6 +51,8 @@ pub struct Gpu {
     /// Whether kernels may use subgroup operations (the trainer's backward pass sums over
     /// subgroups when it can); benchmarks clear it to measure the fallback.
     pub subgroups: bool,
+    /// Kernels compiled once for the device's life.
+    pub(crate) pipelines: crate::kernels::PipelineCache,
 }
 
 impl Gpu {
@@ -117,6 +119,7 @@ impl Gpu {
             adapter: info,
             timestamps,
             subgroups,
+            pipelines: Default::default(),
         })
     }
 
@@ -134,6 +137,7 @@ impl Gpu {
             device,
             queue,
             adapter,
+            pipelines: Default::default(),
         }
     }
 

@@ -8,7 +8,7 @@ const RECORD: &str = include_str!("wgsl/record.wgsl");
 const BACKWARD: &str = include_str!("wgsl/backward.wgsl");
 
 /// A WGSL source of this crate.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Source {
     Project,
     Bin,
@@ -75,6 +75,32 @@ pub(crate) fn pipeline(
         compilation_options: Default::default(),
         cache: None,
     })
+}
+
+/// Compute pipelines compiled on one device, kept for reuse: objects made per frame (a
+/// residual frame's kernels, its optimiser) would otherwise compile their shaders again every
+/// frame — each a WGSL → driver compile of tens to hundreds of milliseconds.
+#[derive(Default)]
+pub(crate) struct PipelineCache(
+    std::sync::Mutex<std::collections::HashMap<(Source, &'static str), wgpu::ComputePipeline>>,
+);
+
+impl PipelineCache {
+    /// The pipeline for `entry` of `source`, compiled on first use.
+    pub(crate) fn get(
+        &self,
+        device: &wgpu::Device,
+        source: Source,
+        entry: &'static str,
+    ) -> wgpu::ComputePipeline {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(pipeline) = cache.get(&(source, entry)) {
+            return pipeline.clone();
+        }
+        let pipeline = pipeline(device, &source.module(device), entry);
+        cache.insert((source, entry), pipeline.clone());
+        pipeline
+    }
 }
 
 /// A bind group for `pipeline`'s group 0 from whole buffers at the given bindings.

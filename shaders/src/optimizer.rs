@@ -108,11 +108,11 @@ impl Adam {
         let stride = GpuGaussians::stride(params.sh_rest) as u32;
         let bytes = params.count as u64 * stride as u64 * 4;
         gpu.check_binding("the Adam moments", bytes)?;
-        let module = Source::Adam.module(&gpu.device);
-        let pipeline = kernels::pipeline(&gpu.device, &module, "adam_step");
-        let perturb = kernels::pipeline(&gpu.device, &module, "perturb");
-        let gather = kernels::pipeline(&gpu.device, &module, "gather_opacity");
-        let relocate = kernels::pipeline(&gpu.device, &module, "relocate");
+        let kernel = |entry| gpu.pipelines.get(&gpu.device, Source::Adam, entry);
+        let pipeline = kernel("adam_step");
+        let perturb = kernel("perturb");
+        let gather = kernel("gather_opacity");
+        let relocate = kernel("relocate");
         let uniform = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("adam"),
             size: std::mem::size_of::<AdamUniform>() as u64,

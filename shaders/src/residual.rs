@@ -92,10 +92,10 @@ impl Residual {
             }),
             wgpu::BufferUsages::UNIFORM,
         );
-        let module = Source::Residual.module(&gpu.device);
-        let gate = kernels::pipeline(&gpu.device, &module, "gate_gradients");
-        let compose = kernels::pipeline(&gpu.device, &module, "compose");
-        let accumulate = kernels::pipeline(&gpu.device, &module, "accumulate_sensitivity");
+        let kernel = |entry| gpu.pipelines.get(&gpu.device, Source::Residual, entry);
+        let gate = kernel("gate_gradients");
+        let compose = kernel("compose");
+        let accumulate = kernel("accumulate_sensitivity");
         let with_target = |pipeline: &wgpu::ComputePipeline, target: &wgpu::Buffer| {
             kernels::bind(
                 &gpu.device,
