@@ -42,7 +42,7 @@ struct Room {
     origin: origin::Producer,
     pool: cache::Pool,
     sessions: usize,
-    tasks: [JoinHandle<()>; 2],
+    _tasks: [Task; 2],
 }
 
 /// A session's place in a room; the room closes when the last one drops.
@@ -92,8 +92,8 @@ impl Rooms {
             let (origin, driver) = origin::Producer::new(config);
             crate::spawn_driver(driver);
             let tasks = [
-                tokio::spawn(bridge(origin.consume(), self.shared.clone())),
-                tokio::spawn(keep_warm(origin.consume())),
+                Task(tokio::spawn(bridge(origin.consume(), self.shared.clone()))),
+                Task(tokio::spawn(keep_warm(origin.consume()))),
             ];
             open.insert(
                 room.to_owned(),
@@ -101,7 +101,7 @@ impl Rooms {
                     origin,
                     pool,
                     sessions: 0,
-                    tasks,
+                    _tasks: tasks,
                 },
             );
         }
@@ -128,10 +128,9 @@ impl Rooms {
             return;
         };
         entry.sessions -= 1;
-        if entry.sessions == 0
-            && let Some(entry) = open.remove(room)
-        {
-            entry.tasks.iter().for_each(JoinHandle::abort);
+        if entry.sessions == 0 {
+            // Dropping the room aborts its tasks, and theirs in turn.
+            open.remove(room);
         }
     }
 }
@@ -177,27 +176,32 @@ async fn keep_warm(origin: origin::Consumer) {
 }
 
 /// Runs `start`'s task for each broadcast announced in `origin` while it is announced
-/// (restarted when its route changes, aborted when it is retracted or `origin` ends).
+/// (restarted when its route changes, aborted when it is retracted, when `origin` ends, or when
+/// this future is dropped or aborted — a closing room must not leave a route announced).
 async fn each_broadcast(
     origin: origin::Consumer,
     mut start: impl FnMut(&str, announce::Update) -> Option<JoinHandle<()>>,
 ) {
     let mut announced = origin.announced();
-    let mut running: HashMap<String, JoinHandle<()>> = HashMap::new();
+    let mut running: HashMap<String, Task> = HashMap::new();
     while let Some(update) = announced.next().await {
         let path = update.prefix.as_str().to_owned();
-        if let Some(task) = running.remove(&path) {
-            task.abort();
-        }
+        running.remove(&path);
         if !update.kind.is_active() {
             continue;
         }
         if let Some(task) = start(&path, update) {
-            running.insert(path, task);
+            running.insert(path, Task(task));
         }
     }
-    for task in running.into_values() {
-        task.abort();
+}
+
+/// A spawned task that is aborted when this handle drops (tokio's own handles detach).
+struct Task(JoinHandle<()>);
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
