@@ -25,7 +25,8 @@ use crate::encode::{EncodeOptions, stream_layout, track_settings};
 use crate::init::focus;
 use crate::multiview::MultiViewVideo;
 use crate::planned::PlannedGop;
-use crate::residual::{ResidualFrame, ResidualOptions, ResidualTrainer, moved_fraction};
+use crate::residual::{Photos, ResidualFrame, ResidualOptions, ResidualTrainer, moved_fraction};
+use crate::stages::Stages;
 use crate::train::{Loaded, TrainError, TrainOptions, ViewScore, load_views, train};
 
 /// Why learning a stream failed.
@@ -106,9 +107,10 @@ pub struct FrameReport {
     pub iterations: u32,
     /// Seconds spent learning it.
     pub seconds: f64,
-    /// Of which in optimisation steps (the rest: photos, gates, scoring, quantising and
-    /// rebuilding the decoded frame, coding a finished GOP).
-    pub step_seconds: f64,
+    /// The same seconds by stage: `photos` (decoding), `upload`, `gates`, `steps`, `score`,
+    /// `quantise` for residual frames; `code` (the finished GOP), `keyframe`, `plan`, `score`
+    /// for keyframes.
+    pub stages: Stages,
     /// Online: seconds from its arrival to its leaving the encoder (0 offline).
     pub lag: f64,
 }
@@ -119,7 +121,7 @@ impl std::fmt::Display for FrameReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "frame {:>5} {:>8}  gated {:.3}  moved {:.3}  train {:6.2} dB  {:>5} steps  {:6.2} s (steps {:.2} s)  lag {:.2} s",
+            "frame {:>5} {:>8}  gated {:.3}  moved {:.3}  train {:6.2} dB  {:>5} steps  {:6.2} s ({})  lag {:.2} s",
             self.index,
             if self.keyframe.is_some() {
                 "key"
@@ -131,7 +133,7 @@ impl std::fmt::Display for FrameReport {
             self.train_psnr,
             self.iterations,
             self.seconds,
-            self.step_seconds,
+            self.stages,
             self.lag
         )
     }
@@ -259,9 +261,10 @@ pub fn learn<W: Write>(
     let mut reports: Vec<FrameReport> = Vec::new();
     let mut gop: Option<PlannedGop> = None;
     // The previous frame as decoded, and its photos.
-    let mut previous: Option<(GaussianFrame, Vec<Loaded>)> = None;
+    let mut previous: Option<(GaussianFrame, Photos)> = None;
     let mut keyframe_psnr = 0.0;
-    let mut per_step: Option<f64> = None;
+    // Online: seconds per residual step, and a residual frame's seconds outside its steps.
+    let mut pace: Option<(f64, f64)> = None;
     for t in 0..video.frames {
         let arrival = options
             .live_budget
@@ -271,7 +274,7 @@ pub fn learn<W: Write>(
         {
             std::thread::sleep(wait);
         }
-        let frame_start = Instant::now();
+        let mut stages = Stages::start();
         let dataset = video.frame(t);
         let views = load_views(&dataset, Split::Train, options.keyframe.downscale)?;
         let cameras: Vec<_> = views.iter().map(|(c, _)| *c).collect();
@@ -280,26 +283,42 @@ pub fn learn<W: Write>(
         let mut start = match (&gop, &previous) {
             (None, _) | (_, None) => Some(GopStart::First),
             (Some(g), Some(_)) if g.len() >= options.encode.gop => Some(GopStart::Length),
-            (Some(_), Some((_, photos))) if photo_change(photos, &views) > options.scene_change => {
+            (Some(_), Some((_, photos)))
+                if photo_change(photos.views(), &views) > options.scene_change =>
+            {
                 Some(GopStart::SceneChange)
             }
             _ => None,
         };
+        stages.lap("photos");
+        let photos = residuals.upload(views)?;
+        stages.lap("upload");
         let mut learnt = None;
-        if let (None, Some(g), Some((reference, photos))) = (start, &mut gop, &previous) {
+        if let (None, Some(g), Some((reference, previous_photos))) = (start, &mut gop, &previous) {
             let mut residual = options.residual.clone();
             residual.seed = options.residual.seed.wrapping_add(t as u64);
-            if let (Some(budget), Some(step)) = (options.live_budget, per_step) {
-                residual.iterations = ((budget / step) as u32).clamp(1, residual.iterations);
+            if let (Some(budget), Some((step, overhead))) = (options.live_budget, pace) {
+                let left = (budget - overhead).max(0.0);
+                residual.iterations = ((left / step) as u32).clamp(1, residual.iterations);
             }
             let steps = g.record_steps(reference.rest_per_gaussian() as u32);
-            let r = residuals.learn(reference, photos, &views, &steps, distance, &residual)?;
-            per_step = Some(r.seconds / residual.iterations.max(1) as f64);
+            let r = residuals.learn(
+                reference,
+                previous_photos,
+                &photos,
+                &steps,
+                distance,
+                &residual,
+            )?;
+            stages.absorb(&r.stages);
+            let step = r.stages.get("steps") / residual.iterations.max(1) as f64;
             if r.train_psnr < keyframe_psnr - options.quality_drop {
                 start = Some(GopStart::Quality);
             } else {
                 let decoded = g.push(&r.frame)?;
                 let moved = moved_fraction(reference, &decoded);
+                stages.lap("quantise");
+                pace = Some((step, stages.total() - stages.get("steps")));
                 learnt = Some((decoded, ResidualFrame { moved, ..r }, residual.iterations));
             }
         }
@@ -312,11 +331,11 @@ pub fn learn<W: Write>(
                     moved: r.moved,
                     train_psnr: r.train_psnr,
                     iterations,
-                    seconds: frame_start.elapsed().as_secs_f64(),
-                    step_seconds: r.step_seconds,
+                    seconds: stages.total(),
+                    stages,
                     lag: 0.0,
                 };
-                previous = Some((decoded, views));
+                previous = Some((decoded, photos));
                 report
             }
             (reason, _) => {
@@ -326,6 +345,7 @@ pub fn learn<W: Write>(
                     emit(&written, &mut out)?;
                     events(LearnEvent::Gop(&written));
                 }
+                stages.lap("code");
                 let mut keyframe = options.keyframe.clone();
                 keyframe.seed = keyframe.seed.wrapping_add(t as u64);
                 if let Some((reference, _)) = &previous {
@@ -333,9 +353,8 @@ pub fn learn<W: Write>(
                     keyframe.iterations = options.refresh_iterations;
                 }
                 let iterations = keyframe.iterations;
-                let training = Instant::now();
                 let trained = train_keyframe(&dataset, &keyframe)?;
-                let step_seconds = training.elapsed().as_secs_f64();
+                stages.lap("keyframe");
                 let radius = robust_bounds(trained.positions.iter().copied()).1;
                 let (planned, decoded) = PlannedGop::open(
                     &trained,
@@ -345,7 +364,9 @@ pub fn learn<W: Write>(
                     options.motion * radius,
                     reason,
                 )?;
-                keyframe_psnr = residuals.score(&decoded, &views, options.keyframe.background)?;
+                stages.lap("plan");
+                keyframe_psnr = residuals.score(&decoded, &photos, options.keyframe.background)?;
+                stages.lap("score");
                 gop = Some(planned);
                 let report = FrameReport {
                     index: t,
@@ -354,11 +375,11 @@ pub fn learn<W: Write>(
                     moved: 1.0,
                     train_psnr: keyframe_psnr,
                     iterations,
-                    seconds: frame_start.elapsed().as_secs_f64(),
-                    step_seconds,
+                    seconds: stages.total(),
+                    stages,
                     lag: 0.0,
                 };
-                previous = Some((decoded, views));
+                previous = Some((decoded, photos));
                 report
             }
         };

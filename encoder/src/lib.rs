@@ -19,6 +19,7 @@ pub mod presets;
 pub mod quality;
 pub mod residual;
 pub mod scene;
+pub mod stages;
 pub mod train;
 pub mod views;
 

@@ -9,8 +9,6 @@
 //! initialisation): a converged reference feels little pull from its own photos, so the
 //! difference is what moved.
 
-use std::time::Instant;
-
 use glam::Vec3;
 use splatcast_protocol::GaussianFrame;
 use splatcast_shaders::backward::Backward;
@@ -19,6 +17,7 @@ use splatcast_shaders::residual::Residual;
 use splatcast_shaders::synthetic::Rng;
 use splatcast_shaders::{Gpu, GpuGaussians};
 
+use crate::stages::Stages;
 use crate::train::{Loaded, Photometric, TrainError};
 
 /// How residual frames are learnt.
@@ -69,10 +68,23 @@ pub struct ResidualFrame {
     pub moved: f64,
     /// Mean PSNR over the training views at the end.
     pub train_psnr: f64,
-    /// Seconds spent.
-    pub seconds: f64,
-    /// Of which in the optimisation steps (the rest: photo uploads, gate passes, scoring).
-    pub step_seconds: f64,
+    /// Seconds spent, by stage: `upload` (the reference), `gates` (GPU passes), `changed`
+    /// (photo differences under each Gaussian), `steps`, `revert`, `score`.
+    pub stages: Stages,
+}
+
+/// A frame's training photos, resident on the GPU: uploaded once when the frame arrives, used
+/// while it is the new frame and again while it is the previous one.
+pub struct Photos {
+    views: Vec<Loaded>,
+    buffers: Vec<wgpu::Buffer>,
+}
+
+impl Photos {
+    /// The cameras and photos, as loaded.
+    pub fn views(&self) -> &[Loaded] {
+        &self.views
+    }
 }
 
 /// A GPU context reused for every residual frame of a sequence (pipelines compile once).
@@ -89,23 +101,34 @@ impl ResidualTrainer {
         Ok(Self { gpu, pass })
     }
 
-    /// Learns the frame seen by `views` as a residual on `reference`, which `previous` (the
+    /// Uploads a frame's photos once for every use that follows.
+    pub fn upload(&self, views: Vec<Loaded>) -> Result<Photos, TrainError> {
+        let buffers = views
+            .iter()
+            .map(|(_, rgb)| Ok(self.pass.loss.photo(&self.gpu, rgb)?))
+            .collect::<Result<_, TrainError>>()?;
+        Ok(Photos { views, buffers })
+    }
+
+    /// Learns the frame seen by `new` as a residual on `reference`, which `previous` (the
     /// reference frame's own photos, same cameras) saw; `steps` are the quantisation steps per
     /// record slot (see [`splatcast_shaders::residual::Residual::new`]); `distance` is the
     /// typical camera distance (it scales the position learning rate).
     pub fn learn(
         &mut self,
         reference: &GaussianFrame,
-        previous: &[Loaded],
-        views: &[Loaded],
+        previous: &Photos,
+        new: &Photos,
         steps: &[f32],
         distance: f32,
         options: &ResidualOptions,
     ) -> Result<ResidualFrame, TrainError> {
+        let (views, new_photos) = (&new.views[..], &new.buffers);
+        let (previous, old_photos) = (&previous.views[..], &previous.buffers);
         if views.is_empty() {
             return Err(TrainError::Invalid("a residual frame needs views".into()));
         }
-        let start = Instant::now();
+        let mut stages = Stages::start();
         let gpu = &self.gpu;
         let gaussians = GpuGaussians::upload(gpu, reference)?;
         let grads = Backward::param_grads(gpu, &gaussians)?;
@@ -117,20 +140,9 @@ impl ResidualTrainer {
             })
             .collect();
         let residual = Residual::new(gpu, &gaussians, &grads, steps, &rates)?;
-        let photos =
-            |pass: &Photometric, set: &[Loaded]| -> Result<Vec<wgpu::Buffer>, TrainError> {
-                set.iter()
-                    .map(|(_, rgb)| Ok(pass.loss.photo(gpu, rgb)?))
-                    .collect()
-            };
-        let new_photos = photos(&self.pass, views)?;
-        let old_photos = if options.open_all {
-            Vec::new()
-        } else {
-            photos(&self.pass, previous)?
-        };
         // Buffers bound to another frame's Gaussians are stale.
         self.pass.reset();
+        stages.lap("upload");
 
         // Gates: how much harder the new photos pull than the old ones.
         let pass = &mut self.pass;
@@ -147,20 +159,21 @@ impl ResidualTrainer {
         let open: Vec<bool> = if options.open_all {
             vec![true; reference.len()]
         } else {
-            let new_pull = pull(views, &new_photos)?;
+            let new_pull = pull(views, new_photos)?;
             let old_pull = if previous.is_empty() {
                 vec![[0.0; 2]; new_pull.len()]
             } else {
-                pull(previous, &old_photos)?
+                pull(previous, old_photos)?
             };
             let pulled = open_gates(&old_pull, &new_pull, options.gate_threshold);
+            stages.lap("gates");
             let changed = changed_under(reference, previous, views, options.change_threshold);
+            stages.lap("changed");
             pulled.iter().zip(&changed).map(|(a, b)| *a || *b).collect()
         };
         residual.set_gates(gpu, &open);
         let gated = open.iter().filter(|&&g| g).count() as f64 / open.len().max(1) as f64;
 
-        let steps_start = Instant::now();
         let mut adam = Adam::new(gpu, residual.latent(), &grads)?;
         let base = LearningRates::default();
         let active_rest = 3 * gaussians.sh_rest;
@@ -196,18 +209,19 @@ impl ResidualTrainer {
             }
         }
         let trained = gaussians.download(gpu)?;
-        let step_seconds = steps_start.elapsed().as_secs_f64();
+        stages.lap("steps");
         let frame = revert_below_a_step(reference, &trained, steps);
+        stages.lap("revert");
         let train_psnr =
-            self.mean_psnr(&gaussians, &grads, views, &new_photos, options.background)?;
+            self.mean_psnr(&gaussians, &grads, views, new_photos, options.background)?;
         let moved = moved_fraction(reference, &frame);
+        stages.lap("score");
         Ok(ResidualFrame {
             frame,
             gated,
             moved,
             train_psnr,
-            seconds: start.elapsed().as_secs_f64(),
-            step_seconds,
+            stages,
         })
     }
 
@@ -221,13 +235,13 @@ impl ResidualTrainer {
         background: Vec3,
     ) -> Result<f64, TrainError> {
         let mut sum = 0.0;
-        for ((camera, rgb), photo) in views.iter().zip(photos) {
+        for ((camera, _), photo) in views.iter().zip(photos) {
             self.pass
                 .prepare(&self.gpu, gaussians, grads, camera, background)?;
             let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-            self.pass.encode(&mut encoder, photo);
+            self.pass.encode_score(&mut encoder, photo);
             self.gpu.queue.submit([encoder.finish()]);
-            sum += self.pass.psnr(&self.gpu, rgb)?;
+            sum += self.pass.psnr(&self.gpu)?;
         }
         Ok(sum / views.len() as f64)
     }
@@ -236,17 +250,19 @@ impl ResidualTrainer {
     pub fn score(
         &mut self,
         frame: &GaussianFrame,
-        views: &[Loaded],
+        photos: &Photos,
         background: Vec3,
     ) -> Result<f64, TrainError> {
         let gaussians = GpuGaussians::upload(&self.gpu, frame)?;
         let grads = Backward::param_grads(&self.gpu, &gaussians)?;
-        let photos: Vec<wgpu::Buffer> = views
-            .iter()
-            .map(|(_, rgb)| self.pass.loss.photo(&self.gpu, rgb))
-            .collect::<Result<_, _>>()?;
         self.pass.reset();
-        self.mean_psnr(&gaussians, &grads, views, &photos, background)
+        self.mean_psnr(
+            &gaussians,
+            &grads,
+            &photos.views,
+            &photos.buffers,
+            background,
+        )
     }
 }
 

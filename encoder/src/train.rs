@@ -257,11 +257,18 @@ impl Photometric {
 
     /// Encodes render, loss against `photo` (from [`Loss::photo`]) and backward.
     pub(crate) fn encode(&self, encoder: &mut wgpu::CommandEncoder, photo: &wgpu::Buffer) {
-        let (r, l, b) = self.setup.as_ref().expect("prepare() comes first");
+        self.encode_score(encoder, photo);
+        let (_, _, b) = self.setup.as_ref().expect("prepare() comes first");
+        self.backward.encode(encoder, b);
+    }
+
+    /// Encodes render and loss against `photo`, without the backward pass: enough for
+    /// [`Photometric::psnr`] and [`Photometric::read_loss`].
+    pub(crate) fn encode_score(&self, encoder: &mut wgpu::CommandEncoder, photo: &wgpu::Buffer) {
+        let (r, l, _) = self.setup.as_ref().expect("prepare() comes first");
         self.loss.use_photo(encoder, l, photo);
         self.renderer.encode(encoder, r, None);
         self.loss.encode(encoder, l);
-        self.backward.encode(encoder, b);
     }
 
     /// Forgets the buffers: the next [`Photometric::prepare`] binds new Gaussians and gradients.
@@ -275,12 +282,10 @@ impl Photometric {
         Ok(self.loss.read_loss(gpu, l)?)
     }
 
-    /// PSNR of the last render against `photo`.
-    pub(crate) fn psnr(&self, gpu: &Gpu, photo: &[[f32; 3]]) -> Result<f64, TrainError> {
-        let (r, _, _) = self.setup.as_ref().expect("prepare() comes first");
-        let image = splatcast_shaders::renderer::read_image(gpu, r)?;
-        let rgb: Vec<[f32; 3]> = image.rgba.iter().map(|p| [p[0], p[1], p[2]]).collect();
-        Ok(metrics::psnr(&rgb, photo))
+    /// PSNR of the last render against its photo (summed on the GPU).
+    pub(crate) fn psnr(&self, gpu: &Gpu) -> Result<f64, TrainError> {
+        let (_, l, _) = self.setup.as_ref().expect("prepare() comes first");
+        Ok(self.loss.read_psnr(gpu, l)?)
     }
 
     /// When the last render wanted more tile pairs than the buffers hold, rebuilds them (bigger)
@@ -445,7 +450,7 @@ pub fn train(
                 events(Event::Progress(Progress {
                     step,
                     loss: loss_sum / loss_count.max(1) as f64,
-                    psnr: pass.psnr(&gpu, &view.photo)?,
+                    psnr: pass.psnr(&gpu)?,
                     steps_per_second: step as f64 / start.elapsed().as_secs_f64(),
                 }));
                 loss_sum = 0.0;

@@ -1,7 +1,8 @@
 //! The training loss on the GPU (`wgsl/loss.wgsl`): 0.8 · L1 + 0.2 · (1 − SSIM) of the renderer's
 //! image against a photo, with its gradient with respect to every rendered colour — what the
 //! trainer's backward pass starts from. SSIM is exactly [`crate::metrics::ssim`] (11×11 Gaussian,
-//! σ 1.5, window renormalised at the borders), without its clamping to [0, 1].
+//! σ 1.5, window renormalised at the borders), without its clamping to [0, 1]. The loss and the
+//! PSNR are summed on the GPU per 16×16 tile, so reading them costs kilobytes, not the image.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -9,13 +10,14 @@ use crate::gpu::{Gpu, GpuError};
 use crate::kernels::{self, Source};
 use crate::renderer::RenderBuffers;
 
-/// The five loss pipelines.
+/// The loss pipelines: five for the loss and its gradient, one for the per-tile totals.
 pub struct Loss {
     moments_h: wgpu::ComputePipeline,
     moments_v: wgpu::ComputePipeline,
     partials: wgpu::ComputePipeline,
     back_v: wgpu::ComputePipeline,
     back_h: wgpu::ComputePipeline,
+    totals: wgpu::ComputePipeline,
 }
 
 #[repr(C)]
@@ -33,7 +35,9 @@ pub struct LossBuffers {
     target: wgpu::Buffer,
     /// Per pixel: dLoss/d(r, g, b) and the pixel's share of the loss (sum it for the loss).
     pub grad: wgpu::Buffer,
-    groups: [wgpu::BindGroup; 5],
+    /// Per 16×16 tile: squared error and loss share.
+    totals: wgpu::Buffer,
+    groups: [wgpu::BindGroup; 6],
 }
 
 impl Loss {
@@ -47,6 +51,7 @@ impl Loss {
             partials: p("ssim_partials"),
             back_v: p("back_v"),
             back_h: p("back_h"),
+            totals: p("tile_totals"),
         }
     }
 
@@ -78,6 +83,7 @@ impl Loss {
         let partials_a = storage("ssim partials", pixels * 48);
         let partials_b = storage("ssim partials'", pixels * 48);
         let grad = storage("loss gradient", pixels * 16);
+        let totals = storage("loss totals", tiles(width, height) * 8);
         let d = &gpu.device;
         let groups = [
             kernels::bind(
@@ -111,12 +117,24 @@ impl Loss {
                     (7, &grad),
                 ],
             ),
+            kernels::bind(
+                d,
+                &self.totals,
+                &[
+                    (0, &size),
+                    (1, &image.image),
+                    (2, &target),
+                    (7, &grad),
+                    (8, &totals),
+                ],
+            ),
         ];
         Ok(LossBuffers {
             width,
             height,
             target,
             grad,
+            totals,
             groups,
         })
     }
@@ -167,12 +185,30 @@ impl Loss {
 
     /// The loss of the last encoded evaluation (waits for the GPU).
     pub fn read_loss(&self, gpu: &Gpu, b: &LossBuffers) -> Result<f64, GpuError> {
-        let raw = gpu.read(&b.grad, b.width as u64 * b.height as u64 * 16)?;
-        let pixels: &[[f32; 4]] = bytemuck::cast_slice(&raw);
-        Ok(pixels.iter().map(|p| p[3] as f64).sum())
+        Ok(self.read_totals(gpu, b)?.1)
     }
 
-    /// Encodes the loss and its gradient of the image last rendered into the bound buffers.
+    /// PSNR of the last encoded evaluation's image against its photo, as
+    /// [`crate::metrics::psnr`] computes it (waits for the GPU).
+    pub fn read_psnr(&self, gpu: &Gpu, b: &LossBuffers) -> Result<f64, GpuError> {
+        let squared = self.read_totals(gpu, b)?.0;
+        let values = 3 * b.width as u64 * b.height as u64;
+        Ok(crate::metrics::psnr_from_mse(
+            squared / values.max(1) as f64,
+        ))
+    }
+
+    /// Summed squared error and loss over the tiles.
+    fn read_totals(&self, gpu: &Gpu, b: &LossBuffers) -> Result<(f64, f64), GpuError> {
+        let raw = gpu.read(&b.totals, tiles(b.width, b.height) * 8)?;
+        let tiles: &[[f32; 2]] = bytemuck::cast_slice(&raw);
+        Ok(tiles
+            .iter()
+            .fold((0.0, 0.0), |(e, l), t| (e + t[0] as f64, l + t[1] as f64)))
+    }
+
+    /// Encodes the loss and its gradient of the image last rendered into the bound buffers, and
+    /// the totals [`Loss::read_loss`] and [`Loss::read_psnr`] read.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder, b: &LossBuffers) {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some("loss"),
@@ -184,6 +220,7 @@ impl Loss {
             &self.partials,
             &self.back_v,
             &self.back_h,
+            &self.totals,
         ];
         for (pipeline, group) in pipelines.into_iter().zip(&b.groups) {
             pass.set_pipeline(pipeline);
@@ -191,4 +228,9 @@ impl Loss {
             pass.dispatch_workgroups(b.width.div_ceil(16), b.height.div_ceil(16), 1);
         }
     }
+}
+
+/// 16×16 tiles covering a `width` × `height` image.
+fn tiles(width: u32, height: u32) -> u64 {
+    width.div_ceil(16) as u64 * height.div_ceil(16) as u64
 }

@@ -65,6 +65,15 @@ fn loss_and_gradient_match_cpu_and_finite_differences() {
     let want = cpu_loss(&rendered, &photo, w, h);
     let got: f64 = grad.iter().map(|g| g[3] as f64).sum();
     assert!((got - want).abs() < 1e-5, "loss {got} vs {want}");
+    // The per-tile totals (23x17 spans two tiles by two, partly outside the image).
+    let summed = loss.read_loss(&gpu, &buffers).unwrap();
+    assert!(
+        (summed - want).abs() < 1e-5,
+        "summed loss {summed} vs {want}"
+    );
+    let psnr = loss.read_psnr(&gpu, &buffers).unwrap();
+    let cpu_psnr = metrics::psnr(&rendered, &photo);
+    assert!((psnr - cpu_psnr).abs() < 1e-3, "PSNR {psnr} vs {cpu_psnr}");
 
     let eps = 1e-3f32;
     let mut worst = 0.0f64;

@@ -312,19 +312,29 @@ impl GopPlan {
 
     /// The pictures of `frame` (the keyframe's Gaussians, in its order), one per track.
     pub fn pictures(&self, frame: &GaussianFrame) -> Vec<Picture> {
+        // Every channel of every track is quantised on its own core, then tiled.
         self.tracks
-            .iter()
+            .par_iter()
             .map(|t| {
                 let tiles = Tiles::new(t.ranges.len(), self.grid);
                 let (pw, ph) = tiles.picture_size();
                 let w = self.grid.width;
                 let bits = t.bit_depth;
+                let channels: Vec<Vec<u16>> = (t.ranges.par_iter().enumerate())
+                    .map(|(c, range)| {
+                        (self.pixel_gaussian.iter())
+                            .map(|&g| {
+                                let v = value(&self.base, frame, &self.keys, t.attribute, g, c);
+                                range.quantize(v, bits)
+                            })
+                            .collect()
+                    })
+                    .collect();
                 let mut pic = Picture::filled(pw, ph, bits, 1 << (bits - 1));
-                for (c, range) in t.ranges.iter().enumerate() {
+                for (c, codes) in channels.iter().enumerate() {
                     let (tx, ty) = tiles.origin(c);
-                    for (p, &g) in self.pixel_gaussian.iter().enumerate() {
-                        let v = value(&self.base, frame, &self.keys, t.attribute, g, c);
-                        pic.samples[(ty + p / w) * pw + tx + p % w] = range.quantize(v, bits);
+                    for (p, &code) in codes.iter().enumerate() {
+                        pic.samples[(ty + p / w) * pw + tx + p % w] = code;
                     }
                 }
                 pic

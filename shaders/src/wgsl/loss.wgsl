@@ -1,7 +1,9 @@
 // The training loss 0.8 L1 + 0.2 (1 - SSIM) of a rendered image against its photo, and its
 // gradient with respect to the rendered colours, in five passes: the five SSIM moments blurred
 // horizontally then vertically (11-tap Gaussian, sigma 1.5, renormalised at the borders exactly
-// like `metrics::ssim`), the per-pixel SSIM and its partials, then the adjoint blurs.
+// like `metrics::ssim`), the per-pixel SSIM and its partials, then the adjoint blurs. A sixth
+// pass sums, per 16x16 tile, the loss and the squared error (for PSNR), so a caller reads a few
+// kilobytes instead of the image.
 
 struct Size {
     width: u32,
@@ -23,6 +25,9 @@ struct Size {
 @group(0) @binding(6) var<storage, read_write> partials_b: array<vec4<f32>>;
 // Per pixel: dLoss/d(r, g, b), and this pixel's share of the loss.
 @group(0) @binding(7) var<storage, read_write> grad: array<vec4<f32>>;
+// Per 16x16 tile, row-major: (squared error over r, g, b of both images clamped to [0, 1] as
+// `metrics::mse` does, the tile's share of the loss).
+@group(0) @binding(8) var<storage, read_write> totals: array<vec2<f32>>;
 
 const RADIUS: i32 = 5;
 const C1: f32 = 0.0001;
@@ -178,4 +183,36 @@ fn back_h(@builtin(global_invocation_id) gid: vec3<u32>) {
         out.w += (L1_WEIGHT * abs(diff) + SSIM_WEIGHT * (1.0 - partials_b[3u * i + c].w)) / n;
     }
     grad[i] = out;
+}
+
+var<workgroup> tile_sums: array<vec2<f32>, 256>;
+
+// [0, 1], NaN as 0 (as `metrics::mse` reads pixels).
+fn unit(c: vec3<f32>) -> vec3<f32> {
+    return select(vec3<f32>(0.0), clamp(c, vec3<f32>(0.0), vec3<f32>(1.0)), c == c);
+}
+
+@compute @workgroup_size(16, 16)
+fn tile_totals(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(local_invocation_index) lane: u32,
+    @builtin(workgroup_id) tile: vec3<u32>,
+) {
+    var v = vec2<f32>(0.0);
+    if inside(i32(gid.x), i32(gid.y)) {
+        let i = index(i32(gid.x), i32(gid.y));
+        let d = unit(rendered[2u * i].xyz) - unit(target_rgb[i].xyz);
+        v = vec2<f32>(dot(d, d), grad[i].w);
+    }
+    tile_sums[lane] = v;
+    workgroupBarrier();
+    for (var half = 128u; half > 0u; half >>= 1u) {
+        if lane < half {
+            tile_sums[lane] += tile_sums[lane + half];
+        }
+        workgroupBarrier();
+    }
+    if lane == 0u {
+        totals[tile.y * ((size.width + 15u) / 16u) + tile.x] = tile_sums[0];
+    }
 }
