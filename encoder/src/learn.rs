@@ -1,8 +1,8 @@
 //! The learnt dynamic encoder: a multi-view video in, a Splatcast stream out.
 //!
 //! A GOP starts with a keyframe — the first one trained from scratch under the Gaussian budget,
-//! later ones refreshed from the previous decoded frame, with relocation (densify and prune)
-//! only there — whose plane layout and quantisation are then fixed for the GOP. Every later
+//! later ones refreshed from the previous decoded frame (or from scratch when that cannot follow
+//! the motion), with relocation (densify and prune) only there — whose plane layout and quantisation are then fixed for the GOP. Every later
 //! frame is a residual learnt against the previous frame *as decoded* ([`PlannedGop`]), with
 //! the codec's quantisation in the loop, a rate term and per-Gaussian gates
 //! ([`crate::residual`]). A new GOP starts every `gop` frames, on a scene change (the photos
@@ -49,6 +49,19 @@ pub enum LearnError {
     Io(#[from] std::io::Error),
 }
 
+/// How a keyframe after the first is trained.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Refresh {
+    /// Resumed; when that still falls more than `quality_drop` below the last keyframe trained
+    /// from scratch (motion the Gaussians cannot follow), from scratch.
+    #[default]
+    Auto,
+    /// `refresh_iterations` steps from the previous decoded frame.
+    Resume,
+    /// From scratch, as the first keyframe (the quality ceiling; the cost of a full training).
+    Scratch,
+}
+
 /// How to learn a stream.
 #[derive(Clone, Debug)]
 pub struct LearnOptions {
@@ -56,6 +69,8 @@ pub struct LearnOptions {
     pub keyframe: TrainOptions,
     /// Steps of later keyframes, refreshed from the previous decoded frame.
     pub refresh_iterations: u32,
+    /// How later keyframes are trained.
+    pub refresh: Refresh,
     /// Residual frames.
     pub residual: ResidualOptions,
     /// Frame rate, GOP length, quality, fragments.
@@ -78,6 +93,7 @@ impl Default for LearnOptions {
         Self {
             keyframe: TrainOptions::default(),
             refresh_iterations: 1000,
+            refresh: Refresh::Auto,
             residual: ResidualOptions::default(),
             encode: EncodeOptions::default(),
             quality_drop: 1.5,
@@ -185,6 +201,43 @@ pub fn train_keyframe(
     Ok(last.expect("three attempts ran"))
 }
 
+/// Trains the keyframe of frame `t` as `options.refresh` says, from `previous` (the decoded
+/// previous frame, if any); `score` gives a frame's training-view PSNR. Returns it with the steps
+/// taken. `anchor` holds the PSNR of the last keyframe trained from scratch: [`Refresh::Auto`]
+/// trains from scratch when a resumed refresh falls more than `quality_drop` below it.
+fn next_keyframe(
+    dataset: &crate::datasets::Dataset,
+    previous: Option<&GaussianFrame>,
+    t: usize,
+    options: &LearnOptions,
+    anchor: &mut Option<f64>,
+    mut score: impl FnMut(&GaussianFrame) -> Result<f64, TrainError>,
+) -> Result<(GaussianFrame, u32), TrainError> {
+    let mut keyframe = options.keyframe.clone();
+    keyframe.seed = keyframe.seed.wrapping_add(t as u64);
+    let refresh = || {
+        let mut k = keyframe.clone();
+        k.resume = previous.cloned();
+        k.iterations = options.refresh_iterations;
+        train_keyframe(dataset, &k)
+    };
+    let steps = options.refresh_iterations;
+    let spent = match (previous, options.refresh) {
+        (None, _) | (_, Refresh::Scratch) => 0,
+        (Some(_), Refresh::Resume) => return Ok((refresh()?, steps)),
+        (Some(_), Refresh::Auto) => {
+            let refreshed = refresh()?;
+            match *anchor {
+                Some(a) if score(&refreshed)? < a - options.quality_drop => steps,
+                _ => return Ok((refreshed, steps)),
+            }
+        }
+    };
+    let trained = train_keyframe(dataset, &keyframe)?;
+    *anchor = Some(score(&trained)?);
+    Ok((trained, spent + keyframe.iterations))
+}
+
 /// Whether held-out renders explain their photos no better than the bare `background` does
 /// (mean PSNR within 1 dB of it). Without held-out views nothing is known: false.
 fn no_better_than_background(scores: &[ViewScore], background: glam::Vec3) -> bool {
@@ -263,6 +316,8 @@ pub fn learn<W: Write>(
     // The previous frame as decoded, and its photos.
     let mut previous: Option<(GaussianFrame, Photos)> = None;
     let mut keyframe_psnr = 0.0;
+    // Training-view PSNR of the last keyframe trained from scratch (before the codec).
+    let mut anchor: Option<f64> = None;
     // Online: seconds per residual step, and a residual frame's seconds outside its steps.
     let mut pace: Option<(f64, f64)> = None;
     for t in 0..video.frames {
@@ -346,14 +401,14 @@ pub fn learn<W: Write>(
                     events(LearnEvent::Gop(&written));
                 }
                 stages.lap("code");
-                let mut keyframe = options.keyframe.clone();
-                keyframe.seed = keyframe.seed.wrapping_add(t as u64);
-                if let Some((reference, _)) = &previous {
-                    keyframe.resume = Some(reference.clone());
-                    keyframe.iterations = options.refresh_iterations;
-                }
-                let iterations = keyframe.iterations;
-                let trained = train_keyframe(&dataset, &keyframe)?;
+                let (trained, iterations) = next_keyframe(
+                    &dataset,
+                    previous.as_ref().map(|(f, _)| f),
+                    t,
+                    options,
+                    &mut anchor,
+                    |f| residuals.score(f, &photos, options.keyframe.background),
+                )?;
                 stages.lap("keyframe");
                 let radius = robust_bounds(trained.positions.iter().copied()).1;
                 let (planned, decoded) = PlannedGop::open(

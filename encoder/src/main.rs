@@ -280,6 +280,9 @@ struct LearnArgs {
     /// Steps of later keyframes, refreshed from the previous decoded frame.
     #[arg(long, default_value_t = 1000)]
     refresh_iterations: u32,
+    /// How keyframes after the first are trained.
+    #[arg(long, value_enum, default_value_t = splatcast_encoder::learn::Refresh::Auto)]
+    refresh: splatcast_encoder::learn::Refresh,
     /// Steps of each residual frame (online: at most this many).
     #[arg(long, default_value_t = 300)]
     residual_iterations: u32,
@@ -396,6 +399,7 @@ fn learn_options(
     Ok(splatcast_encoder::learn::LearnOptions {
         keyframe,
         refresh_iterations: a.refresh_iterations.max(1),
+        refresh: a.refresh,
         residual: splatcast_encoder::residual::ResidualOptions {
             iterations: a.residual_iterations.max(1),
             rate: a.rate,

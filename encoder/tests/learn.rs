@@ -8,7 +8,7 @@ use std::path::Path;
 
 use glam::{DVec3, Quat, Vec3};
 use splatcast_encoder::datasets::Split;
-use splatcast_encoder::learn::{LearnOptions, learn};
+use splatcast_encoder::learn::{LearnOptions, Refresh, learn};
 use splatcast_encoder::multiview::MultiViewVideo;
 use splatcast_encoder::quality::ViewScorer;
 use splatcast_encoder::residual::ResidualOptions;
@@ -217,6 +217,46 @@ fn a_multi_view_video_becomes_a_stream_with_sparse_residual_frames() {
         own > first - 4.0,
         "quality holds over the GOPs: {own:.2} vs {first:.2}"
     );
+}
+
+#[test]
+fn a_refresh_that_falls_short_is_trained_from_scratch() {
+    let dir = tempfile::tempdir().unwrap();
+    write_video(dir.path());
+    let mut video = MultiViewVideo::open(dir.path()).unwrap();
+    video.frames = 2;
+    let options = |refresh, quality_drop| LearnOptions {
+        keyframe: TrainOptions {
+            iterations: 40,
+            max_gaussians: 100,
+            sh_degree: 0,
+            report_every: 40,
+            ..TrainOptions::default()
+        },
+        refresh_iterations: 10,
+        refresh,
+        quality_drop,
+        encode: splatcast_encoder::EncodeOptions {
+            fps: 10.0,
+            gop: 1,
+            ..Default::default()
+        },
+        ..LearnOptions::default()
+    };
+    let steps = |refresh, quality_drop| {
+        let learned = learn(&video, &options(refresh, quality_drop), Vec::new(), |_| {}).unwrap();
+        learned
+            .frames
+            .iter()
+            .map(|f| f.iterations)
+            .collect::<Vec<_>>()
+    };
+    // A refresh can never come within -100 dB of the anchor: it is followed by a full training.
+    assert_eq!(steps(Refresh::Auto, -100.0), [40, 50]);
+    // Within 100 dB it is kept; `Resume` and `Scratch` do what they say.
+    assert_eq!(steps(Refresh::Auto, 100.0), [40, 10]);
+    assert_eq!(steps(Refresh::Resume, -100.0), [40, 10]);
+    assert_eq!(steps(Refresh::Scratch, 100.0), [40, 40]);
 }
 
 #[test]

@@ -17,7 +17,7 @@ use anyhow::{Context, Result, ensure};
 use clap::Parser;
 use glam::Vec3;
 use splatcast_encoder::datasets::Split;
-use splatcast_encoder::learn::{LearnEvent, LearnOptions, learn, train_keyframe};
+use splatcast_encoder::learn::{LearnEvent, LearnOptions, Refresh, learn, train_keyframe};
 use splatcast_encoder::multiview::MultiViewVideo;
 use splatcast_encoder::plot::{Point, Series, rd_plot};
 use splatcast_encoder::quality::{FrameScore, ViewScorer};
@@ -56,6 +56,9 @@ struct Args {
     gop: usize,
     #[arg(long, value_enum, default_value_t = Quality::Medium)]
     quality: Quality,
+    /// How keyframes after the first are trained.
+    #[arg(long, value_enum, default_value_t = Refresh::Auto)]
+    refresh: Refresh,
     /// Skip (a) and (b).
     #[arg(long)]
     no_baselines: bool,
@@ -142,6 +145,7 @@ fn main() -> Result<()> {
     let options = LearnOptions {
         keyframe: keyframe.clone(),
         refresh_iterations: args.refresh_iterations,
+        refresh: args.refresh,
         residual: ResidualOptions {
             iterations: args.residual_iterations,
             open_all: args.open_all_gates,
