@@ -83,8 +83,8 @@ pub struct LearnOptions {
     pub margin: f32,
     /// Displacements within a GOP may reach this fraction of the scene radius.
     pub motion: f32,
-    /// Online: take frame t at (t − 1) / fps after the first keyframe is learnt, and cap each
-    /// residual frame's steps so it takes about this many seconds.
+    /// Online: take frame t at (t − 1) / fps after the first keyframe is learnt, cap each
+    /// residual frame's steps so it takes about this many seconds, and skip the gate passes.
     pub live_budget: Option<f64>,
 }
 
@@ -352,6 +352,10 @@ pub fn learn<W: Write>(
         if let (None, Some(g), Some((reference, previous_photos))) = (start, &mut gop, &previous) {
             let mut residual = options.residual.clone();
             residual.seed = options.residual.seed.wrapping_add(t as u64);
+            // Online, the gate passes (two renders and backward passes per view) cost more than
+            // a frame period on their own: every Gaussian trains and the sub-step revert alone
+            // decides who moved.
+            residual.open_all |= options.live_budget.is_some();
             if let (Some(budget), Some((step, overhead))) = (options.live_budget, pace) {
                 let left = (budget - overhead).max(0.0);
                 residual.iterations = ((left / step) as u32).clamp(1, residual.iterations);
