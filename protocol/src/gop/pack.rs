@@ -72,6 +72,16 @@ fn value(
     }
 }
 
+/// Whether Gaussian `g` of `frame` counts when channel `c` of `attribute` gets its range: the
+/// renderer never composites an opacity below 1/255, so a transparent Gaussian's values only
+/// clamp (trained captures keep thousands of faded Gaussians with far-out colours and scales,
+/// which would otherwise stretch every visible Gaussian's quantisation step). Opacity itself
+/// counts every Gaussian, so the transparent ones stay transparent.
+fn shapes_range(attribute: Attribute, c: usize, frame: &GaussianFrame, g: usize) -> bool {
+    (attribute == Attribute::ColorOpacity && c == 3)
+        || sigmoid(frame.opacity_logits[g]) >= 1.0 / 255.0
+}
+
 /// Layout features of the keyframe: position (weighted double), motion over the GOP, colour,
 /// opacity, scale and orientation, each channel scaled to unit spread so no unit dominates by
 /// accident.
@@ -214,7 +224,8 @@ impl GopPlan {
     }
 
     /// The plan for a recorded GOP: layout on the keyframe and the motion to the last frame,
-    /// ranges that hold every frame's values exactly.
+    /// ranges that hold every frame's values exactly — of its visible Gaussians; transparent
+    /// ones clamp, see [`shapes_range`].
     pub fn for_frames(
         frames: &[GaussianFrame],
         grid: Grid,
@@ -238,6 +249,7 @@ impl GopPlan {
             |a, c, bits, base| {
                 let all = (0..frames.len())
                     .flat_map(|f| (0..kf.len()).map(move |g| (f, g)))
+                    .filter(|&(f, g)| shapes_range(a, c, &frames[f], g))
                     .map(|(f, g)| value(base, &frames[f], &keys, a, g, c));
                 match a {
                     Attribute::Position => Range::with_exact_zero(all, bits),
@@ -248,7 +260,8 @@ impl GopPlan {
     }
 
     /// The plan for a GOP whose later frames are not known yet: layout on the keyframe alone;
-    /// each channel's range is the keyframe's widened by `margin` of its width on both sides,
+    /// each channel's range is the keyframe's (its visible Gaussians', as in
+    /// [`GopPlan::for_frames`]) widened by `margin` of its width on both sides,
     /// and displacements may reach `motion` (world units) either way, beyond the refinement of
     /// layered keyframe positions. Values beyond clamp.
     pub fn for_keyframe(
@@ -275,6 +288,7 @@ impl GopPlan {
             |a, c, bits, base| match a {
                 Attribute::Position => Range::with_exact_zero(
                     (0..keyframe.len())
+                        .filter(|&g| shapes_range(a, c, keyframe, g))
                         .map(|g| value(base, keyframe, &keys, a, g, c))
                         .chain([-motion, motion]),
                     bits,
@@ -282,7 +296,9 @@ impl GopPlan {
                 Attribute::Rotation => Range { lo: -1.0, hi: 1.0 },
                 _ => {
                     let r = Range::of(
-                        (0..keyframe.len()).map(|g| value(base, keyframe, &keys, a, g, c)),
+                        (0..keyframe.len())
+                            .filter(|&g| shapes_range(a, c, keyframe, g))
+                            .map(|g| value(base, keyframe, &keys, a, g, c)),
                     );
                     let pad = (r.hi - r.lo) * margin;
                     let (lo, hi) = (r.lo - pad, r.hi + pad);
@@ -594,6 +610,60 @@ mod tests {
             }
         }
         assert!(unpack(&side, &planes[1..]).is_err());
+    }
+
+    #[test]
+    fn transparent_outliers_do_not_stretch_the_ranges() {
+        let mut frames = wave(20, 2, 0);
+        for f in &mut frames {
+            for g in [3, 77, 250] {
+                f.opacity_logits[g] = -12.0;
+                f.sh_dc[g] = Vec3::splat(100.0);
+                f.log_scales[g] = Vec3::splat(-40.0);
+            }
+        }
+        let tracks: Vec<(Attribute, u8)> = Attribute::for_degree(0)
+            .into_iter()
+            .map(|a| (a, 10))
+            .collect();
+        let grid = Grid::for_count(400);
+        let packed = pack(
+            &frames,
+            grid,
+            &tracks,
+            1,
+            KeyframeCoding::Exact,
+            GopStart::First,
+            vec![0; 2],
+        )
+        .unwrap();
+        let colour = packed
+            .side
+            .tracks
+            .iter()
+            .find(|t| t.attribute == Attribute::ColorOpacity);
+        let dc = colour.unwrap().ranges[0];
+        assert!(
+            dc.hi < 2.0,
+            "the red range follows the visible Gaussians: {dc:?}"
+        );
+        let planes: Vec<Vec<Picture>> = packed.planes.iter().map(|p| p.pictures.clone()).collect();
+        let out = unpack(&packed.side, &planes).unwrap();
+        for (f, decoded) in out.iter().enumerate() {
+            let reference = frames[f].permuted(&packed.coded_order);
+            for i in 0..reference.len() {
+                let alpha = sigmoid(reference.opacity_logits[i]);
+                if alpha < 1.0 / 255.0 {
+                    assert!(
+                        sigmoid(decoded.opacity_logits[i]) < 1.0 / 255.0,
+                        "stays invisible"
+                    );
+                } else {
+                    let d = (decoded.sh_dc[i] - reference.sh_dc[i]).abs().max_element();
+                    assert!(d < 2e-3, "frame {f} Gaussian {i}: colour error {d}");
+                }
+            }
+        }
     }
 
     #[test]
