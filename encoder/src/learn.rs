@@ -13,12 +13,13 @@
 //! budget, reporting how late each frame leaves.
 
 use std::io::Write;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::gaussian::robust_bounds;
 use splatcast_protocol::gop::{GopStart, UnpackError};
-use splatcast_protocol::stream::{StreamWriter, WriteError, WrittenGop};
+use splatcast_protocol::stream::{StreamLayout, StreamWriter, WriteError, WrittenGop};
 
 use crate::datasets::{DatasetError, Split};
 use crate::encode::{EncodeOptions, stream_layout, track_settings};
@@ -47,6 +48,9 @@ pub enum LearnError {
     /// Writing the output failed.
     #[error("writing output")]
     Io(#[from] std::io::Error),
+    /// The GOP coder stopped before the stream was finished.
+    #[error("the GOP coder stopped early")]
+    CoderStopped,
 }
 
 /// How a keyframe after the first is trained.
@@ -124,7 +128,8 @@ pub struct FrameReport {
     /// Seconds spent learning it.
     pub seconds: f64,
     /// The same seconds by stage: `photos` (decoding), `upload`, `gates`, `steps`, `score`,
-    /// `quantise` for residual frames; `code` (the finished GOP), `keyframe`, `plan`, `score`
+    /// `quantise` for residual frames; `code` (handing the finished GOP to the coder thread, which
+    /// waits only while the GOP before it is still being coded), `keyframe`, `plan`, `score`
     /// for keyframes.
     pub stages: Stages,
     /// Online: seconds from its arrival to its leaving the encoder (0 offline).
@@ -275,10 +280,10 @@ fn photo_change(a: &[Loaded], b: &[Loaded]) -> f64 {
 }
 
 /// Learns `video` into a stream written to `out`, telling `events` about every frame and GOP.
-pub fn learn<W: Write>(
+pub fn learn<W: Write + Send>(
     video: &MultiViewVideo,
     options: &LearnOptions,
-    mut out: W,
+    out: W,
     mut events: impl FnMut(LearnEvent),
 ) -> Result<Learned<W>, LearnError> {
     let budget = options.keyframe.max_gaussians;
@@ -288,26 +293,99 @@ pub fn learn<W: Write>(
         .iter()
         .map(|&(a, _)| track_settings(&options.encode, &layout, a))
         .collect();
-    let mut writer = StreamWriter::new(
+    let writer = StreamWriter::new(
         layout.clone(),
         settings,
         options.encode.fragmentation,
         options.encode.refine_passes,
     );
     let mut residuals = ResidualTrainer::new()?;
-    let mut bytes = 0u64;
-    let mut emit = |written: &WrittenGop, out: &mut W| -> std::io::Result<()> {
-        if let Some(init) = &written.init {
-            out.write_all(init)?;
-            bytes += init.len() as u64;
+    std::thread::scope(|scope| {
+        // Finished GOPs are coded on a thread of their own while the next GOP is learnt (at
+        // most one waits: a GOP's pictures are hundreds of MB at 150k Gaussians).
+        let (to_coder, coder_in) = mpsc::sync_channel::<Option<PlannedGop>>(1);
+        let (coded, coded_out) = mpsc::channel::<WrittenGop>();
+        let coder = scope.spawn(move || code_gops(coder_in, coded, writer, out));
+        let send = |g: Option<PlannedGop>| -> Result<(), LearnError> {
+            match to_coder.send(g) {
+                Ok(()) => Ok(()),
+                // The coder stopped on an error: it says which when joined.
+                Err(_) => Err(LearnError::CoderStopped),
+            }
+        };
+        let learnt = learn_frames(
+            video,
+            options,
+            &layout,
+            &mut residuals,
+            &send,
+            &mut events,
+            &coded_out,
+        );
+        let finished = learnt.and_then(|reports| send(None).map(|()| reports));
+        // Without its last message the coder stops at the closed channel, index unwritten.
+        drop(to_coder);
+        let coder_result = coder
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        for written in coded_out.try_iter() {
+            events(LearnEvent::Gop(&written));
         }
-        for chunk in &written.chunks {
-            out.write_all(&chunk.bytes)?;
-            bytes += chunk.bytes.len() as u64;
-        }
-        out.flush()
-    };
+        let (reports, (out, bytes)) = match (finished, coder_result) {
+            (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
+            (Ok(reports), Ok(Some(done))) => (reports, done),
+            (Ok(_), Ok(None)) => return Err(LearnError::CoderStopped),
+        };
+        Ok(Learned {
+            output: out,
+            frames: reports,
+            bytes,
+        })
+    })
+}
 
+/// The GOP coder's loop: codes each GOP it is sent, writes it to `out` and hands it back; a
+/// `None` ends the stream with its fragment index. Without that `None` (learning failed) the
+/// index is never written, so the output does not pass for complete.
+fn code_gops<W: Write>(
+    gops: mpsc::Receiver<Option<PlannedGop>>,
+    coded: mpsc::Sender<WrittenGop>,
+    mut writer: StreamWriter,
+    mut out: W,
+) -> Result<Option<(W, u64)>, LearnError> {
+    let mut bytes = 0u64;
+    for gop in gops {
+        let Some(gop) = gop else {
+            let mfra = writer.finish()?;
+            out.write_all(&mfra)?;
+            out.flush()?;
+            return Ok(Some((out, bytes + mfra.len() as u64)));
+        };
+        let written = gop.finish(&mut writer)?;
+        for part in written
+            .init
+            .iter()
+            .chain(written.chunks.iter().map(|c| &c.bytes))
+        {
+            out.write_all(part)?;
+            bytes += part.len() as u64;
+        }
+        out.flush()?;
+        let _ = coded.send(written);
+    }
+    Ok(None)
+}
+
+/// Learns every frame of `video`, handing each finished GOP to `code`; returns the reports.
+fn learn_frames(
+    video: &MultiViewVideo,
+    options: &LearnOptions,
+    layout: &StreamLayout,
+    residuals: &mut ResidualTrainer,
+    code: &impl Fn(Option<PlannedGop>) -> Result<(), LearnError>,
+    mut events: impl FnMut(LearnEvent),
+    coded: &mpsc::Receiver<WrittenGop>,
+) -> Result<Vec<FrameReport>, LearnError> {
     // Online, the rig's clock starts once the first keyframe exists (a live encoder is warmed up
     // before the show): frame 1 arrives then, frame t at (t − 1) / fps later.
     let mut started = Instant::now();
@@ -400,9 +478,7 @@ pub fn learn<W: Write>(
             (reason, _) => {
                 let reason = reason.unwrap_or(GopStart::Length);
                 if let Some(g) = gop.take() {
-                    let written = g.finish(&mut writer)?;
-                    emit(&written, &mut out)?;
-                    events(LearnEvent::Gop(&written));
+                    code(Some(g))?;
                 }
                 stages.lap("code");
                 let (trained, iterations) = next_keyframe(
@@ -417,7 +493,7 @@ pub fn learn<W: Write>(
                 let radius = robust_bounds(trained.positions.iter().copied()).1;
                 let (planned, decoded) = PlannedGop::open(
                     &trained,
-                    &layout,
+                    layout,
                     options.encode.refine_passes,
                     options.margin,
                     options.motion * radius,
@@ -451,22 +527,15 @@ pub fn learn<W: Write>(
             }
         }
         events(LearnEvent::Frame(&report));
+        for written in coded.try_iter() {
+            events(LearnEvent::Gop(&written));
+        }
         reports.push(report);
     }
     if let Some(g) = gop.take() {
-        let written = g.finish(&mut writer)?;
-        emit(&written, &mut out)?;
-        events(LearnEvent::Gop(&written));
+        code(Some(g))?;
     }
-    let mfra = writer.finish()?;
-    out.write_all(&mfra)?;
-    out.flush()?;
-    bytes += mfra.len() as u64;
-    Ok(Learned {
-        output: out,
-        frames: reports,
-        bytes,
-    })
+    Ok(reports)
 }
 
 #[cfg(test)]
