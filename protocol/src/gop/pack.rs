@@ -568,6 +568,18 @@ mod tests {
             .collect()
     }
 
+    /// `frames` packed as one GOP with exact keyframe positions.
+    fn pack_exact(
+        frames: &[GaussianFrame],
+        grid: Grid,
+        tracks: &[(Attribute, u8)],
+        refine_passes: usize,
+    ) -> PackedGop {
+        let rematched = vec![0; frames.len()];
+        let (key, start) = (KeyframeCoding::Exact, GopStart::First);
+        pack(frames, grid, tracks, refine_passes, key, start, rematched).unwrap()
+    }
+
     #[test]
     fn pack_unpack_without_codec_is_quantisation_exact() {
         let frames = wave(20, 4, 1);
@@ -576,16 +588,7 @@ mod tests {
             .into_iter()
             .map(|a| (a, if a == Attribute::Position { 10 } else { 8 }))
             .collect();
-        let packed = pack(
-            &frames,
-            grid,
-            &tracks,
-            2,
-            KeyframeCoding::Exact,
-            GopStart::First,
-            vec![0; 4],
-        )
-        .unwrap();
+        let packed = pack_exact(&frames, grid, &tracks, 2);
         let side = GopSide::from_bytes(&packed.side.to_bytes()).unwrap();
         assert_eq!(side, packed.side);
         let planes: Vec<Vec<Picture>> = packed.planes.iter().map(|p| p.pictures.clone()).collect();
@@ -627,16 +630,7 @@ mod tests {
             .map(|a| (a, 10))
             .collect();
         let grid = Grid::for_count(400);
-        let packed = pack(
-            &frames,
-            grid,
-            &tracks,
-            1,
-            KeyframeCoding::Exact,
-            GopStart::First,
-            vec![0; 2],
-        )
-        .unwrap();
+        let packed = pack_exact(&frames, grid, &tracks, 1);
         let colour = packed
             .side
             .tracks
