@@ -61,7 +61,7 @@ pub fn encode(input: &Path, output: &Path, mut options: LearnOptions) -> Result<
         .with_context(|| format!("{}: cannot create", output.display()))?;
     let pb = bar(video.frames as u64, "learning");
     let learned = learn(&video, &options, out, |event| match event {
-        LearnEvent::Frame(f) => {
+        LearnEvent::Frame(f, _) => {
             pb.suspend(|| println!("{f}"));
             pb.inc(1);
         }

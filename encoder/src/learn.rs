@@ -26,7 +26,10 @@ use crate::encode::{EncodeOptions, stream_layout, track_settings};
 use crate::init::focus;
 use crate::multiview::MultiViewVideo;
 use crate::planned::PlannedGop;
-use crate::residual::{Photos, ResidualFrame, ResidualOptions, ResidualTrainer, moved_fraction};
+use crate::residual::{
+    Photos, Prediction, Reference, ResidualFrame, ResidualOptions, ResidualTrainer, extrapolate,
+    moved_fraction,
+};
 use crate::stages::Stages;
 use crate::train::{Loaded, TrainError, TrainOptions, ViewScore, load_views, train};
 
@@ -162,8 +165,9 @@ impl std::fmt::Display for FrameReport {
 
 /// What the encoder tells its caller while it goes.
 pub enum LearnEvent<'a> {
-    /// A frame was learnt.
-    Frame(&'a FrameReport),
+    /// A frame was learnt; with it, the frame as the encoder's closed loop decoded it (the
+    /// GOP's quantisation, before AV1's own error).
+    Frame(&'a FrameReport, &'a GaussianFrame),
     /// A GOP was coded and written.
     Gop(&'a WrittenGop),
 }
@@ -396,6 +400,8 @@ fn learn_frames(
     let mut keyframe_psnr = 0.0;
     // Training-view PSNR of the last keyframe trained from scratch (before the codec).
     let mut anchor: Option<f64> = None;
+    // The last residual frame's decoded motion, per Gaussian (none after a keyframe).
+    let mut velocity: Option<Vec<glam::Vec3>> = None;
     // Online: seconds per residual step, and a residual frame's seconds outside its steps.
     let mut pace: Option<(f64, f64)> = None;
     for t in 0..video.frames {
@@ -439,9 +445,16 @@ fn learn_frames(
                 residual.iterations = ((left / step) as u32).clamp(1, residual.iterations);
             }
             let steps = g.record_steps(reference.rest_per_gaussian() as u32);
+            let predicted = match (&velocity, options.residual.prediction) {
+                (Some(v), Prediction::Velocity) => Some(extrapolate(reference, v)),
+                _ => None,
+            };
             let r = residuals.learn(
-                reference,
-                previous_photos,
+                Reference {
+                    frame: reference,
+                    photos: previous_photos,
+                    predicted: predicted.as_ref(),
+                },
                 &photos,
                 &steps,
                 distance,
@@ -454,6 +467,14 @@ fn learn_frames(
             } else {
                 let decoded = g.push(&r.frame)?;
                 let moved = moved_fraction(reference, &decoded);
+                velocity = Some(
+                    decoded
+                        .positions
+                        .iter()
+                        .zip(&reference.positions)
+                        .map(|(d, r)| *d - *r)
+                        .collect(),
+                );
                 stages.lap("quantise");
                 pace = Some((step, stages.total() - stages.get("steps")));
                 learnt = Some((decoded, ResidualFrame { moved, ..r }, residual.iterations));
@@ -490,6 +511,7 @@ fn learn_frames(
                     |f| residuals.score(f, &photos, options.keyframe.background),
                 )?;
                 stages.lap("keyframe");
+                velocity = None;
                 let radius = robust_bounds(trained.positions.iter().copied()).1;
                 let (planned, decoded) = PlannedGop::open(
                     &trained,
@@ -526,7 +548,9 @@ fn learn_frames(
                 report.lag = started.elapsed().saturating_sub(at).as_secs_f64();
             }
         }
-        events(LearnEvent::Frame(&report));
+        if let Some((decoded, _)) = &previous {
+            events(LearnEvent::Frame(&report, decoded));
+        }
         for written in coded.try_iter() {
             events(LearnEvent::Gop(&written));
         }

@@ -286,6 +286,13 @@ struct LearnArgs {
     /// Steps of each residual frame (online: at most this many).
     #[arg(long, default_value_t = 300)]
     residual_iterations: u32,
+    /// Where a residual frame's training starts: the previous decoded frame (`still`) or that
+    /// frame moved on at its last decoded motion (`velocity`).
+    #[arg(long, value_enum, default_value_t = splatcast_encoder::residual::Prediction::Velocity)]
+    prediction: splatcast_encoder::residual::Prediction,
+    /// Fraction of each residual frame's steps trained on half-size photos first.
+    #[arg(long, default_value_t = 0.5)]
+    coarse: f32,
     /// Gaussian budget of the stream.
     #[arg(long, default_value_t = 100_000)]
     max_gaussians: usize,
@@ -403,6 +410,8 @@ fn learn_options(
         residual: splatcast_encoder::residual::ResidualOptions {
             iterations: a.residual_iterations.max(1),
             rate: a.rate,
+            prediction: a.prediction,
+            coarse: a.coarse,
             background,
             ..Default::default()
         },

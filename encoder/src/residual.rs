@@ -36,6 +36,12 @@ pub struct ResidualOptions {
     /// Train every Gaussian instead of only those whose gate opened (the sub-step revert after
     /// training then decides who moved).
     pub open_all: bool,
+    /// Where training starts.
+    pub prediction: Prediction,
+    /// Fraction of the steps trained on the photos at half size, before the full-size ones:
+    /// a quarter of the pixels per step, and position gradients that reach twice as far (a
+    /// Gaussian that moved more than its own footprint still overlaps where it went).
+    pub coarse: f32,
     /// Background the renders composite over.
     pub background: Vec3,
     /// Seed for the view order.
@@ -50,10 +56,35 @@ impl Default for ResidualOptions {
             gate_threshold: 0.5,
             change_threshold: 0.03,
             open_all: false,
+            prediction: Prediction::default(),
+            coarse: 0.5,
             background: Vec3::ZERO,
             seed: 1,
         }
     }
+}
+
+/// Where a residual frame's training starts. Position gradients only reach as far as a
+/// Gaussian's footprint, so fast motion that starts from standing still is lost; motion that
+/// goes on as it went is found from a predicted start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Prediction {
+    /// At the reference: every Gaussian starts where the previous decoded frame has it.
+    Still,
+    /// At the reference moved on by its last decoded motion (constant velocity), when the
+    /// previous frame was itself a residual frame of the GOP.
+    #[default]
+    Velocity,
+}
+
+/// The reference moved on by `velocity` (one displacement per Gaussian): where a Gaussian
+/// that kept moving as it did would be now.
+pub fn extrapolate(reference: &GaussianFrame, velocity: &[Vec3]) -> GaussianFrame {
+    let mut predicted = reference.clone();
+    for (p, v) in predicted.positions.iter_mut().zip(velocity) {
+        *p += *v;
+    }
+    predicted
 }
 
 /// One learnt residual frame.
@@ -74,10 +105,13 @@ pub struct ResidualFrame {
 }
 
 /// A frame's training photos, resident on the GPU: uploaded once when the frame arrives, used
-/// while it is the new frame and again while it is the previous one.
+/// while it is the new frame and again while it is the previous one. The coarse set holds the
+/// same views at half size.
 pub struct Photos {
     views: Vec<Loaded>,
     buffers: Vec<wgpu::Buffer>,
+    coarse: Vec<Loaded>,
+    coarse_buffers: Vec<wgpu::Buffer>,
 }
 
 impl Photos {
@@ -87,10 +121,23 @@ impl Photos {
     }
 }
 
+/// What a residual frame is learnt against.
+pub struct Reference<'a> {
+    /// The previous frame as the player decodes it: the residual's origin.
+    pub frame: &'a GaussianFrame,
+    /// The photos that frame was learnt from (same cameras as the new ones).
+    pub photos: &'a Photos,
+    /// Where the frame is expected to be now (same Gaussians): training starts there, and
+    /// Gaussians it moves by a quantisation step or more train whatever their gates say.
+    pub predicted: Option<&'a GaussianFrame>,
+}
+
 /// A GPU context reused for every residual frame of a sequence (pipelines compile once).
 pub struct ResidualTrainer {
     gpu: Gpu,
     pass: Photometric,
+    /// The same work at half size (its own buffers, so switching sizes allocates nothing).
+    coarse: Photometric,
 }
 
 impl ResidualTrainer {
@@ -98,31 +145,43 @@ impl ResidualTrainer {
     pub fn new() -> Result<Self, TrainError> {
         let gpu = Gpu::new()?;
         let pass = Photometric::new(&gpu)?;
-        Ok(Self { gpu, pass })
+        let coarse = Photometric::new(&gpu)?;
+        Ok(Self { gpu, pass, coarse })
     }
 
-    /// Uploads a frame's photos once for every use that follows.
+    /// Uploads a frame's photos, and their half-size copies, once for every use that follows.
     pub fn upload(&self, views: Vec<Loaded>) -> Result<Photos, TrainError> {
-        let buffers = views
-            .iter()
-            .map(|(_, rgb)| Ok(self.pass.loss.photo(&self.gpu, rgb)?))
-            .collect::<Result<_, TrainError>>()?;
-        Ok(Photos { views, buffers })
+        let coarse: Vec<Loaded> = views.iter().map(|(c, rgb)| halved(c, rgb)).collect();
+        let resident = |set: &[Loaded]| {
+            set.iter()
+                .map(|(_, rgb)| Ok(self.pass.loss.photo(&self.gpu, rgb)?))
+                .collect::<Result<Vec<_>, TrainError>>()
+        };
+        Ok(Photos {
+            buffers: resident(&views)?,
+            coarse_buffers: resident(&coarse)?,
+            views,
+            coarse,
+        })
     }
 
-    /// Learns the frame seen by `new` as a residual on `reference`, which `previous` (the
-    /// reference frame's own photos, same cameras) saw; `steps` are the quantisation steps per
-    /// record slot (see [`splatcast_shaders::residual::Residual::new`]); `distance` is the
-    /// typical camera distance (it scales the position learning rate).
+    /// Learns the frame seen by `new` as a residual on `reference` (see [`Reference`]); `steps`
+    /// are the quantisation steps per record slot (see
+    /// [`splatcast_shaders::residual::Residual::new`]); `distance` is the typical camera
+    /// distance (it scales the position learning rate).
     pub fn learn(
         &mut self,
-        reference: &GaussianFrame,
-        previous: &Photos,
+        reference: Reference<'_>,
         new: &Photos,
         steps: &[f32],
         distance: f32,
         options: &ResidualOptions,
     ) -> Result<ResidualFrame, TrainError> {
+        let Reference {
+            frame: reference,
+            photos: previous,
+            predicted,
+        } = reference;
         let (views, new_photos) = (&new.views[..], &new.buffers);
         let (previous, old_photos) = (&previous.views[..], &previous.buffers);
         if views.is_empty() {
@@ -142,6 +201,7 @@ impl ResidualTrainer {
         let residual = Residual::new(gpu, &gaussians, &grads, steps, &rates)?;
         // Buffers bound to another frame's Gaussians are stale.
         self.pass.reset();
+        self.coarse.reset();
         stages.lap("upload");
 
         // Gates: how much harder the new photos pull than the old ones.
@@ -156,7 +216,8 @@ impl ResidualTrainer {
             }
             Ok(residual.take_sensitivity(gpu)?)
         };
-        let open: Vec<bool> = if options.open_all {
+        let predicted = predicted.filter(|p| p.len() == reference.len());
+        let mut open: Vec<bool> = if options.open_all {
             vec![true; reference.len()]
         } else {
             let new_pull = pull(views, new_photos)?;
@@ -171,6 +232,15 @@ impl ResidualTrainer {
             stages.lap("changed");
             pulled.iter().zip(&changed).map(|(a, b)| *a || *b).collect()
         };
+        if let Some(predicted) = predicted {
+            let step = Vec3::new(steps[0], steps[1], steps[2]);
+            let pairs = predicted.positions.iter().zip(&reference.positions);
+            for (gate, (p, r)) in open.iter_mut().zip(pairs) {
+                let d = (*p - *r).abs();
+                *gate |= (d.cmpge(step) & d.cmpgt(Vec3::ZERO)).any();
+            }
+            residual.start_at(gpu, &gaussians, &GpuGaussians::upload(gpu, predicted)?);
+        }
         residual.set_gates(gpu, &open);
         let gated = open.iter().filter(|&&g| g).count() as f64 / open.len().max(1) as f64;
 
@@ -178,6 +248,7 @@ impl ResidualTrainer {
         let base = LearningRates::default();
         let active_rest = 3 * gaussians.sh_rest;
         let mut rng = Rng::new(options.seed);
+        let coarse_steps = (options.coarse.clamp(0.0, 1.0) * options.iterations as f32) as u32;
         for step in 1..=options.iterations {
             // The keyframe's starting position rate (motion between frames can be large),
             // decaying 10x over the frame's steps.
@@ -187,10 +258,14 @@ impl ResidualTrainer {
                 ..base
             };
             let k = rng.below(views.len());
-            self.pass
-                .prepare(gpu, &gaussians, &grads, &views[k].0, options.background)?;
+            let (pass, set, photos) = if step <= coarse_steps {
+                (&mut self.coarse, &new.coarse, &new.coarse_buffers)
+            } else {
+                (&mut self.pass, &new.views, &new.buffers)
+            };
+            pass.prepare(gpu, &gaussians, &grads, &set[k].0, options.background)?;
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            self.pass.encode(&mut encoder, &new_photos[k]);
+            pass.encode(&mut encoder, &photos[k]);
             residual.encode_gate_gradients(&mut encoder);
             adam.encode(
                 gpu,
@@ -201,11 +276,11 @@ impl ResidualTrainer {
             );
             residual.encode_compose(&mut encoder);
             gpu.queue.submit([encoder.finish()]);
-            if step % 100 == 0 || step == options.iterations {
-                if !self.pass.read_loss(gpu)?.is_finite() {
+            if step % 100 == 0 || step == options.iterations || step == coarse_steps {
+                if !pass.read_loss(gpu)?.is_finite() {
                     return Err(TrainError::Diverged(step));
                 }
-                self.pass.grow_if_overflowed(gpu)?;
+                pass.grow_if_overflowed(gpu)?;
             }
         }
         let trained = gaussians.download(gpu)?;
@@ -264,6 +339,37 @@ impl ResidualTrainer {
             background,
         )
     }
+}
+
+/// A view at half size: each output pixel the mean of its 2×2 block; an odd last row or column
+/// is cropped off (the camera too, so every pixel still sees what it saw).
+fn halved(camera: &splatcast_shaders::Camera, rgb: &[[f32; 3]]) -> Loaded {
+    let (w, h) = (camera.width as usize, camera.height as usize);
+    if rgb.len() != w * h || w < 2 || h < 2 {
+        return (*camera, rgb.to_vec());
+    }
+    let (hw, hh) = (w / 2, h / 2);
+    let at = |x: usize, y: usize| rgb[y * w + x];
+    let mut out = Vec::with_capacity(hw * hh);
+    for y in 0..hh {
+        for x in 0..hw {
+            let quad = [
+                at(2 * x, 2 * y),
+                at(2 * x + 1, 2 * y),
+                at(2 * x, 2 * y + 1),
+                at(2 * x + 1, 2 * y + 1),
+            ];
+            out.push(std::array::from_fn(|c| {
+                quad.iter().map(|p| p[c]).sum::<f32>() / 4.0
+            }));
+        }
+    }
+    let cropped = splatcast_shaders::Camera {
+        width: 2 * hw as u32,
+        height: 2 * hh as u32,
+        ..*camera
+    };
+    (cropped.resized(hw as u32, hh as u32), out)
 }
 
 /// Gates from the old and new pulls (position, colour per Gaussian): open where the new pull
@@ -384,6 +490,47 @@ pub fn moved_fraction(a: &GaussianFrame, b: &GaussianFrame) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn halving_averages_two_by_two_blocks_and_resizes_the_camera() {
+        let camera = splatcast_shaders::Camera::look_at(
+            glam::DVec3::new(0.0, 0.0, -2.0),
+            glam::DVec3::ZERO,
+            glam::DVec3::NEG_Y,
+            60.0,
+            5,
+            4,
+        );
+        let rgb: Vec<[f32; 3]> = (0..20).map(|i| [i as f32, 0.0, 1.0]).collect();
+        let (half, out) = halved(&camera, &rgb);
+        assert_eq!((half.width, half.height), (2, 2));
+        // Pixel (1, 1) averages (2..4, 2..4): indices 12, 13, 17, 18; the fifth column drops.
+        assert_eq!(out.len(), 4);
+        assert_eq!(out[3], [(12 + 13 + 17 + 18) as f32 / 4.0, 0.0, 1.0]);
+        assert_eq!(out[0][0], (1 + 5 + 6) as f32 / 4.0);
+        // Cropped to 4 × 4, then halved: the focal length halves, the principal point follows.
+        assert_eq!((half.fx, half.fy), (camera.fx / 2.0, camera.fy / 2.0));
+        assert_eq!(half.cx, (camera.cx + 0.5) / 2.0 - 0.5);
+        // A photo too small to halve stays as it is.
+        let tiny = splatcast_shaders::Camera { width: 1, ..camera };
+        assert_eq!(halved(&tiny, &rgb[..4]).1.len(), 4);
+    }
+
+    #[test]
+    fn extrapolation_moves_positions_on_and_nothing_else() {
+        let mut frame = GaussianFrame::with_capacity(2, 0);
+        for x in [0.0f32, 1.0] {
+            frame.positions.push(Vec3::new(x, 0.0, 0.0));
+            frame.rotations.push(glam::Quat::IDENTITY);
+            frame.log_scales.push(Vec3::splat(-2.0));
+            frame.opacity_logits.push(0.0);
+            frame.sh_dc.push(Vec3::ONE);
+        }
+        let moved = extrapolate(&frame, &[Vec3::ZERO, Vec3::new(0.0, 0.5, 0.0)]);
+        assert_eq!(moved.positions, vec![Vec3::ZERO, Vec3::new(1.0, 0.5, 0.0)]);
+        assert_eq!(moved.log_scales, frame.log_scales);
+        assert_eq!(moved.sh_dc, frame.sh_dc);
+    }
 
     #[test]
     fn gates_open_where_the_photos_changed_under_a_gaussian() {

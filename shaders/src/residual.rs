@@ -136,6 +136,18 @@ impl Residual {
         &self.latent
     }
 
+    /// Starts training at `start` instead of the reference (a prediction of where the frame
+    /// is, e.g. the reference moved on at its last velocity): both the latent and the rendered
+    /// records `render` take its values. The rate term and frozen gates still refer to the
+    /// reference, so a prediction costs bits only where it is kept.
+    pub fn start_at(&self, gpu: &Gpu, render: &GpuGaussians, start: &GpuGaussians) {
+        let bytes = self.count as u64 * self.stride as u64 * 4;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&start.buffer, 0, &self.latent.buffer, 0, bytes);
+        encoder.copy_buffer_to_buffer(&start.buffer, 0, &render.buffer, 0, bytes);
+        gpu.queue.submit([encoder.finish()]);
+    }
+
     /// Opens (`true`) or freezes each Gaussian's gate.
     pub fn set_gates(&self, gpu: &Gpu, open: &[bool]) {
         let values: Vec<f32> = open.iter().map(|&g| if g { 1.0 } else { 0.0 }).collect();

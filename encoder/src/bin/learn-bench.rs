@@ -6,7 +6,8 @@
 //!
 //! `learn-bench <video> [--frames N] [--every K] [--max-gaussians N] [--iterations K]
 //!  [--residual-iterations R] [--refresh-iterations R] [--resolution D] [--sh-degree S] [--gop G]
-//!  [--quality Q] [--out DIR]` prints a markdown table and writes `learn.md`, `learn.csv` and
+//!  [--quality Q] [--refresh auto|resume|scratch] [--prediction velocity|still]
+//!  [--coarse F] [--out DIR]` prints a markdown table and writes `learn.md`, `learn.csv` and
 //! `learn.png` (held-out PSNR over the frames) into `--out`.
 
 use std::fmt::Write as _;
@@ -21,7 +22,7 @@ use splatcast_encoder::learn::{LearnEvent, LearnOptions, Refresh, learn, train_k
 use splatcast_encoder::multiview::MultiViewVideo;
 use splatcast_encoder::plot::{Point, Series, rd_plot};
 use splatcast_encoder::quality::{FrameScore, ViewScorer};
-use splatcast_encoder::residual::ResidualOptions;
+use splatcast_encoder::residual::{Prediction, ResidualOptions};
 use splatcast_encoder::train::{TrainOptions, load_views};
 use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, stream_layout};
 use splatcast_protocol::GaussianFrame;
@@ -59,6 +60,16 @@ struct Args {
     /// How keyframes after the first are trained.
     #[arg(long, value_enum, default_value_t = Refresh::Auto)]
     refresh: Refresh,
+    /// Where residual frames start (see `splatcast encode --prediction`).
+    #[arg(long, value_enum, default_value_t = Prediction::Velocity)]
+    prediction: Prediction,
+    /// Fraction of residual steps on half-size photos (see `splatcast encode --coarse`).
+    #[arg(long, default_value_t = 0.5)]
+    coarse: f32,
+    /// A residual frame that falls more than this many dB below its keyframe (training views)
+    /// starts a new GOP.
+    #[arg(long, default_value_t = LearnOptions::default().quality_drop)]
+    quality_drop: f64,
     /// Skip (a) and (b).
     #[arg(long)]
     no_baselines: bool,
@@ -105,6 +116,8 @@ struct Row {
     a: Option<(FrameScore, f64, usize)>,
     b: Option<(FrameScore, usize)>,
     c: FrameScore,
+    /// (c)'s held-out PSNR before AV1 (the encoder's closed loop).
+    c_loop: f64,
 }
 
 fn main() -> Result<()> {
@@ -149,15 +162,22 @@ fn main() -> Result<()> {
         residual: ResidualOptions {
             iterations: args.residual_iterations,
             open_all: args.open_all_gates,
+            prediction: args.prediction,
+            coarse: args.coarse,
             ..ResidualOptions::default()
         },
         encode: encode.clone(),
+        quality_drop: args.quality_drop,
         ..LearnOptions::default()
     };
     let started = Instant::now();
+    // Each frame as the encoder's closed loop had it (before AV1), to tell AV1's share of the
+    // loss from the learning's.
+    let mut closed_loop = Vec::new();
     let learned = learn(&video, &options, Vec::new(), |e| {
-        if let LearnEvent::Frame(f) = e {
+        if let LearnEvent::Frame(f, decoded) = e {
             eprintln!("(c) {f}");
+            closed_loop.push(decoded.clone());
         }
     })?;
     let learn_seconds = started.elapsed().as_secs_f64();
@@ -168,7 +188,10 @@ fn main() -> Result<()> {
     for g in 0..reader.gop_count() {
         decoded.extend(reader.read_gop(g, &mut Rav1dDecoder::new(0))?.frames);
     }
-    ensure!(decoded.len() == video.frames, "the stream lost frames");
+    ensure!(
+        decoded.len() == video.frames && closed_loop.len() == video.frames,
+        "the stream lost frames"
+    );
     let mut rows = Vec::new();
     for (t, frame) in decoded.iter().enumerate() {
         rows.push(Row {
@@ -176,6 +199,7 @@ fn main() -> Result<()> {
             a: None,
             b: None,
             c: held_out(&scorer, &video, t, args.resolution, frame)?,
+            c_loop: held_out(&scorer, &video, t, args.resolution, &closed_loop[t])?.psnr,
         });
     }
 
@@ -215,8 +239,9 @@ fn main() -> Result<()> {
         md,
         "| frame | (a) PSNR | (a) SSIM | (b) PSNR | (c) PSNR | (c) SSIM | (c) − (a) dB | (c) kind |\n|---:|---:|---:|---:|---:|---:|---:|---|"
     );
-    let mut csv =
-        String::from("frame,a_psnr,a_ssim,b_psnr,b_ssim,c_psnr,c_ssim,c_kind,c_moved,c_seconds\n");
+    let mut csv = String::from(
+        "frame,a_psnr,a_ssim,b_psnr,b_ssim,c_psnr,c_ssim,c_loop_psnr,c_kind,c_moved,c_seconds\n",
+    );
     for (r, f) in rows.iter().zip(&frames) {
         let kind = if f.keyframe.is_some() {
             "key"
@@ -225,7 +250,7 @@ fn main() -> Result<()> {
         };
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{:.4},{:.5},{kind},{:.4},{:.3}",
+            "{},{},{},{},{},{:.4},{:.5},{:.4},{kind},{:.4},{:.3}",
             r.frame,
             r.a.map_or(String::new(), |a| format!("{:.4}", a.0.psnr)),
             r.a.map_or(String::new(), |a| format!("{:.5}", a.0.ssim.unwrap_or(0.0))),
@@ -233,6 +258,7 @@ fn main() -> Result<()> {
             r.b.map_or(String::new(), |b| format!("{:.5}", b.0.ssim.unwrap_or(0.0))),
             r.c.psnr,
             r.c.ssim.unwrap_or(0.0),
+            r.c_loop,
             f.moved,
             f.seconds
         );
@@ -311,6 +337,27 @@ fn main() -> Result<()> {
         learn_seconds / n_frames,
         mean(&keys),
         mean(&residual),
+    );
+    // Mean held-out PSNR of keyframes (or residual frames) before and after AV1.
+    let loop_mean = |key: bool| {
+        let (looped, streamed): (Vec<f64>, Vec<f64>) = rows
+            .iter()
+            .zip(&frames)
+            .filter(|(_, f)| f.keyframe.is_some() == key)
+            .map(|(r, _)| (r.c_loop, r.c.psnr))
+            .unzip();
+        if looped.is_empty() {
+            "none".to_string()
+        } else {
+            let (before, after) = (mean(&looped), mean(&streamed));
+            format!("{before:.2} ({:+.2} after AV1)", after - before)
+        }
+    };
+    let _ = writeln!(
+        md,
+        "| (c) before AV1 (closed loop): keyframes; residual frames | {}; {} | | | |",
+        loop_mean(true),
+        loop_mean(false),
     );
     if !sampled.is_empty() {
         let worst = sampled
