@@ -1,10 +1,18 @@
 //! Attribute errors between two sequences of frames with the same Gaussians in the same order,
 //! in natural units, before a renderer exists to measure image quality.
+//!
+//! Only Gaussians the renderer can show (reference opacity ≥ 1/255) count, except for opacity
+//! itself, which counts every Gaussian: the codec's ranges follow visible Gaussians and clamp
+//! transparent ones, whose other values then change without any pixel changing.
 
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::gaussian::{SH_C0, orientation_error_degrees, sigmoid};
 
-/// Root-mean-square errors per attribute over a sequence.
+/// Opacity below which a Gaussian adds less than half a level to an 8-bit pixel: invisible.
+const VISIBLE: f32 = 1.0 / 255.0;
+
+/// Root-mean-square errors per attribute over a sequence (see the module note on which
+/// Gaussians count).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct AttributeErrors {
     /// Position RMSE divided by the reference's bounding-box extent.
@@ -42,6 +50,12 @@ impl ErrorAccumulator {
         };
         let k = reference.rest_per_gaussian();
         for i in 0..reference.len().min(decoded.len()) {
+            let da =
+                (sigmoid(reference.opacity_logits[i]) - sigmoid(decoded.opacity_logits[i])) as f64;
+            add(3, da * da, 1);
+            if sigmoid(reference.opacity_logits[i]) < VISIBLE {
+                continue;
+            }
             let dp = (reference.positions[i] - decoded.positions[i]).length() as f64 / extent;
             self.position_max_rel = self.position_max_rel.max(dp);
             add(0, dp * dp, 1);
@@ -49,9 +63,6 @@ impl ErrorAccumulator {
             add(1, angle * angle, 1);
             let ds = (reference.log_scales[i] - decoded.log_scales[i]).length_squared() as f64;
             add(2, ds, 3);
-            let da =
-                (sigmoid(reference.opacity_logits[i]) - sigmoid(decoded.opacity_logits[i])) as f64;
-            add(3, da * da, 1);
             let dc = ((reference.sh_dc[i] - decoded.sh_dc[i]) * SH_C0).length_squared() as f64;
             add(4, dc, 3);
             if k > 0 && decoded.sh_rest.len() == reference.sh_rest.len() {
@@ -84,5 +95,52 @@ impl ErrorAccumulator {
             color: rms(4),
             sh_rest: rms(5),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use glam::{Quat, Vec3};
+    use splatcast_protocol::gaussian::logit;
+
+    use super::*;
+
+    fn frame(opacities: &[f32]) -> GaussianFrame {
+        let mut f = GaussianFrame::with_capacity(opacities.len(), 0);
+        for (i, &o) in opacities.iter().enumerate() {
+            f.positions.push(Vec3::new(i as f32, 0.0, 0.0));
+            f.rotations.push(Quat::IDENTITY);
+            f.log_scales.push(Vec3::ZERO);
+            f.opacity_logits.push(logit(o));
+            f.sh_dc.push(Vec3::ZERO);
+        }
+        f
+    }
+
+    #[test]
+    fn transparent_gaussians_count_only_for_opacity() {
+        let reference = frame(&[0.9, 0.9, 0.001]);
+        let mut decoded = reference.clone();
+        // The transparent one is clamped far away and made slightly less transparent.
+        decoded.positions[2] = Vec3::splat(1e3);
+        decoded.log_scales[2] = Vec3::splat(5.0);
+        decoded.opacity_logits[2] = logit(0.003);
+        let mut acc = ErrorAccumulator::default();
+        acc.add(&reference, &decoded);
+        let e = acc.finish();
+        assert_eq!(
+            (e.position_rel, e.position_max_rel, e.log_scale),
+            (0.0, 0.0, 0.0)
+        );
+        assert!(
+            e.opacity > 1e-3,
+            "opacity counts every Gaussian: {}",
+            e.opacity
+        );
+        // A visible Gaussian's error does count.
+        decoded.positions[0].x += 0.2;
+        let mut acc = ErrorAccumulator::default();
+        acc.add(&reference, &decoded);
+        assert!(acc.finish().position_max_rel > 0.09);
     }
 }
