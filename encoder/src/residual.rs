@@ -491,16 +491,21 @@ pub fn moved_fraction(a: &GaussianFrame, b: &GaussianFrame) -> f64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn halving_averages_two_by_two_blocks_and_resizes_the_camera() {
-        let camera = splatcast_shaders::Camera::look_at(
+    /// A camera two units in front of the origin, looking at it.
+    fn facing_the_origin(width: u32, height: u32) -> splatcast_shaders::Camera {
+        splatcast_shaders::Camera::look_at(
             glam::DVec3::new(0.0, 0.0, -2.0),
             glam::DVec3::ZERO,
             glam::DVec3::NEG_Y,
             60.0,
-            5,
-            4,
-        );
+            width,
+            height,
+        )
+    }
+
+    #[test]
+    fn halving_averages_two_by_two_blocks_and_resizes_the_camera() {
+        let camera = facing_the_origin(5, 4);
         let rgb: Vec<[f32; 3]> = (0..20).map(|i| [i as f32, 0.0, 1.0]).collect();
         let (half, out) = halved(&camera, &rgb);
         assert_eq!((half.width, half.height), (2, 2));
@@ -534,14 +539,7 @@ mod tests {
 
     #[test]
     fn gates_open_where_the_photos_changed_under_a_gaussian() {
-        let camera = splatcast_shaders::Camera::look_at(
-            glam::DVec3::new(0.0, 0.0, -2.0),
-            glam::DVec3::ZERO,
-            glam::DVec3::NEG_Y,
-            60.0,
-            16,
-            16,
-        );
+        let camera = facing_the_origin(16, 16);
         let mut frame = GaussianFrame::with_capacity(3, 0);
         for (x, opacity) in [(-0.5f32, 0.9f32), (0.5, 0.9), (0.5, 0.001)] {
             frame.positions.push(Vec3::new(x, 0.0, 0.0));
