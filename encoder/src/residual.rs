@@ -138,6 +138,8 @@ pub struct ResidualTrainer {
     pass: Photometric,
     /// The same work at half size (its own buffers, so switching sizes allocates nothing).
     coarse: Photometric,
+    /// Scores use at most this many views, evenly spaced (None: every view).
+    score_views: Option<usize>,
 }
 
 impl ResidualTrainer {
@@ -146,7 +148,19 @@ impl ResidualTrainer {
         let gpu = Gpu::new()?;
         let pass = Photometric::new(&gpu)?;
         let coarse = Photometric::new(&gpu)?;
-        Ok(Self { gpu, pass, coarse })
+        Ok(Self {
+            gpu,
+            pass,
+            coarse,
+            score_views: None,
+        })
+    }
+
+    /// Scores frames on at most `views` training views, the same evenly spaced ones every time
+    /// (None: all). Online, scoring every view costs more than a frame period; a fixed subset
+    /// keeps a residual frame's score comparable with its keyframe's.
+    pub fn score_on(&mut self, views: Option<usize>) {
+        self.score_views = views;
     }
 
     /// Uploads a frame's photos, and their half-size copies, once for every use that follows.
@@ -300,7 +314,7 @@ impl ResidualTrainer {
         })
     }
 
-    /// Mean PSNR of `gaussians` over `views`.
+    /// Mean PSNR of `gaussians` over `views` (or the subset [`ResidualTrainer::score_on`] set).
     fn mean_psnr(
         &mut self,
         gaussians: &GpuGaussians,
@@ -309,16 +323,21 @@ impl ResidualTrainer {
         photos: &[wgpu::Buffer],
         background: Vec3,
     ) -> Result<f64, TrainError> {
+        let n = views.len().min(photos.len());
+        if n == 0 {
+            return Err(TrainError::Invalid("no views to score a frame on".into()));
+        }
+        let k = self.score_views.map_or(n, |k| k.clamp(1, n));
         let mut sum = 0.0;
-        for ((camera, _), photo) in views.iter().zip(photos) {
+        for i in (0..k).map(|i| i * n / k) {
             self.pass
-                .prepare(&self.gpu, gaussians, grads, camera, background)?;
+                .prepare(&self.gpu, gaussians, grads, &views[i].0, background)?;
             let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-            self.pass.encode_score(&mut encoder, photo);
+            self.pass.encode_score(&mut encoder, &photos[i]);
             self.gpu.queue.submit([encoder.finish()]);
             sum += self.pass.psnr(&self.gpu)?;
         }
-        Ok(sum / views.len() as f64)
+        Ok(sum / k.max(1) as f64)
     }
 
     /// Mean PSNR of `frame` over `views` (how well a frame explains its photos).

@@ -16,6 +16,7 @@ use splatcast_encoder::train::{TrainOptions, load_views};
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::av1::Rav1dDecoder;
 use splatcast_protocol::gaussian::{SH_C0, logit};
+use splatcast_protocol::gop::GopStart;
 use splatcast_protocol::stream::StreamReader;
 use splatcast_shaders::{Camera, Gpu, Renderer, render_frame};
 
@@ -257,6 +258,52 @@ fn a_refresh_that_falls_short_is_trained_from_scratch() {
     assert_eq!(steps(Refresh::Auto, 100.0), [40, 10]);
     assert_eq!(steps(Refresh::Resume, -100.0), [40, 10]);
     assert_eq!(steps(Refresh::Scratch, 100.0), [40, 40]);
+}
+
+#[test]
+fn online_refreshes_fit_the_frame_period() {
+    // Live at 10 fps: after the first residual frame has measured the pace, a refresh keyframe
+    // is resumed (never from scratch, whatever `--refresh` says) with the steps a period leaves.
+    let dir = tempfile::tempdir().unwrap();
+    write_video(dir.path());
+    let video = MultiViewVideo::open(dir.path()).unwrap();
+    let options = LearnOptions {
+        keyframe: TrainOptions {
+            iterations: 40,
+            max_gaussians: 100,
+            sh_degree: 0,
+            report_every: 40,
+            ..TrainOptions::default()
+        },
+        refresh_iterations: 100_000,
+        refresh: Refresh::Scratch,
+        residual: ResidualOptions {
+            iterations: 50,
+            ..ResidualOptions::default()
+        },
+        encode: splatcast_encoder::EncodeOptions {
+            fps: 10.0,
+            gop: 3,
+            ..Default::default()
+        },
+        quality_drop: 100.0,
+        live_budget: Some(0.1),
+        ..LearnOptions::default()
+    };
+    let learned = learn(&video, &options, Vec::new(), |_| {}).unwrap();
+    let steps: Vec<u32> = learned.frames.iter().map(|f| f.iterations).collect();
+    eprintln!("{steps:?}");
+    assert_eq!(learned.frames[3].keyframe, Some(GopStart::Length));
+    // Resumed: only trainings from scratch (and `auto`) score the keyframe before the codec.
+    assert_eq!(learned.frames[3].trained_psnr, None);
+    // The first residual frame has no pace yet; the rest, and the refresh, fit a period.
+    for t in [2, 3, 4] {
+        assert!(
+            (1..100_000).contains(&steps[t]),
+            "frame {t}: {} steps in a 0.1 s period",
+            steps[t]
+        );
+    }
 }
 
 #[test]
