@@ -39,8 +39,9 @@ pub struct ResidualOptions {
     /// Where training starts.
     pub prediction: Prediction,
     /// Fraction of the steps trained on the photos at half size, before the full-size ones:
-    /// a quarter of the pixels per step, and position gradients that reach twice as far (a
-    /// Gaussian that moved more than its own footprint still overlaps where it went).
+    /// position gradients that reach twice as far (a Gaussian that moved more than its own
+    /// footprint still overlaps where it went). A quarter of the pixels, but on the H200 at
+    /// 150k Gaussians not cheaper steps (BENCHMARKS.md, session 14).
     pub coarse: f32,
     /// Background the renders composite over.
     pub background: Vec3,
