@@ -116,8 +116,8 @@ struct Row {
     a: Option<(FrameScore, f64, usize)>,
     b: Option<(FrameScore, usize)>,
     c: FrameScore,
-    /// (c)'s held-out PSNR before AV1 (the encoder's closed loop).
-    c_loop: f64,
+    /// (c)'s held-out score before AV1 (the encoder's closed loop).
+    c_loop: FrameScore,
 }
 
 fn main() -> Result<()> {
@@ -199,7 +199,7 @@ fn main() -> Result<()> {
             a: None,
             b: None,
             c: held_out(&scorer, &video, t, args.resolution, frame)?,
-            c_loop: held_out(&scorer, &video, t, args.resolution, &closed_loop[t])?.psnr,
+            c_loop: held_out(&scorer, &video, t, args.resolution, &closed_loop[t])?,
         });
     }
 
@@ -240,7 +240,7 @@ fn main() -> Result<()> {
         "| frame | (a) PSNR | (a) SSIM | (b) PSNR | (c) PSNR | (c) SSIM | (c) − (a) dB | (c) kind |\n|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     let mut csv = String::from(
-        "frame,a_psnr,a_ssim,b_psnr,b_ssim,c_psnr,c_ssim,c_loop_psnr,c_kind,c_moved,c_seconds\n",
+        "frame,a_psnr,a_ssim,b_psnr,b_ssim,c_psnr,c_ssim,c_loop_psnr,c_loop_ssim,c_kind,c_moved,c_seconds\n",
     );
     for (r, f) in rows.iter().zip(&frames) {
         let kind = if f.keyframe.is_some() {
@@ -250,7 +250,7 @@ fn main() -> Result<()> {
         };
         let _ = writeln!(
             csv,
-            "{},{},{},{},{},{:.4},{:.5},{:.4},{kind},{:.4},{:.3}",
+            "{},{},{},{},{},{:.4},{:.5},{:.4},{:.5},{kind},{:.4},{:.3}",
             r.frame,
             r.a.map_or(String::new(), |a| format!("{:.4}", a.0.psnr)),
             r.a.map_or(String::new(), |a| format!("{:.5}", a.0.ssim.unwrap_or(0.0))),
@@ -258,7 +258,8 @@ fn main() -> Result<()> {
             r.b.map_or(String::new(), |b| format!("{:.5}", b.0.ssim.unwrap_or(0.0))),
             r.c.psnr,
             r.c.ssim.unwrap_or(0.0),
-            r.c_loop,
+            r.c_loop.psnr,
+            r.c_loop.ssim.unwrap_or(0.0),
             f.moved,
             f.seconds
         );
@@ -344,7 +345,7 @@ fn main() -> Result<()> {
             .iter()
             .zip(&frames)
             .filter(|(_, f)| f.keyframe.is_some() == key)
-            .map(|(r, _)| (r.c_loop, r.c.psnr))
+            .map(|(r, _)| (r.c_loop.psnr, r.c.psnr))
             .unzip();
         if looped.is_empty() {
             "none".to_string()
