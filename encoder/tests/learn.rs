@@ -117,6 +117,30 @@ fn write_video(root: &Path) {
     std::fs::write(root.join("capture.json"), r#"{"fps": 10}"#).unwrap();
 }
 
+/// Options for a small, fast learning of the test video (SH 0, 10 fps): keyframe steps and
+/// budget, residual steps, GOP length.
+fn small(iterations: u32, max_gaussians: usize, residual: u32, gop: usize) -> LearnOptions {
+    LearnOptions {
+        keyframe: TrainOptions {
+            iterations,
+            max_gaussians,
+            sh_degree: 0,
+            report_every: iterations,
+            ..TrainOptions::default()
+        },
+        residual: ResidualOptions {
+            iterations: residual,
+            ..ResidualOptions::default()
+        },
+        encode: splatcast_encoder::EncodeOptions {
+            fps: 10.0,
+            gop,
+            ..Default::default()
+        },
+        ..LearnOptions::default()
+    }
+}
+
 #[test]
 fn a_multi_view_video_becomes_a_stream_with_sparse_residual_frames() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,24 +152,8 @@ fn a_multi_view_video_becomes_a_stream_with_sparse_residual_frames() {
     assert_eq!(video.fps, Some(10.0));
 
     let options = LearnOptions {
-        keyframe: TrainOptions {
-            iterations: 600,
-            max_gaussians: 400,
-            sh_degree: 0,
-            report_every: 600,
-            ..TrainOptions::default()
-        },
         refresh_iterations: 200,
-        residual: ResidualOptions {
-            iterations: 150,
-            ..ResidualOptions::default()
-        },
-        encode: splatcast_encoder::EncodeOptions {
-            fps: 10.0,
-            gop: 3,
-            ..Default::default()
-        },
-        ..LearnOptions::default()
+        ..small(600, 400, 150, 3)
     };
     let mut gops = 0;
     let learned = learn(&video, &options, Vec::new(), |e| {
@@ -227,22 +235,10 @@ fn a_refresh_that_falls_short_is_trained_from_scratch() {
     let mut video = MultiViewVideo::open(dir.path()).unwrap();
     video.frames = 2;
     let options = |refresh, quality_drop| LearnOptions {
-        keyframe: TrainOptions {
-            iterations: 40,
-            max_gaussians: 100,
-            sh_degree: 0,
-            report_every: 40,
-            ..TrainOptions::default()
-        },
         refresh_iterations: 10,
         refresh,
         quality_drop,
-        encode: splatcast_encoder::EncodeOptions {
-            fps: 10.0,
-            gop: 1,
-            ..Default::default()
-        },
-        ..LearnOptions::default()
+        ..small(40, 100, ResidualOptions::default().iterations, 1)
     };
     let steps = |refresh, quality_drop| {
         let learned = learn(&video, &options(refresh, quality_drop), Vec::new(), |_| {}).unwrap();
@@ -268,27 +264,11 @@ fn online_refreshes_fit_the_frame_period() {
     write_video(dir.path());
     let video = MultiViewVideo::open(dir.path()).unwrap();
     let options = LearnOptions {
-        keyframe: TrainOptions {
-            iterations: 40,
-            max_gaussians: 100,
-            sh_degree: 0,
-            report_every: 40,
-            ..TrainOptions::default()
-        },
         refresh_iterations: 100_000,
         refresh: Refresh::Scratch,
-        residual: ResidualOptions {
-            iterations: 50,
-            ..ResidualOptions::default()
-        },
-        encode: splatcast_encoder::EncodeOptions {
-            fps: 10.0,
-            gop: 3,
-            ..Default::default()
-        },
         quality_drop: 100.0,
         live_budget: Some(0.1),
-        ..LearnOptions::default()
+        ..small(40, 100, 50, 3)
     };
     let learned = learn(&video, &options, Vec::new(), |_| {}).unwrap();
     let steps: Vec<u32> = learned.frames.iter().map(|f| f.iterations).collect();
