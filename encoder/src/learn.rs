@@ -130,8 +130,9 @@ pub struct FrameReport {
     pub moved: f64,
     /// Mean PSNR over the training views, as decoded (quantisation included).
     pub train_psnr: f64,
-    /// Keyframes: the same PSNR as trained, before the GOP's quantisation (what the codec cost
-    /// is `trained_psnr − train_psnr`).
+    /// Keyframes trained from scratch or refreshed under `auto`: the same PSNR as trained, before
+    /// the GOP's quantisation (what the codec cost is `trained_psnr − train_psnr`); None where
+    /// it was not scored (resumed refreshes, residual frames).
     pub trained_psnr: Option<f64>,
     /// Optimisation steps taken.
     pub iterations: u32,
@@ -220,9 +221,9 @@ pub fn train_keyframe(
 }
 
 /// Trains the keyframe of frame `t` as `policy` says, from `previous` (the decoded previous frame,
-/// if any), resumed refreshes taking `refresh_steps`; `score`
-/// gives a frame's training-view PSNR. Returns it with the steps taken and, where it was needed
-/// (scratch and `auto`), its score. `anchor` holds the PSNR of the last keyframe trained from scratch: [`Refresh::Auto`]
+/// if any), resumed refreshes taking `refresh_steps`; `score` gives a frame's training-view PSNR.
+/// Returns it with the steps taken and, where it was needed (scratch and `auto`), its score.
+/// `anchor` holds the PSNR of the last keyframe trained from scratch: [`Refresh::Auto`]
 /// trains from scratch when a resumed refresh falls more than `quality_drop` below it.
 fn next_keyframe(
     dataset: &crate::datasets::Dataset,
