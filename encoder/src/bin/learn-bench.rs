@@ -111,6 +111,58 @@ fn transcode(frame: &GaussianFrame, options: &EncodeOptions) -> Result<(usize, G
     Ok((size, decoded))
 }
 
+/// For each Gaussian of a GOP's keyframe as the closed loop had it, its index in the stream's
+/// decode of the same frame (the stream decodes in plane order, the same for the whole GOP);
+/// keyframe positions are exact, so they pair the Gaussians up. None if some do not pair.
+fn pairing(closed: &GaussianFrame, decoded: &GaussianFrame) -> Option<Vec<usize>> {
+    let key = |p: &Vec3| p.to_array().map(f32::to_bits);
+    let mut at: std::collections::HashMap<_, Vec<usize>> = Default::default();
+    for (i, p) in decoded.positions.iter().enumerate() {
+        at.entry(key(p)).or_default().push(i);
+    }
+    closed
+        .positions
+        .iter()
+        .map(|p| at.get_mut(&key(p)).and_then(Vec::pop))
+        .collect()
+}
+
+/// `closed` with one attribute at a time taken from `decoded` (paired by `order`, see
+/// [`pairing`]), each named; the last one takes them all.
+fn one_decoded(
+    closed: &GaussianFrame,
+    decoded: &GaussianFrame,
+    order: &[usize],
+) -> Vec<(&'static str, GaussianFrame)> {
+    let ordered = decoded.permuted(order);
+    let with = |f: &dyn Fn(&mut GaussianFrame)| {
+        let mut frame = closed.clone();
+        f(&mut frame);
+        frame
+    };
+    vec![
+        (
+            "position",
+            with(&|f| f.positions.clone_from(&ordered.positions)),
+        ),
+        (
+            "rotation",
+            with(&|f| f.rotations.clone_from(&ordered.rotations)),
+        ),
+        (
+            "scale",
+            with(&|f| f.log_scales.clone_from(&ordered.log_scales)),
+        ),
+        (
+            "opacity",
+            with(&|f| f.opacity_logits.clone_from(&ordered.opacity_logits)),
+        ),
+        ("colour", with(&|f| f.sh_dc.clone_from(&ordered.sh_dc))),
+        ("sh rest", with(&|f| f.sh_rest.clone_from(&ordered.sh_rest))),
+        ("all", ordered),
+    ]
+}
+
 struct Row {
     frame: usize,
     a: Option<(FrameScore, f64, usize)>,
@@ -360,6 +412,36 @@ fn main() -> Result<()> {
         loop_mean(true),
         loop_mean(false),
     );
+    // Which attribute's AV1 error costs what: the first GOP's first and last frames as the
+    // closed loop had them, with one attribute at a time taken from the stream.
+    let last = frames
+        .iter()
+        .skip(1)
+        .position(|f| f.keyframe.is_some())
+        .unwrap_or(frames.len() - 1);
+    if let Some(order) = pairing(&closed_loop[0], &decoded[0]) {
+        let _ = writeln!(
+            md,
+            "\nAV1's error by attribute (the closed loop's frame with one attribute as decoded), held-out PSNR / SSIM:\n\n| attribute | frame 0 | frame {last} |\n|---|---:|---:|"
+        );
+        let mut table: Vec<(&str, String)> = Vec::new();
+        for t in [0, last] {
+            let candidates = [("none", closed_loop[t].clone())]
+                .into_iter()
+                .chain(one_decoded(&closed_loop[t], &decoded[t], &order));
+            for (i, (name, frame)) in candidates.enumerate() {
+                let s = held_out(&scorer, &video, t, args.resolution, &frame)?;
+                let cell = format!("{:.2} / {:.4}", s.psnr, s.ssim.unwrap_or(0.0));
+                match table.get_mut(i) {
+                    Some(row) => row.1 = format!("{} | {cell}", row.1),
+                    None => table.push((name, cell)),
+                }
+            }
+        }
+        for (name, cells) in table {
+            let _ = writeln!(md, "| {name} | {cells} |");
+        }
+    }
     if !sampled.is_empty() {
         let worst = sampled
             .iter()

@@ -72,14 +72,49 @@ fn value(
     }
 }
 
-/// Whether Gaussian `g` of `frame` counts when channel `c` of `attribute` gets its range: the
-/// renderer never composites an opacity below 1/255, so a transparent Gaussian's values only
-/// clamp (trained captures keep thousands of faded Gaussians with far-out colours and scales,
-/// which would otherwise stretch every visible Gaussian's quantisation step). Opacity itself
-/// counts every Gaussian, so the transparent ones stay transparent.
-fn shapes_range(attribute: Attribute, c: usize, frame: &GaussianFrame, g: usize) -> bool {
-    (attribute == Attribute::ColorOpacity && c == 3)
-        || sigmoid(frame.opacity_logits[g]) >= 1.0 / 255.0
+/// Below this opacity the renderer composites nothing: a Gaussian is transparent.
+const TRANSPARENT: f32 = 1.0 / 255.0;
+
+/// The opacity range reaches this fraction of its top below zero, and transparent Gaussians
+/// take its lowest code: AV1's error on them (measured up to 0.03 at Medium on small planes)
+/// then decodes below zero, which every decoder's logit clamps to transparent, instead of
+/// lifting faded Gaussians — often large, with far-out colours — into a visible haze. Costs
+/// 3 % of the opacity step.
+const DEAD_ZONE: f32 = 1.0 / 32.0;
+
+/// Whether Gaussian `g` of `frame` counts when a channel gets its range: the renderer never
+/// composites an opacity below [`TRANSPARENT`], so a transparent Gaussian's values only clamp
+/// (trained captures keep thousands of faded Gaussians with far-out colours and scales, which
+/// would otherwise stretch every visible Gaussian's quantisation step); its opacity takes the
+/// dead zone's code (see [`opacity_range`]).
+fn shapes_range(frame: &GaussianFrame, g: usize) -> bool {
+    sigmoid(frame.opacity_logits[g]) >= TRANSPARENT
+}
+
+/// Whether channel `c` of `attribute` is opacity.
+fn is_opacity(attribute: Attribute, c: usize) -> bool {
+    attribute == Attribute::ColorOpacity && c == 3
+}
+
+/// The opacity range from the visible Gaussians' `visible` one, inside the logit's (0, 1); when
+/// some Gaussians are `faded`, from [`DEAD_ZONE`] below zero (their code).
+fn opacity_range(visible: Range, faded: bool) -> Range {
+    let hi = visible.hi.clamp(TRANSPARENT, 0.9999);
+    let lo = if faded {
+        -DEAD_ZONE * hi
+    } else {
+        visible.lo.clamp(TRANSPARENT, hi)
+    };
+    Range { lo, hi }
+}
+
+/// The code of channel `c` of `attribute` with value `v` (from [`value`]) in `range`.
+fn code(attribute: Attribute, c: usize, v: f32, range: &Range, bits: u8) -> u16 {
+    if is_opacity(attribute, c) && v < TRANSPARENT {
+        0
+    } else {
+        range.quantize(v, bits)
+    }
 }
 
 /// Layout features of the keyframe: position (weighted double), motion over the GOP, colour,
@@ -239,6 +274,9 @@ impl GopPlan {
             .iter()
             .map(|&q| canonical_orientation(q))
             .collect();
+        let faded = frames
+            .iter()
+            .any(|f| (0..f.len()).any(|g| !shapes_range(f, g)));
         Self::with(
             kf,
             &features(frames),
@@ -249,10 +287,11 @@ impl GopPlan {
             |a, c, bits, base| {
                 let all = (0..frames.len())
                     .flat_map(|f| (0..kf.len()).map(move |g| (f, g)))
-                    .filter(|&(f, g)| shapes_range(a, c, &frames[f], g))
+                    .filter(|&(f, g)| shapes_range(&frames[f], g))
                     .map(|(f, g)| value(base, &frames[f], &keys, a, g, c));
                 match a {
                     Attribute::Position => Range::with_exact_zero(all, bits),
+                    _ if is_opacity(a, c) => opacity_range(Range::of(all), faded),
                     _ => Range::of(all),
                 }
             },
@@ -288,7 +327,7 @@ impl GopPlan {
             |a, c, bits, base| match a {
                 Attribute::Position => Range::with_exact_zero(
                     (0..keyframe.len())
-                        .filter(|&g| shapes_range(a, c, keyframe, g))
+                        .filter(|&g| shapes_range(keyframe, g))
                         .map(|g| value(base, keyframe, &keys, a, g, c))
                         .chain([-motion, motion]),
                     bits,
@@ -297,17 +336,14 @@ impl GopPlan {
                 _ => {
                     let r = Range::of(
                         (0..keyframe.len())
-                            .filter(|&g| shapes_range(a, c, keyframe, g))
+                            .filter(|&g| shapes_range(keyframe, g))
                             .map(|g| value(base, keyframe, &keys, a, g, c)),
                     );
                     let pad = (r.hi - r.lo) * margin;
                     let (lo, hi) = (r.lo - pad, r.hi + pad);
-                    if a == Attribute::ColorOpacity && c == 3 {
-                        // Opacity decodes through a logit: stay inside (0, 1).
-                        Range {
-                            lo: lo.max(0.0),
-                            hi: hi.min(0.9999),
-                        }
+                    if is_opacity(a, c) {
+                        // Gaussians may fade later in the GOP: always a dead zone.
+                        opacity_range(Range { lo, hi }, true)
                     } else {
                         Range { lo, hi }
                     }
@@ -341,7 +377,7 @@ impl GopPlan {
                         (self.pixel_gaussian.iter())
                             .map(|&g| {
                                 let v = value(&self.base, frame, &self.keys, t.attribute, g, c);
-                                range.quantize(v, bits)
+                                code(t.attribute, c, v, range, bits)
                             })
                             .collect()
                     })
@@ -656,6 +692,51 @@ mod tests {
                     let d = (decoded.sh_dc[i] - reference.sh_dc[i]).abs().max_element();
                     assert!(d < 2e-3, "frame {f} Gaussian {i}: colour error {d}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn codec_error_leaves_transparent_gaussians_transparent() {
+        // AV1 lifts the opacity codes of faded Gaussians by a few codes; within the dead zone
+        // (here +20 of 1023, 0.02 in opacity) they must still decode transparent, while
+        // visible Gaussians keep their opacity to a step.
+        let mut frames = wave(20, 1, 0);
+        let faded = [3, 77, 250, 399];
+        for &g in &faded {
+            frames[0].opacity_logits[g] = -9.0;
+        }
+        let tracks: Vec<(Attribute, u8)> = Attribute::for_degree(0)
+            .into_iter()
+            .map(|a| (a, 10))
+            .collect();
+        let grid = Grid::for_count(400);
+        let packed = pack_exact(&frames, grid, &tracks, 1);
+        let mut planes: Vec<Vec<Picture>> =
+            packed.planes.iter().map(|p| p.pictures.clone()).collect();
+        let slot = tracks
+            .iter()
+            .position(|&(a, _)| a == Attribute::ColorOpacity)
+            .unwrap();
+        let (tx, ty) = Tiles::new(4, grid).origin(3);
+        let picture = &mut planes[slot][0];
+        for y in ty..ty + grid.height {
+            for x in tx..tx + grid.width {
+                let s = &mut picture.samples[y * picture.width + x];
+                *s = s.saturating_add(20).min(1023);
+            }
+        }
+        let decoded = unpack(&packed.side, &planes).unwrap().remove(0);
+        let reference = frames[0].permuted(&packed.coded_order);
+        for i in 0..reference.len() {
+            let (before, after) = (
+                sigmoid(reference.opacity_logits[i]),
+                sigmoid(decoded.opacity_logits[i]),
+            );
+            if before < TRANSPARENT {
+                assert!(after < TRANSPARENT, "Gaussian {i} shows at opacity {after}");
+            } else {
+                assert!((after - before).abs() < 0.025, "{before} became {after}");
             }
         }
     }
