@@ -113,20 +113,15 @@ fn transcode(frame: &GaussianFrame, options: &EncodeOptions) -> Result<(usize, G
     Ok((size, decoded))
 }
 
-/// For each Gaussian of a GOP's keyframe as the closed loop had it, its index in the stream's
-/// decode of the same frame (the stream decodes in plane order, the same for the whole GOP);
-/// keyframe positions are exact, so they pair the Gaussians up. None if some do not pair.
-fn pairing(closed: &GaussianFrame, decoded: &GaussianFrame) -> Option<Vec<usize>> {
-    let key = |p: &Vec3| p.to_array().map(f32::to_bits);
-    let mut at: std::collections::HashMap<_, Vec<usize>> = Default::default();
-    for (i, p) in decoded.positions.iter().enumerate() {
-        at.entry(key(p)).or_default().push(i);
+/// For each Gaussian of the closed loop's frames, its index in the stream's decode, from the
+/// GOP's `coded_order` (the closed loop's index of each coded Gaussian); None if it is not a
+/// permutation of `n`.
+fn pairing(coded_order: &[usize], n: usize) -> Option<Vec<usize>> {
+    let mut order = vec![usize::MAX; n];
+    for (i, &g) in coded_order.iter().enumerate() {
+        *order.get_mut(g)? = i;
     }
-    closed
-        .positions
-        .iter()
-        .map(|p| at.get_mut(&key(p)).and_then(Vec::pop))
-        .collect()
+    (coded_order.len() == n && !order.contains(&usize::MAX)).then_some(order)
 }
 
 /// `closed` with one attribute at a time taken from `decoded` (paired by `order`, see
@@ -228,10 +223,15 @@ fn main() -> Result<()> {
     // Each frame as the encoder's closed loop had it (before AV1), to tell AV1's share of the
     // loss from the learning's.
     let mut closed_loop = Vec::new();
-    let learned = learn(&video, &options, Vec::new(), |e| {
-        if let LearnEvent::Frame(f, decoded) = e {
+    // The first GOP's order: for each coded Gaussian, its index in the closed loop's frames.
+    let mut coded_order = None;
+    let learned = learn(&video, &options, Vec::new(), |e| match e {
+        LearnEvent::Frame(f, decoded) => {
             eprintln!("(c) {f}");
             closed_loop.push(decoded.clone());
+        }
+        LearnEvent::Gop(gop) => {
+            coded_order.get_or_insert_with(|| gop.coded_order.clone());
         }
     })?;
     let learn_seconds = started.elapsed().as_secs_f64();
@@ -421,7 +421,10 @@ fn main() -> Result<()> {
         .skip(1)
         .position(|f| f.keyframe.is_some())
         .unwrap_or(frames.len() - 1);
-    if let Some(order) = pairing(&closed_loop[0], &decoded[0]) {
+    if let Some(order) = coded_order
+        .as_deref()
+        .and_then(|c| pairing(c, closed_loop[0].len()))
+    {
         let _ = writeln!(
             md,
             "\nAV1's error by attribute (the closed loop's frame with one attribute as decoded), held-out PSNR / SSIM:\n\n| attribute | frame 0 | frame {last} |\n|---|---:|---:|"
