@@ -31,6 +31,9 @@ pub struct EncodeOptions {
     pub fragmentation: Fragmentation,
     /// rav1e speed preset (0 slowest … 10 fastest) instead of the quality preset's.
     pub speed: Option<u8>,
+    /// AV1 base quantizers of these attributes instead of the quality preset's (tuning, see
+    /// `learn-bench --quantizers`).
+    pub quantizers: Vec<(Attribute, u8)>,
 }
 
 impl EncodeOptions {
@@ -50,6 +53,7 @@ impl Default for EncodeOptions {
             refine_passes: 4,
             fragmentation: Fragmentation::Gop,
             speed: None,
+            quantizers: Vec::new(),
         }
     }
 }
@@ -366,7 +370,8 @@ pub(crate) fn track_settings(
 ) -> EncoderSettings {
     EncoderSettings {
         speed: options.speed(),
-        quantizer: options.quality.quantizer(attribute),
+        quantizer: (options.quantizers.iter().find(|(a, _)| *a == attribute))
+            .map_or(options.quality.quantizer(attribute), |&(_, q)| q),
         fps: options.fps,
         threads: track_threads(layout, attribute),
     }

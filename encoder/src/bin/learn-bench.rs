@@ -30,6 +30,7 @@ use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, stream_layout};
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::av1::Rav1dDecoder;
 use splatcast_protocol::formats::ply;
+use splatcast_protocol::gop::Attribute;
 use splatcast_protocol::stream::StreamReader;
 
 #[derive(Parser)]
@@ -72,6 +73,10 @@ struct Args {
     /// starts a new GOP.
     #[arg(long, default_value_t = LearnOptions::default().quality_drop)]
     quality_drop: f64,
+    /// AV1 base quantizers instead of the preset's: position,rotation,scale,colour,sh-rest
+    /// (e.g. 16,40,30,40,110).
+    #[arg(long, value_delimiter = ',')]
+    quantizers: Option<Vec<u8>>,
     /// Skip (a) and (b).
     #[arg(long)]
     no_baselines: bool,
@@ -171,6 +176,10 @@ struct Row {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    ensure!(
+        args.quantizers.as_ref().is_none_or(|q| q.len() == 5),
+        "--quantizers takes five values: position,rotation,scale,colour,sh-rest"
+    );
     ensure!(args.every >= 1, "--every must be at least 1");
     let mut video = MultiViewVideo::open(&args.video)?;
     if let Some(n) = args.frames {
@@ -191,6 +200,20 @@ fn main() -> Result<()> {
         fps,
         gop: args.gop,
         quality: args.quality,
+        quantizers: args
+            .quantizers
+            .iter()
+            .flat_map(|q| {
+                let attributes = [
+                    Attribute::Position,
+                    Attribute::Rotation,
+                    Attribute::Scale,
+                    Attribute::ColorOpacity,
+                    Attribute::ShRest,
+                ];
+                attributes.into_iter().zip(q.iter().copied())
+            })
+            .collect(),
         ..EncodeOptions::default()
     };
     let first = load_views(&video.frame(0), Split::Test, args.resolution)?;
@@ -225,6 +248,8 @@ fn main() -> Result<()> {
     let mut closed_loop = Vec::new();
     // The first GOP's order: for each coded Gaussian, its index in the closed loop's frames.
     let mut coded_order = None;
+    // AV1 bytes by track, over the stream.
+    let mut track_bytes: Vec<usize> = Vec::new();
     let learned = learn(&video, &options, Vec::new(), |e| match e {
         LearnEvent::Frame(f, decoded) => {
             eprintln!("(c) {f}");
@@ -232,6 +257,10 @@ fn main() -> Result<()> {
         }
         LearnEvent::Gop(gop) => {
             coded_order.get_or_insert_with(|| gop.coded_order.clone());
+            track_bytes.resize(gop.track_bytes.len(), 0);
+            for (sum, b) in track_bytes.iter_mut().zip(&gop.track_bytes) {
+                *sum += b;
+            }
         }
     })?;
     let learn_seconds = started.elapsed().as_secs_f64();
@@ -470,6 +499,22 @@ fn main() -> Result<()> {
             carried(&|f, g| f.sh_dc[g].as_dvec3()).join(", ")
         );
     }
+    let layout = stream_layout(&encode, args.max_gaussians, args.sh_degree);
+    let _ = writeln!(
+        md,
+        "\nAV1 bytes by track: {}",
+        layout
+            .tracks
+            .iter()
+            .zip(&track_bytes)
+            .map(|((a, _), b)| format!(
+                "{} {:.1} %",
+                a.name(),
+                100.0 * *b as f64 / stream_bytes as f64
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if !sampled.is_empty() {
         let worst = sampled
             .iter()
