@@ -651,6 +651,17 @@ mod tests {
         assert!(unpack(&side, &planes[1..]).is_err());
     }
 
+    /// `frames` of 400 Gaussians (SH 0) packed on 10-bit tracks, with the tracks and the grid.
+    fn pack_400(frames: &[GaussianFrame]) -> (Vec<(Attribute, u8)>, Grid, PackedGop) {
+        let tracks: Vec<(Attribute, u8)> = Attribute::for_degree(0)
+            .into_iter()
+            .map(|a| (a, 10))
+            .collect();
+        let grid = Grid::for_count(400);
+        let packed = pack_exact(frames, grid, &tracks, 1);
+        (tracks, grid, packed)
+    }
+
     #[test]
     fn transparent_outliers_do_not_stretch_the_ranges() {
         let mut frames = wave(20, 2, 0);
@@ -661,12 +672,7 @@ mod tests {
                 f.log_scales[g] = Vec3::splat(-40.0);
             }
         }
-        let tracks: Vec<(Attribute, u8)> = Attribute::for_degree(0)
-            .into_iter()
-            .map(|a| (a, 10))
-            .collect();
-        let grid = Grid::for_count(400);
-        let packed = pack_exact(&frames, grid, &tracks, 1);
+        let (_, _, packed) = pack_400(&frames);
         let colour = packed
             .side
             .tracks
@@ -706,12 +712,7 @@ mod tests {
         for &g in &faded {
             frames[0].opacity_logits[g] = -9.0;
         }
-        let tracks: Vec<(Attribute, u8)> = Attribute::for_degree(0)
-            .into_iter()
-            .map(|a| (a, 10))
-            .collect();
-        let grid = Grid::for_count(400);
-        let packed = pack_exact(&frames, grid, &tracks, 1);
+        let (tracks, grid, packed) = pack_400(&frames);
         let mut planes: Vec<Vec<Picture>> =
             packed.planes.iter().map(|p| p.pictures.clone()).collect();
         let slot = tracks
