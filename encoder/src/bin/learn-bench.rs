@@ -7,7 +7,7 @@
 //! `learn-bench <video> [--frames N] [--every K] [--max-gaussians N] [--iterations K]
 //!  [--residual-iterations R] [--refresh-iterations R] [--resolution D] [--sh-degree S] [--gop G]
 //!  [--quality Q] [--refresh auto|resume|scratch] [--prediction velocity|still]
-//!  [--coarse F] [--out DIR]` prints a markdown table and writes `learn.md`, `learn.csv` and
+//!  [--coarse F] [--quantizers P,R,S,C,SH] [--out DIR]` prints a markdown table and writes `learn.md`, `learn.csv` and
 //! `learn.png` (held-out PSNR over the frames) into `--out`. For the first GOP it also splits
 //! AV1's error by attribute and says how much of the closed loop's frame-to-frame change the
 //! stream carries.
