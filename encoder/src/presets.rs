@@ -25,14 +25,19 @@ pub enum Quality {
 }
 
 impl Quality {
-    /// AV1 base quantizer index (0–255) for an attribute.
+    /// AV1 base quantizer index (0–255) for an attribute. Chosen on the rate–distortion hull
+    /// of the donut's keyframe (`rd-sweep`, render PSNR), whose per-attribute slopes say render
+    /// quality is bought most cheaply in rotation, scale and colour, least in positions and SH:
+    /// against the earlier presets, Medium gives +2.3 dB for +1 % bytes there, and +1.1–1.2 dB
+    /// for +3 % bytes on learnt 150k-Gaussian streams (fox and robot); on the wave (GOP 30) it
+    /// stays under 0.85 B/G/frame with 30 % less rotation error (BENCHMARKS.md, session 16).
     pub fn quantizer(self, attribute: Attribute) -> u8 {
         let [low, medium, high, max] = match attribute {
-            Attribute::Position => [40, 16, 8, 2],
-            Attribute::Rotation => [120, 70, 40, 20],
-            Attribute::Scale => [100, 50, 30, 16],
-            Attribute::ColorOpacity => [90, 40, 25, 12],
-            Attribute::ShRest => [160, 110, 70, 40],
+            Attribute::Position => [64, 16, 16, 4],
+            Attribute::Rotation => [96, 48, 32, 16],
+            Attribute::Scale => [80, 40, 32, 16],
+            Attribute::ColorOpacity => [64, 30, 16, 8],
+            Attribute::ShRest => [200, 160, 110, 60],
         };
         match self {
             Quality::Low => low,
@@ -43,16 +48,17 @@ impl Quality {
     }
 
     /// How keyframe positions travel. Measured on the donut (`rd-sweep`, one keyframe, render
-    /// PSNR): a coarse AV1 picture refined by the position track saves 22 % at Low (8.0 vs 10.2
-    /// B/G at 38 dB) and 7 % at Medium (11.1 vs 11.9 at 46 dB), but costs 4 % at High and 16 % at
-    /// Max, where the refinement planes must carry near-exact noise: those keep exact positions.
-    /// `speed` is the rav1e preset the coarse picture is coded with.
+    /// PSNR): a coarse AV1 picture refined by the position track is on the hull up to High
+    /// (13.1 B/G at 52.6 dB layered, against 14.2 at 53.7 exact), but Max's refinement planes
+    /// would carry near-exact noise: Max keeps exact positions. `speed` is the rav1e preset the
+    /// coarse picture is coded with.
     pub fn keyframes(self, speed: u8) -> KeyframeCoding {
         let layered = |quantizer| KeyframeCoding::Layered { quantizer, speed };
         match self {
-            Quality::Low => layered(48),
-            Quality::Medium => layered(24),
-            Quality::High | Quality::Max => KeyframeCoding::Exact,
+            Quality::Low => layered(64),
+            Quality::Medium => layered(48),
+            Quality::High => layered(24),
+            Quality::Max => KeyframeCoding::Exact,
         }
     }
 
