@@ -39,6 +39,10 @@ impl PlannedGop {
             layout.grid,
             &layout.tracks,
             refine_passes,
+            // Layered keyframe positions put the coarse picture's error, as refinement noise,
+            // into every frame's position planes, coded over the GOP's whole motion range:
+            // measured at 150k (session 16), −0.6 dB on the fox and −3.3 dB on the robot for
+            // 15 % and 43 % fewer bytes. Learnt GOPs keep exact positions.
             KeyframeCoding::Exact,
             margin,
             motion,
