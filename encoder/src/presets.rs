@@ -25,18 +25,19 @@ pub enum Quality {
 }
 
 impl Quality {
-    /// AV1 base quantizer index (0–255) for an attribute. Chosen on the rate–distortion hull
-    /// of the donut's keyframe (`rd-sweep`, render PSNR), whose per-attribute slopes say render
-    /// quality is bought most cheaply in rotation, scale and colour, least in positions and SH:
-    /// against the earlier presets, Medium gives +2.3 dB for +1 % bytes there, and +1.1–1.2 dB
-    /// for +3 % bytes on learnt 150k-Gaussian streams (fox and robot); on the wave (GOP 30) it
-    /// stays under 0.85 B/G/frame with 30 % less rotation error (BENCHMARKS.md, session 16).
+    /// AV1 base quantizer index (0–255) for an attribute. Chosen towards the rate–distortion
+    /// hull of the donut's keyframe (`rd-sweep`, render PSNR), whose per-attribute slopes say
+    /// render quality is bought most cheaply in rotation, scale and colour, least in positions
+    /// and SH (learnt 150k-Gaussian streams agreed: +1.1–1.2 dB for +3 % bytes with finer
+    /// rotation, scale and colour). Medium stops short of the donut's hull because the wave, whose
+    /// render quality is all positions, must stay under 0.85 B/G/frame: there it gives +0.1 dB
+    /// for +5 % bytes, on the donut +1.5 dB for +1.5 % (BENCHMARKS.md, session 16).
     pub fn quantizer(self, attribute: Attribute) -> u8 {
         let [low, medium, high, max] = match attribute {
             Attribute::Position => [64, 16, 16, 4],
-            Attribute::Rotation => [96, 48, 32, 16],
-            Attribute::Scale => [80, 40, 32, 16],
-            Attribute::ColorOpacity => [64, 30, 16, 8],
+            Attribute::Rotation => [96, 56, 32, 16],
+            Attribute::Scale => [80, 45, 32, 16],
+            Attribute::ColorOpacity => [64, 35, 16, 8],
             Attribute::ShRest => [200, 160, 110, 60],
         };
         match self {
@@ -56,7 +57,7 @@ impl Quality {
         let layered = |quantizer| KeyframeCoding::Layered { quantizer, speed };
         match self {
             Quality::Low => layered(64),
-            Quality::Medium => layered(48),
+            Quality::Medium => layered(32),
             Quality::High => layered(24),
             Quality::Max => KeyframeCoding::Exact,
         }
