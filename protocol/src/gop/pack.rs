@@ -667,12 +667,17 @@ mod tests {
         assert!(unpack(&side, &planes[1..]).is_err());
     }
 
-    /// `frames` of 400 Gaussians (SH 0) packed on 10-bit tracks, with the tracks and the grid.
-    fn pack_400(frames: &[GaussianFrame]) -> (Vec<(Attribute, u8)>, Grid, PackedGop) {
-        let tracks: Vec<(Attribute, u8)> = Attribute::for_degree(0)
+    /// The tracks of SH 0 Gaussians, every one 10-bit.
+    fn sh0_tracks() -> Vec<(Attribute, u8)> {
+        Attribute::for_degree(0)
             .into_iter()
             .map(|a| (a, 10))
-            .collect();
+            .collect()
+    }
+
+    /// `frames` of 400 Gaussians (SH 0) packed on 10-bit tracks, with the tracks and the grid.
+    fn pack_400(frames: &[GaussianFrame]) -> (Vec<(Attribute, u8)>, Grid, PackedGop) {
+        let tracks = sh0_tracks();
         let grid = Grid::for_count(400);
         let packed = pack_exact(frames, grid, &tracks, 1);
         (tracks, grid, packed)
@@ -765,10 +770,7 @@ mod tests {
         // frame, and the side data carries the picture through a byte round trip.
         let frames = wave(24, 3, 0);
         let grid = Grid::for_count(frames[0].len());
-        let tracks: Vec<(Attribute, u8)> = Attribute::for_degree(0)
-            .into_iter()
-            .map(|a| (a, 10))
-            .collect();
+        let tracks = sh0_tracks();
         let key = KeyframeCoding::Layered {
             quantizer: 120,
             speed: 10,
@@ -816,10 +818,7 @@ mod tests {
         // A transparent Gaussian a thousand extents away must not widen the box keyframe
         // positions are coded over: exact codes would lose precision, layered ones too and,
         // through the refinement they need, the position track's step for everyone else.
-        let tracks: Vec<(Attribute, u8)> = Attribute::for_degree(0)
-            .into_iter()
-            .map(|a| (a, 10))
-            .collect();
+        let tracks = sh0_tracks();
         let layered = KeyframeCoding::Layered {
             quantizer: 48,
             speed: 10,
