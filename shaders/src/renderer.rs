@@ -33,6 +33,14 @@ pub enum RenderError {
     /// The GPU refused.
     #[error(transparent)]
     Gpu(#[from] GpuError),
+    /// A frame wanted more tile-splat pairs than the buffers hold, so it was cut short.
+    #[error("a frame wanted {wanted} tile-splat pairs; the buffers hold {capacity}")]
+    Overflowed {
+        /// Pairs the frame wanted.
+        wanted: u32,
+        /// Pairs the buffers hold.
+        capacity: u32,
+    },
 }
 
 /// Gaussians resident on the GPU in the layout the projection kernel reads: per Gaussian
@@ -600,12 +608,10 @@ impl Renderer {
         let fps = frames as f64 / start.elapsed().as_secs_f64();
         let wanted = self.pairs_wanted(gpu, b)?;
         if wanted > b.capacity {
-            return Err(GpuError::TooLarge {
-                what: "the tile-splat pairs of a timed frame",
-                bytes: wanted as u64 * PAIR_BYTES,
-                limit: b.capacity as u64 * PAIR_BYTES,
-            }
-            .into());
+            return Err(RenderError::Overflowed {
+                wanted,
+                capacity: b.capacity,
+            });
         }
         Ok(fps)
     }

@@ -1,7 +1,8 @@
 //! The backward pass against central finite differences of the f64 CPU reference: every
 //! parameter of every Gaussian of a small scene whose footprints all cover the whole image (no
 //! pixel crosses a cut-off when a parameter moves, so the loss is smooth there), on GL and
-//! Vulkan; and random scenes with degenerate Gaussians never give NaN gradients.
+//! Vulkan; random scenes with degenerate Gaussians never give NaN gradients; and on a crowd of
+//! opaque Gaussians, reused buffers and the two accumulation strategies give the same gradients.
 
 use glam::{DVec3, Quat, Vec3};
 use splatcast_protocol::GaussianFrame;
@@ -278,4 +279,133 @@ fn random_and_degenerate_scenes_never_give_nan_gradients() {
             "round {round}: some gradient flows"
         );
     }
+}
+
+const CROWD: (u32, u32) = (40, 30);
+
+/// 300 opaque, overlapping Gaussians and loss weights for a 40×30 view: tile lists longer than a
+/// batch, and pixels that saturate long before their tile's list ends.
+fn crowd() -> (GaussianFrame, Vec<[f32; 4]>) {
+    let mut rng = splatcast_shaders::synthetic::Rng::new(7);
+    let mut next = move || rng.unit();
+    let mut f = GaussianFrame::with_capacity(300, 0);
+    for _ in 0..300 {
+        f.positions
+            .push(Vec3::new(next(), next(), next()) * 1.6 - Vec3::splat(0.8));
+        f.rotations.push(
+            Quat::from_xyzw(next() - 0.5, next() - 0.5, next() - 0.5, next() - 0.5).normalize(),
+        );
+        f.log_scales
+            .push(Vec3::new(next(), next(), next()) - Vec3::splat(1.5));
+        f.opacity_logits.push(5.0);
+        f.sh_dc
+            .push(Vec3::new(next(), next(), next()) * 2.0 - Vec3::ONE);
+    }
+    let weights = (0..CROWD.0 * CROWD.1)
+        .map(|_| [next() - 0.5, next() - 0.5, next() - 0.5, 0.0])
+        .collect();
+    (f, weights)
+}
+
+fn crowd_camera(x: f64) -> Camera {
+    let (w, h) = CROWD;
+    Camera::look_at(
+        DVec3::new(x, -0.3, -1.6),
+        DVec3::ZERO,
+        DVec3::NEG_Y,
+        60.0,
+        w,
+        h,
+    )
+}
+
+/// Parameter gradients of the crowd seen from the last of `views`, all rendered in turn into
+/// one set of buffers.
+fn crowd_gradients(gpu: &Gpu, views: &[Camera]) -> Vec<f32> {
+    let (frame, weights) = crowd();
+    let (w, h) = CROWD;
+    let renderer = Renderer::new(gpu);
+    let backward = Backward::new(gpu).unwrap();
+    let gaussians = GpuGaussians::upload(gpu, &frame).unwrap();
+    let dl = gpu.storage(
+        "dl/dimage",
+        (w * h * 16) as u64,
+        wgpu::BufferUsages::empty(),
+    );
+    gpu.queue
+        .write_buffer(&dl, 0, bytemuck::cast_slice(&weights));
+    let buffers = renderer.buffers(gpu, &gaussians, w, h, 1 << 16).unwrap();
+    let param_grads = Backward::param_grads(gpu, &gaussians).unwrap();
+    let grads = backward
+        .buffers(gpu, &buffers, &gaussians, &dl, &param_grads)
+        .unwrap();
+    for view in views {
+        renderer.set_view(gpu, &buffers, view, Vec3::ZERO).unwrap();
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        renderer.encode(&mut encoder, &buffers, None);
+        backward.encode(&mut encoder, &grads);
+        gpu.queue.submit([encoder.finish()]);
+    }
+    let raw = gpu
+        .read(
+            &param_grads,
+            (frame.len() * GpuGaussians::stride(0) * 4) as u64,
+        )
+        .unwrap();
+    bytemuck::cast_slice(&raw).to_vec()
+}
+
+/// Every float of `b` within 1e-4 of `a`'s largest magnitude.
+fn assert_close(a: &[f32], b: &[f32], what: &str) {
+    let scale = a.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(scale > 0.0, "some gradient flows");
+    for (k, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= 1e-4 * scale,
+            "record float {k}: {x} against {y} {what}"
+        );
+    }
+}
+
+/// Gradients of a view rendered into buffers that a previous view used match those of fresh
+/// buffers, also for splats behind every pixel's last visible one: nothing of the previous
+/// view's pass is carried over.
+#[test]
+fn reused_buffers_carry_nothing_over_between_views() {
+    let gpu = Gpu::with_backends(wgpu::Backends::GL).unwrap();
+    let saturated = Renderer::new(&gpu)
+        .render(
+            &gpu,
+            &GpuGaussians::upload(&gpu, &crowd().0).unwrap(),
+            &mut None,
+            &crowd_camera(0.0),
+            Vec3::ZERO,
+        )
+        .unwrap()
+        .aux
+        .iter()
+        .filter(|a| a[1] < 1e-3)
+        .count();
+    assert!(
+        saturated * 10 > (CROWD.0 * CROWD.1) as usize * 9,
+        "{saturated} pixels saturate"
+    );
+    assert_close(
+        &crowd_gradients(&gpu, &[crowd_camera(0.0)]),
+        &crowd_gradients(&gpu, &[crowd_camera(0.8), crowd_camera(0.0)]),
+        "after another view",
+    );
+}
+
+/// Summing over subgroups first gives what workgroup atomics alone give, on tile lists several
+/// batches long.
+#[test]
+#[ignore = "needs Vulkan (mesa-vulkan-drivers); .ci/run installs it"]
+fn subgroup_sums_match_workgroup_atomics_on_long_tile_lists_on_vulkan() {
+    let mut gpu = Gpu::with_backends(wgpu::Backends::VULKAN).unwrap();
+    assert!(gpu.subgroups, "{} offers no subgroups", gpu.describe());
+    let summed = crowd_gradients(&gpu, &[crowd_camera(0.0)]);
+    gpu.subgroups = false;
+    let atomics = crowd_gradients(&gpu, &[crowd_camera(0.0)]);
+    assert_close(&atomics, &summed, "summed over subgroups");
 }

@@ -1,6 +1,7 @@
 //! Render speed: frames/s of the GPU renderer for the donut (or any PLY given) and generated
 //! clouds of 100k, 500k and 1M Gaussians at 1920×1080 and 1280×720, with GPU time split into
-//! project / depth sort / bin + tile sort / rasterize when the adapter has timestamps.
+//! project / depth sort / bin + tile sort / rasterize when the adapter has timestamps. Tile pairs
+//! are the most any view of the orbit wanted (the buffers are sized for it).
 //!
 //! `cargo run --release -p splatcast-shaders --bin render-bench -- [--frames N] [PLY ...]`
 
@@ -36,11 +37,16 @@ fn bench(
         let eye = centre + DVec3::new(a.sin(), -0.35, -a.cos()) * 2.5 * radius;
         Camera::look_at(eye, centre, DVec3::NEG_Y, 50.0, size.0, size.1)
     };
-    // First render sizes the intersection buffers.
+    // Renders round the orbit size the intersection buffers for its widest view (a trained
+    // scene's pair count changes a lot with the view).
     let mut buffers = None;
-    renderer.render(gpu, &gaussians, &mut buffers, &camera_at(0), Vec3::ZERO)?;
+    let mut pairs = 0;
+    for i in (0..frames.max(1)).step_by(10) {
+        renderer.render(gpu, &gaussians, &mut buffers, &camera_at(i), Vec3::ZERO)?;
+        let b = buffers.as_ref().context("buffers")?;
+        pairs = pairs.max(renderer.pairs_wanted(gpu, b)?);
+    }
     let mut b = buffers.context("buffers")?;
-    let pairs = renderer.pairs_wanted(gpu, &b)?;
     if pairs as u64 * 5 / 4 > b.capacity() as u64 {
         b = renderer.buffers(
             gpu,

@@ -1,13 +1,15 @@
 //! Training-step speed: milliseconds per step of the trainer's GPU work — render, loss, backward
 //! (with workgroup atomics alone, and summed over subgroups where the device has them), Adam —
-//! for generated clouds of 100k and 300k Gaussians at the fox photos' 540×960 and at 1080p. Each
-//! row adds one stage to the step, so the differences are the stages' costs.
+//! for trained scenes given as files (PLY, SPZ, …) and generated clouds of 100k and 300k Gaussians,
+//! at the fox photos' 540×960 and at 1080p. Each row adds one stage to the step, so the
+//! differences are the stages' costs. Trained scenes cost more than clouds of the same size:
+//! larger, overlapping Gaussians make more tile pairs.
 //!
-//! `cargo run --release -p splatcast-shaders --bin train-bench -- [--steps N]`
+//! `cargo run --release -p splatcast-shaders --bin train-bench -- [--steps N] [SCENE ...]`
 
 use anyhow::{Context, Result};
 use glam::{DVec3, Vec3};
-use splatcast_protocol::GaussianFrame;
+use splatcast_protocol::{GaussianFrame, formats};
 use splatcast_shaders::backward::Backward;
 use splatcast_shaders::loss::Loss;
 use splatcast_shaders::optimizer::{Adam, Exploration, LearningRates};
@@ -120,12 +122,22 @@ fn bench(
 
 fn main() -> Result<()> {
     let mut steps = 100;
+    let mut scenes: Vec<(String, GaussianFrame)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--steps" => steps = args.next().context("--steps N")?.parse()?,
-            other => anyhow::bail!("unknown argument {other} (expected --steps N)"),
+            flag if flag.starts_with("--") => {
+                anyhow::bail!("unknown option {flag} (expected --steps N and scene files)")
+            }
+            path => {
+                let frame = formats::load(std::path::Path::new(path)).context(path.to_owned())?;
+                scenes.push((path.to_owned(), frame));
+            }
         }
+    }
+    for n in [100_000, 300_000] {
+        scenes.push((format!("cloud {}k", n / 1000), synthetic::cloud(n)));
     }
     let mut gpu = Gpu::new()?;
     let offered = gpu.subgroups;
@@ -149,21 +161,25 @@ fn main() -> Result<()> {
     }
     let sizes = [(540, 960), (1920, 1080)];
     println!(
-        "| Gaussians | stages | {} |",
+        "| scene | Gaussians | stages | {} |",
         sizes.map(|(w, h)| format!("{w}x{h} ms/step")).join(" | ")
     );
-    println!("|---:|---|{}", "---:|".repeat(sizes.len()));
-    for n in [100_000, 300_000] {
-        let frame = synthetic::cloud(n);
+    println!("|---|---:|---|{}", "---:|".repeat(sizes.len()));
+    for (name, frame) in &scenes {
         for &s in &stages {
             let mut cells = Vec::new();
             for size in sizes {
                 cells.push(format!(
                     "{:.2}",
-                    bench(&gpu, &frame, size, s, steps, &backward)?
+                    bench(&gpu, frame, size, s, steps, &backward)?
                 ));
             }
-            println!("| {n} | {} | {} |", s.name(), cells.join(" | "));
+            println!(
+                "| {name} | {} | {} | {} |",
+                frame.len(),
+                s.name(),
+                cells.join(" | ")
+            );
         }
     }
     Ok(())
