@@ -10,7 +10,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use splatcast_encoder::live::{LiveEncoder, LiveOutput};
 use splatcast_encoder::metrics::ErrorAccumulator;
 use splatcast_encoder::scene::FrameSet;
-use splatcast_encoder::{EncodeOptions, GopReport, SequenceEncoder, demo, stream_layout};
+use splatcast_encoder::{
+    EncodeOptions, GopReport, SequenceEncoder, demo, kept_gaussians, stream_layout,
+};
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::atomic::{AtomicFile, write_file};
 use splatcast_protocol::av1::Rav1dDecoder;
@@ -58,7 +60,12 @@ pub fn encode(
     check_timing(&options)?;
     options.bitrate = bitrate.map(parse_bitrate).transpose()?;
     let paths = list_frames(input)?;
-    let (max_n, degree) = scan_frames(&paths, strict)?;
+    let (mut max_n, degree) = scan_frames(&paths, strict)?;
+    // One frame is one GOP: its layout holds just the Gaussians it keeps (a sequence's GOPs
+    // are not known before correspondence; their layout holds the largest frame).
+    if let [path] = &paths[..] {
+        max_n = kept_gaussians(&[load_frame(path, strict, false)?], &options);
+    }
     let layout = stream_layout(&options, max_n, degree);
     let out = AtomicFile::create(output)
         .with_context(|| format!("{}: cannot create", output.display()))?;

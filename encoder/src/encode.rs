@@ -34,12 +34,20 @@ pub struct EncodeOptions {
     /// AV1 base quantizers of these attributes instead of the quality preset's (tuning, see
     /// `learn-bench --quantizers`).
     pub quantizers: Vec<(Attribute, u8)>,
+    /// Opacity below which Gaussians that stay that faint through a GOP are left out, instead
+    /// of the quality preset's ([`Quality::prune_below`]); 0 keeps every Gaussian.
+    pub prune_below: Option<f32>,
 }
 
 impl EncodeOptions {
     /// The rav1e speed preset in effect.
     pub fn speed(&self) -> u8 {
         self.speed.unwrap_or(self.quality.speed())
+    }
+
+    /// The pruning opacity in effect.
+    pub fn prune_below(&self) -> f32 {
+        self.prune_below.unwrap_or(self.quality.prune_below())
     }
 }
 
@@ -54,8 +62,43 @@ impl Default for EncodeOptions {
             fragmentation: Fragmentation::Gop,
             speed: None,
             quantizers: Vec::new(),
+            prune_below: None,
         }
     }
+}
+
+/// The Gaussians of a GOP of `frames` whose opacity reaches `opacity` in some frame (every one
+/// when none would, or when `opacity` is not positive). Compared as logits, so ±∞ logits
+/// (opacity 1 or 0) sort right.
+fn kept(frames: &[GaussianFrame], opacity: f32) -> Vec<usize> {
+    let n = frames.first().map_or(0, GaussianFrame::len);
+    if opacity.is_nan() || opacity <= 0.0 {
+        return (0..n).collect();
+    }
+    let logit = (opacity / (1.0 - opacity)).ln();
+    let kept: Vec<usize> = (0..n)
+        .filter(|&i| frames.iter().any(|f| f.opacity_logits[i] >= logit))
+        .collect();
+    if kept.is_empty() {
+        (0..n).collect()
+    } else {
+        kept
+    }
+}
+
+/// How many Gaussians a GOP of `frames` keeps when the faint ones are left out
+/// ([`EncodeOptions::prune_below`]): sizes the stream layout of a single frame.
+pub fn kept_gaussians(frames: &[GaussianFrame], options: &EncodeOptions) -> usize {
+    kept(frames, options.prune_below()).len()
+}
+
+/// The GOP without the Gaussians that stay fainter than `opacity` in every frame.
+fn without_faint(frames: Vec<GaussianFrame>, opacity: f32) -> Vec<GaussianFrame> {
+    let kept = kept(&frames, opacity);
+    if frames.is_empty() || kept.len() == frames[0].len() {
+        return frames;
+    }
+    frames.iter().map(|f| f.permuted(&kept)).collect()
 }
 
 /// Why encoding failed.
@@ -151,6 +194,8 @@ pub struct SequenceEncoder<W: Write> {
     start: GopStart,
     rematched: Vec<u32>,
     frames_in: u64,
+    /// The input frame the pending GOP starts at.
+    gop_first: u64,
     observer: Option<Observer>,
     /// One report per GOP written so far.
     pub reports: Vec<GopReport>,
@@ -172,6 +217,7 @@ impl<W: Write> SequenceEncoder<W> {
             start: GopStart::First,
             rematched: Vec::new(),
             frames_in: 0,
+            gop_first: 0,
             observer: None,
             reports: Vec::new(),
             reference: keep_reference.then(Vec::new),
@@ -193,6 +239,7 @@ impl<W: Write> SequenceEncoder<W> {
         check_frame(&self.layout, &frame, self.frames_in)?;
         self.frames_in += 1;
         let Some(last) = self.gop.last() else {
+            self.gop_first = self.frames_in - 1;
             self.rematched = vec![0];
             self.gop.push(frame);
             return Ok(());
@@ -213,6 +260,7 @@ impl<W: Write> SequenceEncoder<W> {
                     GopStart::NoCorrespondence
                 };
                 self.flush_gop(reason)?;
+                self.gop_first = self.frames_in - 1;
                 self.rematched = vec![0];
                 self.gop.push(frame);
             }
@@ -230,10 +278,11 @@ impl<W: Write> SequenceEncoder<W> {
             return Ok(());
         }
         self.collect()?;
+        let frames = without_faint(std::mem::take(&mut self.gop), self.options.prune_below());
+        check_fits(&self.layout, frames[0].len(), self.gop_first)?;
         let Some(mut writer) = self.writer.take() else {
             return Err(EncodeError::CodingPanicked);
         };
-        let frames = std::mem::take(&mut self.gop);
         let rematched = std::mem::take(&mut self.rematched);
         let start = std::mem::replace(&mut self.start, next);
         self.coding = Some(std::thread::spawn(move || {
@@ -334,8 +383,8 @@ pub(crate) fn stream_writer(layout: &StreamLayout, options: &EncodeOptions) -> S
     .target_bitrate(options.bitrate)
 }
 
-/// Whether frame `frame_no` fits a sequence of `layout` (its SH degree, a planes' worth of
-/// Gaussians, at least one).
+/// Whether frame `frame_no` suits a sequence of `layout`: its SH degree, at least one
+/// Gaussian. ([`check_fits`] says whether what is coded of it fits the planes.)
 pub(crate) fn check_frame(
     layout: &StreamLayout,
     frame: &GaussianFrame,
@@ -351,12 +400,26 @@ pub(crate) fn check_frame(
             frame.sh_degree, layout.sh_degree
         )));
     }
-    if frame.len() > layout.grid.pixels() || frame.is_empty() {
-        return Err(input(format!(
-            "{} Gaussians do not fit the sequence's {}-pixel planes",
-            frame.len(),
-            layout.grid.pixels()
-        )));
+    if frame.is_empty() {
+        return Err(input("the frame holds no Gaussians".into()));
+    }
+    Ok(())
+}
+
+/// Whether `gaussians` coded from frame `frame_no` on fit the planes of `layout`.
+pub(crate) fn check_fits(
+    layout: &StreamLayout,
+    gaussians: usize,
+    frame_no: u64,
+) -> Result<(), EncodeError> {
+    if gaussians > layout.grid.pixels() {
+        return Err(EncodeError::Input {
+            frame: frame_no,
+            problem: format!(
+                "{gaussians} Gaussians do not fit the sequence's {}-pixel planes",
+                layout.grid.pixels()
+            ),
+        });
     }
     Ok(())
 }
@@ -385,4 +448,43 @@ fn track_threads(layout: &StreamLayout, attribute: Attribute) -> usize {
     let channels = |a: Attribute| a.channels(layout.sh_degree).max(1);
     let all: usize = layout.tracks.iter().map(|&(a, _)| channels(a)).sum();
     (cores * channels(attribute) / all.max(1)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use glam::{Quat, Vec3};
+
+    use super::*;
+
+    /// A frame of Gaussians at x = 0, 1, 2, … with these opacity logits.
+    fn frame(logits: &[f32]) -> GaussianFrame {
+        let mut f = GaussianFrame::with_capacity(logits.len(), 0);
+        for (i, &o) in logits.iter().enumerate() {
+            f.positions.push(Vec3::new(i as f32, 0.0, 0.0));
+            f.log_scales.push(Vec3::splat(-3.0));
+            f.rotations.push(Quat::IDENTITY);
+            f.opacity_logits.push(o);
+            f.sh_dc.push(Vec3::ZERO);
+        }
+        f
+    }
+
+    #[test]
+    fn only_gaussians_faint_through_the_whole_gop_are_left_out() {
+        // Opacity 0.05 is logit −2.94: Gaussian 1 is faint throughout, Gaussian 2 fades in,
+        // Gaussian 3 is transparent (−∞), Gaussian 0 and 4 are opaque or fully so (+∞).
+        let gop = vec![
+            frame(&[2.0, -5.0, -6.0, f32::NEG_INFINITY, f32::INFINITY]),
+            frame(&[2.0, -4.0, 1.0, f32::NEG_INFINITY, f32::INFINITY]),
+        ];
+        let kept = without_faint(gop.clone(), 0.05);
+        for f in &kept {
+            let xs: Vec<f32> = f.positions.iter().map(|p| p.x).collect();
+            assert_eq!(xs, [0.0, 2.0, 4.0]);
+        }
+        assert_eq!(kept[1].opacity_logits, [2.0, 1.0, f32::INFINITY]);
+        // 0 keeps everything; a GOP that would be left empty is kept whole.
+        assert_eq!(without_faint(gop.clone(), 0.0)[0].len(), 5);
+        assert_eq!(without_faint(vec![frame(&[-9.0, -8.0])], 0.05)[0].len(), 2);
+    }
 }

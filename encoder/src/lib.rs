@@ -23,5 +23,7 @@ pub mod stages;
 pub mod train;
 pub mod views;
 
-pub use encode::{EncodeError, EncodeOptions, Encoded, GopReport, SequenceEncoder, stream_layout};
+pub use encode::{
+    EncodeError, EncodeOptions, Encoded, GopReport, SequenceEncoder, kept_gaussians, stream_layout,
+};
 pub use presets::Quality;

@@ -12,7 +12,7 @@ use splatcast_protocol::gop::{GopPlan, GopStart};
 use splatcast_protocol::stream::{Chunk, LiveChunks, LiveGop, StreamLayout, StreamWriter};
 
 use crate::correspond::{Correspondence, correspond};
-use crate::encode::{EncodeError, EncodeOptions, check_frame, stream_writer};
+use crate::encode::{EncodeError, EncodeOptions, check_fits, check_frame, stream_writer};
 
 /// Attribute ranges: the key frame's, widened by this share of their width on both sides.
 const MARGIN: f32 = 0.1;
@@ -81,6 +81,7 @@ impl LiveEncoder {
     /// Codes the next frame; returns the chunks now ready (of this frame or earlier ones).
     pub fn push(&mut self, frame: GaussianFrame) -> Result<LiveOutput, EncodeError> {
         check_frame(&self.layout, &frame, self.frames_in)?;
+        check_fits(&self.layout, frame.len(), self.frames_in)?;
         self.frames_in += 1;
         let mut out = LiveOutput::default();
         let start = match self.open.as_mut() {

@@ -56,6 +56,11 @@ struct Coding {
     /// preset's (9 for low and medium). BENCHMARKS.md lists what each costs.
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=10))]
     speed: Option<u8>,
+    /// Leave out Gaussians whose opacity stays below this through a GOP; 0 keeps every
+    /// Gaussian. Default: the quality preset's (0.05; 0.02 for max). Encoding files only: live
+    /// publishing codes each frame before its GOP is known and keeps every Gaussian.
+    #[arg(long, value_parser = opacity)]
+    prune_below: Option<f32>,
     /// Refuse input frames holding NaN or infinite values instead of dropping those Gaussians
     /// (one warning line per file says how many).
     #[arg(long)]
@@ -71,8 +76,17 @@ impl Coding {
             quality: self.quality,
             fragmentation,
             speed: self.speed,
+            prune_below: self.prune_below,
             ..Default::default()
         }
+    }
+}
+
+/// `--prune-below`: an opacity in [0, 1).
+fn opacity(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("'{s}' is not an opacity in [0, 1)")),
     }
 }
 

@@ -597,3 +597,41 @@ fn a_live_recording_reads_back_whole() {
     );
     assert_eq!(std::fs::read_dir(&decoded).unwrap().count(), 12);
 }
+
+/// One frame leaves out exactly the Gaussians fainter than the preset's threshold (0.05 at
+/// Medium), and `--prune-below 0` keeps them all.
+#[test]
+fn faint_gaussians_are_left_out_unless_asked_to_keep_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = data("splat_donut_v3dg/fused.ply");
+    let input = splatcast_protocol::formats::load(&source).unwrap();
+    let logit = (0.05f32 / 0.95).ln();
+    let bright = input.opacity_logits.iter().filter(|&&o| o >= logit).count();
+    assert!(bright < input.len(), "the donut holds faint Gaussians");
+    for (extra, expected) in [
+        (&[][..], bright),
+        (&["--prune-below", "0"][..], input.len()),
+    ] {
+        let stream = dir.path().join("donut.mp4");
+        let run = encode(&source, &stream, extra);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let back = dir.path().join("back.ply");
+        let run = splatcast(&[
+            os("convert"),
+            stream.as_os_str(),
+            os("-o"),
+            back.as_os_str(),
+        ]);
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let decoded = splatcast_protocol::formats::load(&back).unwrap();
+        assert_eq!(decoded.len(), expected, "{extra:?}");
+    }
+}

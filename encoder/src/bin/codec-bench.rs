@@ -21,7 +21,7 @@ use splatcast_encoder::plot::{Point, Series, rd_plot};
 use splatcast_encoder::quality::ViewScorer;
 use splatcast_encoder::scene::bounds;
 use splatcast_encoder::views::{Orbit, Up, ring};
-use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, stream_layout};
+use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, kept_gaussians, stream_layout};
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::av1::{Picture, Rav1dDecoder};
 use splatcast_protocol::formats;
@@ -121,7 +121,12 @@ fn run(case: &Case, render: bool) -> Result<Row> {
         .map(GaussianFrame::len)
         .max()
         .unwrap_or(0);
-    let layout = stream_layout(&case.options, n, case.frames[0].sh_degree);
+    // As `splatcast encode` lays out one frame: for the Gaussians it keeps.
+    let planes = match &case.frames[..] {
+        [frame] => kept_gaussians(std::slice::from_ref(frame), &case.options),
+        _ => n,
+    };
+    let layout = stream_layout(&case.options, planes, case.frames[0].sh_degree);
     let start = Instant::now();
     let mut enc = SequenceEncoder::new(Vec::new(), layout, case.options.clone(), true);
     for f in &case.frames {

@@ -26,7 +26,7 @@ use splatcast_encoder::plot::{Point, Series, rd_plot};
 use splatcast_encoder::quality::{FrameScore, ViewScorer};
 use splatcast_encoder::residual::{Prediction, ResidualOptions};
 use splatcast_encoder::train::{TrainOptions, load_views};
-use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, stream_layout};
+use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, kept_gaussians, stream_layout};
 use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::av1::Rav1dDecoder;
 use splatcast_protocol::formats::ply;
@@ -104,7 +104,8 @@ fn held_out(
 
 /// Codes `frame` alone with the sequence encoder; returns its bytes and its decode.
 fn transcode(frame: &GaussianFrame, options: &EncodeOptions) -> Result<(usize, GaussianFrame)> {
-    let layout = stream_layout(options, frame.len(), frame.sh_degree);
+    let kept = kept_gaussians(std::slice::from_ref(frame), options);
+    let layout = stream_layout(options, kept, frame.sh_degree);
     let mut encoder = SequenceEncoder::new(Vec::new(), layout, options.clone(), false);
     encoder.push(frame.clone())?;
     let bytes = encoder.finish()?.output;
