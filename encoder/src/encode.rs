@@ -452,39 +452,35 @@ fn track_threads(layout: &StreamLayout, attribute: Attribute) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use glam::{Quat, Vec3};
+    use splatcast_protocol::gaussian::logit;
 
     use super::*;
-
-    /// A frame of Gaussians at x = 0, 1, 2, … with these opacity logits.
-    fn frame(logits: &[f32]) -> GaussianFrame {
-        let mut f = GaussianFrame::with_capacity(logits.len(), 0);
-        for (i, &o) in logits.iter().enumerate() {
-            f.positions.push(Vec3::new(i as f32, 0.0, 0.0));
-            f.log_scales.push(Vec3::splat(-3.0));
-            f.rotations.push(Quat::IDENTITY);
-            f.opacity_logits.push(o);
-            f.sh_dc.push(Vec3::ZERO);
-        }
-        f
-    }
+    use crate::metrics::tests::frame;
 
     #[test]
     fn only_gaussians_faint_through_the_whole_gop_are_left_out() {
-        // Opacity 0.05 is logit −2.94: Gaussian 1 is faint throughout, Gaussian 2 fades in,
-        // Gaussian 3 is transparent (−∞), Gaussian 0 and 4 are opaque or fully so (+∞).
-        let gop = vec![
-            frame(&[2.0, -5.0, -6.0, f32::NEG_INFINITY, f32::INFINITY]),
-            frame(&[2.0, -4.0, 1.0, f32::NEG_INFINITY, f32::INFINITY]),
-        ];
+        // Gaussian 0 is opaque, 1 faint throughout, 2 fades in, 3 transparent (logit −∞) and
+        // 4 fully opaque (+∞).
+        let gop: Vec<GaussianFrame> = [[0.9, 0.01, 0.002], [0.9, 0.02, 0.7]]
+            .iter()
+            .map(|o| {
+                let mut f = frame(&[o[0], o[1], o[2], 0.5, 0.5]);
+                f.opacity_logits[3] = f32::NEG_INFINITY;
+                f.opacity_logits[4] = f32::INFINITY;
+                f
+            })
+            .collect();
         let kept = without_faint(gop.clone(), 0.05);
         for f in &kept {
             let xs: Vec<f32> = f.positions.iter().map(|p| p.x).collect();
             assert_eq!(xs, [0.0, 2.0, 4.0]);
         }
-        assert_eq!(kept[1].opacity_logits, [2.0, 1.0, f32::INFINITY]);
+        assert_eq!(
+            kept[1].opacity_logits,
+            [logit(0.9), logit(0.7), f32::INFINITY]
+        );
         // 0 keeps everything; a GOP that would be left empty is kept whole.
         assert_eq!(without_faint(gop.clone(), 0.0)[0].len(), 5);
-        assert_eq!(without_faint(vec![frame(&[-9.0, -8.0])], 0.05)[0].len(), 2);
+        assert_eq!(without_faint(vec![frame(&[0.01, 0.02])], 0.05)[0].len(), 2);
     }
 }

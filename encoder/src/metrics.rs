@@ -99,13 +99,14 @@ impl ErrorAccumulator {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use glam::{Quat, Vec3};
     use splatcast_protocol::gaussian::logit;
 
     use super::*;
 
-    fn frame(opacities: &[f32]) -> GaussianFrame {
+    /// A frame of unit Gaussians at x = 0, 1, 2, … with these opacities.
+    pub(crate) fn frame(opacities: &[f32]) -> GaussianFrame {
         let mut f = GaussianFrame::with_capacity(opacities.len(), 0);
         for (i, &o) in opacities.iter().enumerate() {
             f.positions.push(Vec3::new(i as f32, 0.0, 0.0));
