@@ -63,8 +63,11 @@ pub fn encode(
     let (mut max_n, degree) = scan_frames(&paths, strict)?;
     // One frame is one GOP: its layout holds just the Gaussians it keeps (a sequence's GOPs
     // are not known before correspondence; their layout holds the largest frame).
+    let mut single = None;
     if let [path] = &paths[..] {
-        max_n = kept_gaussians(&[load_frame(path, strict, false)?], &options);
+        let frame = load_frame(path, strict, false)?;
+        max_n = kept_gaussians(std::slice::from_ref(&frame), &options);
+        single = Some(frame);
     }
     let layout = stream_layout(&options, max_n, degree);
     let out = AtomicFile::create(output)
@@ -73,8 +76,12 @@ pub fn encode(
     let pb = bar(paths.len() as u64, "encoding");
     let start = Instant::now();
     for path in &paths {
+        let frame = match single.take() {
+            Some(frame) => frame,
+            None => load_frame(path, strict, false)?,
+        };
         encoder
-            .push(load_frame(path, strict, false)?)
+            .push(frame)
             .with_context(|| format!("{}", output.display()))?;
         pb.inc(1);
     }
