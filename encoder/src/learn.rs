@@ -2,7 +2,8 @@
 //!
 //! A GOP starts with a keyframe — the first one trained from scratch under the Gaussian budget,
 //! later ones refreshed from the previous decoded frame (or from scratch when that cannot follow
-//! the motion), with relocation (densify and prune) only there — whose plane layout and quantisation are then fixed for the GOP. Every later
+//! the motion), with relocation (densify and prune) only there, and its faint Gaussians left out
+//! — whose plane layout and quantisation are then fixed for the GOP. Every later
 //! frame is a residual learnt against the previous frame *as decoded* ([`PlannedGop`]), with
 //! the codec's quantisation in the loop, a rate term and per-Gaussian gates
 //! ([`crate::residual`]). A new GOP starts every `gop` frames, on a scene change (the photos
@@ -22,7 +23,7 @@ use splatcast_protocol::gop::{GopStart, UnpackError};
 use splatcast_protocol::stream::{StreamLayout, StreamWriter, WriteError, WrittenGop};
 
 use crate::datasets::{DatasetError, Split};
-use crate::encode::{EncodeOptions, stream_layout, track_settings};
+use crate::encode::{EncodeOptions, faint_left_out, stream_layout, track_settings};
 use crate::init::focus;
 use crate::multiview::MultiViewVideo;
 use crate::planned::PlannedGop;
@@ -31,7 +32,7 @@ use crate::residual::{
     moved_fraction,
 };
 use crate::stages::Stages;
-use crate::train::{Loaded, TrainError, TrainOptions, ViewScore, load_views, train};
+use crate::train::{Loaded, TrainError, TrainOptions, ViewScore, filled, load_views, train};
 
 /// Why learning a stream failed.
 #[derive(Debug, thiserror::Error)]
@@ -238,7 +239,7 @@ fn next_keyframe(
     keyframe.seed = keyframe.seed.wrapping_add(t as u64);
     let refresh = |previous: &GaussianFrame| {
         let mut k = keyframe.clone();
-        k.resume = Some(previous.clone());
+        k.resume = Some(filled(previous, k.max_gaussians));
         k.iterations = refresh_steps;
         train_keyframe(dataset, &k)
     };
@@ -542,6 +543,10 @@ fn learn_frames(
                     &mut anchor,
                     |f| residuals.score(f, &photos, options.keyframe.background),
                 )?;
+                // Faint Gaussians are left out here, where the GOP's Gaussians are decided
+                // (relocation happens only at keyframes): fewer pixels, and none whose
+                // quantised opacity would come out more visible than it was.
+                let trained = faint_left_out(trained, options.encode.prune_below());
                 stages.lap("keyframe");
                 velocity = None;
                 let radius = robust_bounds(trained.positions.iter().copied()).1;

@@ -300,6 +300,24 @@ impl Photometric {
     }
 }
 
+/// `frame` filled up to `budget` Gaussians with faded-out copies of its own, which the first
+/// relocation moves onto live ones: a learnt keyframe refreshed from a decoded frame whose faint
+/// Gaussians were left out resumes with the whole budget, not with fewer at every refresh.
+pub(crate) fn filled(frame: &GaussianFrame, budget: usize) -> GaussianFrame {
+    if frame.is_empty() || frame.len() >= budget {
+        return frame.clone();
+    }
+    let order: Vec<usize> = (0..budget).map(|i| i % frame.len()).collect();
+    let mut out = frame.permuted(&order);
+    for o in &mut out.opacity_logits[frame.len()..] {
+        *o = logit(FADED);
+    }
+    out
+}
+
+/// Opacity of the copies [`filled`] adds: far below the relocation threshold (0.005).
+const FADED: f32 = 1e-4;
+
 /// MCMC-style relocation: Gaussians below `threshold` opacity move onto live ones drawn by
 /// opacity; a source drawn k times shares its opacity o with its k copies as 1 − (1 − o)^(1/(k+1)),
 /// so together they look as it did.
@@ -513,6 +531,25 @@ fn evaluate(
 mod tests {
     use super::*;
     use splatcast_protocol::gaussian::sigmoid;
+
+    #[test]
+    fn a_resumed_checkpoint_is_filled_up_to_the_budget_with_faded_copies() {
+        let mut frame = GaussianFrame::with_capacity(2, 0);
+        for (x, o) in [(1.0, 2.0), (2.0, -1.0)] {
+            frame.positions.push(Vec3::splat(x));
+            frame.log_scales.push(Vec3::ZERO);
+            frame.rotations.push(glam::Quat::IDENTITY);
+            frame.opacity_logits.push(o);
+            frame.sh_dc.push(Vec3::ZERO);
+        }
+        let full = filled(&frame, 5);
+        assert_eq!(full.len(), 5);
+        assert_eq!(&full.opacity_logits[..2], &frame.opacity_logits[..]);
+        assert!(full.opacity_logits[2..].iter().all(|&o| o == logit(FADED)));
+        assert_eq!(full.positions[4], frame.positions[0]);
+        // A budget it already meets leaves it alone.
+        assert_eq!(filled(&frame, 2).opacity_logits, frame.opacity_logits);
+    }
 
     #[test]
     fn relocation_moves_the_dead_and_keeps_each_sources_total_opacity() {

@@ -151,10 +151,13 @@ fn a_multi_view_video_becomes_a_stream_with_sparse_residual_frames() {
     assert_eq!(video.camera_counts(), (8, 2));
     assert_eq!(video.fps, Some(10.0));
 
-    let options = LearnOptions {
+    // Every Gaussian kept: this small budget leaves half of them faint and still, and the gates
+    // must keep those bit-identical.
+    let mut options = LearnOptions {
         refresh_iterations: 200,
         ..small(600, 400, 150, 3)
     };
+    options.encode.prune_below = Some(0.0);
     let mut gops = 0;
     let learned = learn(&video, &options, Vec::new(), |e| {
         if let splatcast_encoder::learn::LearnEvent::Gop(_) = e {
@@ -414,6 +417,24 @@ fn the_cli_learns_a_video_scores_it_and_refuses_a_broken_one() {
     assert_eq!(
         report["bytes"].as_u64().unwrap(),
         std::fs::metadata(&out).unwrap().len()
+    );
+    // Keyframes leave out the Gaussians fainter than the preset's 0.05 (up to the opacity
+    // planes' quantisation error).
+    let mut reader = StreamReader::open(std::fs::File::open(&out).unwrap()).unwrap();
+    let keyframe = reader
+        .read_gop(0, &mut Rav1dDecoder::new(1))
+        .unwrap()
+        .frames[0]
+        .clone();
+    let faintest = keyframe
+        .opacity_logits
+        .iter()
+        .map(|&o| splatcast_protocol::gaussian::sigmoid(o))
+        .fold(1.0f32, f32::min);
+    assert!(
+        faintest > 0.04,
+        "{} Gaussians, faintest {faintest}",
+        keyframe.len()
     );
     let chart = dir.path().join("q.png");
     let scored = run(&["eval-capture", v, o, "--plot", chart.to_str().unwrap()]);
