@@ -101,15 +101,11 @@ fn without_faint(frames: Vec<GaussianFrame>, opacity: f32) -> Vec<GaussianFrame>
     frames.iter().map(|f| f.permuted(&kept)).collect()
 }
 
-/// `frame` without the Gaussians fainter than `opacity`: a learnt keyframe, where its GOP's
-/// Gaussians are decided.
-pub(crate) fn faint_left_out(frame: GaussianFrame, opacity: f32) -> GaussianFrame {
-    let kept = kept(std::slice::from_ref(&frame), opacity);
-    if kept.len() == frame.len() {
-        frame
-    } else {
-        frame.permuted(&kept)
-    }
+/// `frame` without the Gaussians fainter than `opacity`, or `None` when none is: a learnt
+/// keyframe, where its GOP's Gaussians are decided.
+pub(crate) fn faint_left_out(frame: &GaussianFrame, opacity: f32) -> Option<GaussianFrame> {
+    let kept = kept(std::slice::from_ref(frame), opacity);
+    (kept.len() < frame.len()).then(|| frame.permuted(&kept))
 }
 
 /// Why encoding failed.

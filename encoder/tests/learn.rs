@@ -418,8 +418,9 @@ fn the_cli_learns_a_video_scores_it_and_refuses_a_broken_one() {
         report["bytes"].as_u64().unwrap(),
         std::fs::metadata(&out).unwrap().len()
     );
-    // Keyframes leave out the Gaussians fainter than the preset's 0.05 (up to the opacity
-    // planes' quantisation error).
+    // Keyframes leave out faint Gaussians: those below the preset's 0.05, or a lower threshold
+    // where the picture needs them, never below the trainer's dead 0.005 (up to the opacity
+    // planes' quantisation error). Every one is kept with `--prune-below 0`.
     let mut reader = StreamReader::open(std::fs::File::open(&out).unwrap()).unwrap();
     let keyframe = reader
         .read_gop(0, &mut Rav1dDecoder::new(1))
@@ -432,7 +433,7 @@ fn the_cli_learns_a_video_scores_it_and_refuses_a_broken_one() {
         .map(|&o| splatcast_protocol::gaussian::sigmoid(o))
         .fold(1.0f32, f32::min);
     assert!(
-        faintest > 0.04,
+        keyframe.len() < 200 && faintest > 0.003,
         "{} Gaussians, faintest {faintest}",
         keyframe.len()
     );

@@ -7,7 +7,7 @@
 //! `learn-bench <video> [--frames N] [--every K] [--max-gaussians N] [--iterations K]
 //!  [--residual-iterations R] [--refresh-iterations R] [--resolution D] [--sh-degree S] [--gop G]
 //!  [--quality Q] [--refresh auto|resume|scratch] [--prediction velocity|still]
-//!  [--coarse F] [--quantizers P,R,S,C,SH] [--out DIR]` prints a markdown table and writes `learn.md`, `learn.csv` and
+//!  [--coarse F] [--quantizers P,R,S,C,SH] [--prune-below O] [--out DIR]` prints a markdown table and writes `learn.md`, `learn.csv` and
 //! `learn.png` (held-out PSNR over the frames) into `--out`. For the first GOP it also splits
 //! AV1's error by attribute and says how much of the closed loop's frame-to-frame change the
 //! stream carries.
@@ -77,6 +77,9 @@ struct Args {
     /// (e.g. 16,40,30,40,110).
     #[arg(long, value_delimiter = ',')]
     quantizers: Option<Vec<u8>>,
+    /// Leave out Gaussians fainter than this (default: the preset's; 0 keeps all).
+    #[arg(long)]
+    prune_below: Option<f32>,
     /// Skip (a) and (b).
     #[arg(long)]
     no_baselines: bool,
@@ -215,6 +218,7 @@ fn main() -> Result<()> {
                 attributes.into_iter().zip(q.iter().copied())
             })
             .collect(),
+        prune_below: args.prune_below,
         ..EncodeOptions::default()
     };
     let first = load_views(&video.frame(0), Split::Test, args.resolution)?;
@@ -253,7 +257,7 @@ fn main() -> Result<()> {
     let mut track_bytes: Vec<usize> = Vec::new();
     let learned = learn(&video, &options, Vec::new(), |e| match e {
         LearnEvent::Frame(f, decoded) => {
-            eprintln!("(c) {f}");
+            eprintln!("(c) {f}, {} Gaussians", decoded.len());
             closed_loop.push(decoded.clone());
         }
         LearnEvent::Gop(gop) => {
