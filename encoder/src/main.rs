@@ -330,6 +330,10 @@ struct LearnArgs {
     /// New GOP when a residual frame is this many dB below its keyframe (training views).
     #[arg(long, default_value_t = 1.5)]
     quality_drop: f64,
+    /// Training-view dB a keyframe may lose when its faint Gaussians (below --prune-below)
+    /// are left out; the threshold is halved until it loses no more.
+    #[arg(long, default_value_t = 0.5)]
+    prune_loss: f64,
 }
 
 /// The trainer's initialisation and 3DGS-MCMC knobs (unset: the library's defaults).
@@ -435,6 +439,7 @@ fn learn_options(
             ..coding.encode_options(fragmentation)
         },
         quality_drop: a.quality_drop,
+        prune_loss: a.prune_loss,
         live_budget: a.live.then_some(1.0 / coding.fps),
         ..defaults
     })

@@ -289,14 +289,15 @@ impl Photometric {
     }
 
     /// When the last render wanted more tile pairs than the buffers hold, rebuilds them (bigger)
-    /// at the next [`Photometric::prepare`].
-    pub(crate) fn grow_if_overflowed(&mut self, gpu: &Gpu) -> Result<(), TrainError> {
+    /// at the next [`Photometric::prepare`]; says whether it did (the render was cut short).
+    pub(crate) fn grow_if_overflowed(&mut self, gpu: &Gpu) -> Result<bool, TrainError> {
         if let Some((r, _, _)) = &self.setup
             && self.renderer.pairs_wanted(gpu, r)? > r.capacity()
         {
             self.setup = None;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }
 

@@ -7,7 +7,7 @@
 //! `learn-bench <video> [--frames N] [--every K] [--max-gaussians N] [--iterations K]
 //!  [--residual-iterations R] [--refresh-iterations R] [--resolution D] [--sh-degree S] [--gop G]
 //!  [--quality Q] [--refresh auto|resume|scratch] [--prediction velocity|still]
-//!  [--coarse F] [--quantizers P,R,S,C,SH] [--prune-below O] [--out DIR]` prints a markdown table and writes `learn.md`, `learn.csv` and
+//!  [--coarse F] [--quantizers P,R,S,C,SH] [--prune-below O] [--prune-loss DB] [--out DIR]` prints a markdown table and writes `learn.md`, `learn.csv` and
 //! `learn.png` (held-out PSNR over the frames) into `--out`. For the first GOP it also splits
 //! AV1's error by attribute and says how much of the closed loop's frame-to-frame change the
 //! stream carries.
@@ -80,6 +80,9 @@ struct Args {
     /// Leave out Gaussians fainter than this (default: the preset's; 0 keeps all).
     #[arg(long)]
     prune_below: Option<f32>,
+    /// Training-view dB a keyframe may lose to pruning.
+    #[arg(long, default_value_t = LearnOptions::default().prune_loss)]
+    prune_loss: f64,
     /// Skip (a) and (b).
     #[arg(long)]
     no_baselines: bool,
@@ -245,6 +248,7 @@ fn main() -> Result<()> {
         },
         encode: encode.clone(),
         quality_drop: args.quality_drop,
+        prune_loss: args.prune_loss,
         ..LearnOptions::default()
     };
     let started = Instant::now();
