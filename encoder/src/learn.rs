@@ -225,7 +225,8 @@ pub fn train_keyframe(
 }
 
 /// Trains the keyframe of frame `t` as `policy` says, from `previous` (the decoded previous frame,
-/// if any), resumed refreshes taking `refresh_steps`; `score` gives a frame's training-view PSNR.
+/// if any), resumed refreshes taking `refresh_steps` on `photos` in `residuals`' GPU context
+/// (`distance`: the typical camera distance); scores are training-view PSNR on `photos`.
 /// Returns it with the steps taken and, where it was needed (scratch and `auto`), its score.
 /// `anchor` holds the PSNR of the last keyframe trained from scratch: [`Refresh::Auto`]
 /// trains from scratch when a resumed refresh falls more than `quality_drop` below it.
@@ -236,22 +237,24 @@ fn next_keyframe(
     (policy, refresh_steps): (Refresh, u32),
     options: &LearnOptions,
     anchor: &mut Option<f64>,
-    mut score: impl FnMut(&GaussianFrame) -> Result<f64, TrainError>,
+    (residuals, photos, distance): (&mut ResidualTrainer, &Photos, f64),
 ) -> Result<(GaussianFrame, u32, Option<f64>), TrainError> {
     let mut keyframe = options.keyframe.clone();
     keyframe.seed = keyframe.seed.wrapping_add(t as u64);
-    let refresh = |previous: &GaussianFrame| {
-        let mut k = keyframe.clone();
-        k.resume = Some(filled(previous, k.max_gaussians));
-        k.iterations = refresh_steps;
-        train_keyframe(dataset, &k)
+    let background = options.keyframe.background;
+    let refresh = |residuals: &mut ResidualTrainer, previous: &GaussianFrame| {
+        let k = TrainOptions {
+            iterations: refresh_steps,
+            ..keyframe.clone()
+        };
+        residuals.refresh(&filled(previous, k.max_gaussians), photos, &k, distance)
     };
     let spent = match (previous, policy) {
         (None, _) | (_, Refresh::Scratch) => 0,
-        (Some(p), Refresh::Resume) => return Ok((refresh(p)?, refresh_steps, None)),
+        (Some(p), Refresh::Resume) => return Ok((refresh(residuals, p)?, refresh_steps, None)),
         (Some(p), Refresh::Auto) => {
-            let refreshed = refresh(p)?;
-            let psnr = score(&refreshed)?;
+            let refreshed = refresh(residuals, p)?;
+            let psnr = residuals.score(&refreshed, photos, background)?;
             match *anchor {
                 Some(a) if psnr < a - options.quality_drop => refresh_steps,
                 _ => return Ok((refreshed, refresh_steps, Some(psnr))),
@@ -259,7 +262,7 @@ fn next_keyframe(
         }
     };
     let trained = train_keyframe(dataset, &keyframe)?;
-    let psnr = score(&trained)?;
+    let psnr = residuals.score(&trained, photos, background)?;
     *anchor = Some(psnr);
     Ok((trained, spent + keyframe.iterations, Some(psnr)))
 }
@@ -579,7 +582,7 @@ fn learn_frames(
                     refresh,
                     options,
                     &mut anchor,
-                    |f| residuals.score(f, &photos, options.keyframe.background),
+                    (residuals, &photos, distance as f64),
                 )?;
                 let prune = (options.encode.prune_below(), options.prune_loss);
                 let trained = pruned_keyframe(trained, prune, |f| {

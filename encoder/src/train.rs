@@ -142,13 +142,6 @@ pub struct ViewScore {
     pub photo: RgbImage,
 }
 
-struct View {
-    camera: Camera,
-    photo: Vec<[f32; 3]>,
-    /// The photo on the GPU.
-    resident: Option<wgpu::Buffer>,
-}
-
 fn downscaled(camera: &Camera, photo: &RgbImage, factor: u32) -> (Camera, Vec<[f32; 3]>) {
     let f = factor.max(1);
     let (w, h) = ((photo.width / f).max(1), (photo.height / f).max(1));
@@ -370,28 +363,19 @@ pub fn train(
     options: &TrainOptions,
     mut events: impl FnMut(Event),
 ) -> Result<(GaussianFrame, Vec<ViewScore>), TrainError> {
-    let report_every = options.report_every.max(1);
     if options.max_gaussians == 0 || options.iterations == 0 {
         return Err(TrainError::Invalid(
             "--max-gaussians and --iterations must be positive".into(),
         ));
     }
     let mut rng = Rng::new(options.seed);
-    let mut views = Vec::new();
-    for loaded in load_all(dataset, Split::Train, options.downscale) {
-        let (camera, photo) = loaded?;
-        views.push(View {
-            camera,
-            photo,
-            resident: None,
-        });
-    }
+    let views = load_views(dataset, Split::Train, options.downscale)?;
     if views.is_empty() {
         return Err(TrainError::Invalid(
             "the dataset has no training views".into(),
         ));
     }
-    let cameras: Vec<Camera> = views.iter().map(|v| v.camera).collect();
+    let cameras: Vec<Camera> = views.iter().map(|(c, _)| *c).collect();
     let (_, distance) = focus(&cameras);
     let frame = match &options.resume {
         Some(f) if f.sh_degree != options.sh_degree => {
@@ -416,17 +400,46 @@ pub fn train(
 
     let gpu = Gpu::new()?;
     let mut pass = Photometric::new(&gpu)?;
-    let gaussians = GpuGaussians::upload(&gpu, &frame)?;
-    for v in &mut views {
-        v.resident = Some(pass.loss.photo(&gpu, &v.photo)?);
-    }
-    let param_grads = Backward::param_grads(&gpu, &gaussians)?;
-    let mut adam = Adam::new(&gpu, &gaussians, &param_grads)?;
+    let resident = views
+        .iter()
+        .map(|(camera, photo)| Ok((*camera, pass.loss.photo(&gpu, photo)?)))
+        .collect::<Result<Vec<_>, TrainError>>()?;
+    let resident: Vec<_> = resident.iter().map(|(c, b)| (*c, b)).collect();
+    let gaussians = optimise(
+        (&gpu, &mut pass),
+        &resident,
+        &frame,
+        (options, distance),
+        &mut rng,
+        &mut events,
+    )?;
+    let trained = gaussians.download(&gpu)?;
+    let scores = evaluate(&gpu, &pass.renderer, &gaussians, dataset, options)?;
+    Ok((trained, scores))
+}
+
+/// The training loop: `options.iterations` steps from `frame` over `views` (cameras and their
+/// photos resident on the GPU, from [`Loss::photo`]), `distance` the typical camera distance;
+/// returns the Gaussians, still on the GPU. Shared by [`train`] and the learnt encoder's keyframe
+/// refreshes, which keep one GPU context and each frame's photos resident between frames.
+pub(crate) fn optimise(
+    (gpu, pass): (&Gpu, &mut Photometric),
+    views: &[(Camera, &wgpu::Buffer)],
+    frame: &GaussianFrame,
+    (options, distance): (&TrainOptions, f64),
+    rng: &mut Rng,
+    events: &mut dyn FnMut(Event),
+) -> Result<GpuGaussians, TrainError> {
+    pass.reset();
+    let report_every = options.report_every.max(1);
+    let gaussians = GpuGaussians::upload(gpu, frame)?;
+    let param_grads = Backward::param_grads(gpu, &gaussians)?;
+    let mut adam = Adam::new(gpu, &gaussians, &param_grads)?;
     let base = LearningRates::default();
     let start = Instant::now();
     let (mut loss_sum, mut loss_count) = (0.0f64, 0u32);
     for step in 1..=options.iterations {
-        let view = &views[rng.below(views.len())];
+        let (camera, photo) = views[rng.below(views.len())];
         let t = step as f32 / options.iterations as f32;
         let rates = LearningRates {
             position: base.position * distance as f32 * 0.01f32.powf(t),
@@ -440,26 +453,17 @@ pub fn train(
         };
         let degree = ((step / 1000) as u8).min(options.sh_degree);
         let active_rest = 3 * sh_rest_count(degree) as u32;
-        pass.prepare(
-            &gpu,
-            &gaussians,
-            &param_grads,
-            &view.camera,
-            options.background,
-        )?;
+        pass.prepare(gpu, &gaussians, &param_grads, &camera, options.background)?;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        pass.encode(
-            &mut encoder,
-            view.resident.as_ref().expect("uploaded above"),
-        );
-        adam.encode(&gpu, &mut encoder, &rates, active_rest, &exploration);
+        pass.encode(&mut encoder, photo);
+        adam.encode(gpu, &mut encoder, &rates, active_rest, &exploration);
         gpu.queue.submit([encoder.finish()]);
 
         let report = step % report_every == 0 || step == options.iterations;
         let relocation =
             step % 100 == 0 && step >= 500 && (step as f32) < 0.9 * options.iterations as f32;
         if report || relocation {
-            let value = pass.read_loss(&gpu)?;
+            let value = pass.read_loss(gpu)?;
             if !value.is_finite() {
                 return Err(TrainError::Diverged(step));
             }
@@ -469,26 +473,24 @@ pub fn train(
                 events(Event::Progress(Progress {
                     step,
                     loss: loss_sum / loss_count.max(1) as f64,
-                    psnr: pass.psnr(&gpu)?,
+                    psnr: pass.psnr(gpu)?,
                     steps_per_second: step as f64 / start.elapsed().as_secs_f64(),
                 }));
                 loss_sum = 0.0;
                 loss_count = 0;
             }
-            pass.grow_if_overflowed(&gpu)?;
+            pass.grow_if_overflowed(gpu)?;
         }
         if options.checkpoint_every > 0 && step % options.checkpoint_every == 0 {
-            let current = gaussians.download(&gpu)?;
+            let current = gaussians.download(gpu)?;
             events(Event::Checkpoint(step, &current));
         }
         if relocation {
-            let moves = plan_relocation(&adam.opacities(&gpu)?, &mut rng, 0.005);
-            adam.relocate(&gpu, &moves);
+            let moves = plan_relocation(&adam.opacities(gpu)?, rng, 0.005);
+            adam.relocate(gpu, &moves);
         }
     }
-    let trained = gaussians.download(&gpu)?;
-    let scores = evaluate(&gpu, &pass.renderer, &gaussians, dataset, options)?;
-    Ok((trained, scores))
+    Ok(gaussians)
 }
 
 /// Renders every held-out view and scores it against its photo.
