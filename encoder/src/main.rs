@@ -56,10 +56,11 @@ struct Coding {
     /// preset's (9 for low and medium). BENCHMARKS.md lists what each costs.
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=10))]
     speed: Option<u8>,
-    /// Leave out Gaussians whose opacity stays below this through a GOP; 0 keeps every
-    /// Gaussian. Default: the quality preset's (0.05; 0.02 for max). Learnt streams leave them
-    /// out of each keyframe; live publishing codes each frame before its GOP is known and keeps
-    /// every Gaussian.
+    /// Leave out Gaussians whose opacity stays below this through a GOP, the threshold halved
+    /// while they would carry more than 1 % of its opacity × footprint (trainers that spread a
+    /// scene over faint Gaussians); 0 keeps every Gaussian. Default: the quality preset's (0.05;
+    /// 0.02 for max). Learnt streams leave them out of each keyframe (see --prune-loss); live
+    /// publishing codes each frame before its GOP is known and keeps every Gaussian.
     #[arg(long, value_parser = opacity)]
     prune_below: Option<f32>,
     /// Refuse input frames holding NaN or infinite values instead of dropping those Gaussians

@@ -68,7 +68,8 @@ impl Quality {
     /// quantised opacity can come out more visible than they were. Measured on the donut (render
     /// PSNR against the source, 8 views): at 0.05, Low 8.24 → 7.58 B/G and 38.72 → 39.03 dB,
     /// Medium 11.28 → 10.32 B/G at 46.66 → 46.65 dB, High 12.95 → 11.92 B/G for −0.23 dB; Max
-    /// keeps down to 0.02 (16.33 → 15.37 B/G, 57.81 → 57.99 dB; at 0.05 it lost 0.7 dB).
+    /// keeps down to 0.02 (16.33 → 15.37 B/G, 57.81 → 57.99 dB; at 0.05 it lost 0.7 dB). The
+    /// encoder lowers it where the faint Gaussians carry the picture (3DGS-MCMC's scenes).
     pub fn prune_below(self) -> f32 {
         match self {
             Quality::Low | Quality::Medium | Quality::High => 0.05,
