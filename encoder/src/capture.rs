@@ -33,6 +33,7 @@ fn frame_json(f: &FrameReport) -> serde_json::Value {
         "moved": f.moved,
         "train_psnr": f.train_psnr,
         "iterations": f.iterations,
+        "gaussians": f.gaussians,
         "seconds": f.seconds,
         "lag": f.lag,
     })

@@ -140,6 +140,8 @@ pub struct FrameReport {
     pub trained_psnr: Option<f64>,
     /// Optimisation steps taken.
     pub iterations: u32,
+    /// Gaussians it carries: the budget less the faint ones its keyframe left out.
+    pub gaussians: usize,
     /// Seconds spent learning it.
     pub seconds: f64,
     /// The same seconds by stage: `photos` (decoding), `upload`, `gates`, `steps`, `score`,
@@ -153,11 +155,11 @@ pub struct FrameReport {
 
 impl std::fmt::Display for FrameReport {
     /// One progress line: frame, kind, gates opened, Gaussians moved, training PSNR, steps,
-    /// seconds and (online) lag.
+    /// Gaussians, seconds and (online) lag.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "frame {:>5} {:>8}  gated {:.3}  moved {:.3}  train {:6.2} dB{}  {:>5} steps  {:6.2} s ({})  lag {:.2} s",
+            "frame {:>5} {:>8}  gated {:.3}  moved {:.3}  train {:6.2} dB{}  {:>5} steps  {:>7} Gaussians  {:6.2} s ({})  lag {:.2} s",
             self.index,
             if self.keyframe.is_some() {
                 "key"
@@ -170,6 +172,7 @@ impl std::fmt::Display for FrameReport {
             self.trained_psnr
                 .map_or(String::new(), |p| format!(" ({p:.2} before the codec)")),
             self.iterations,
+            self.gaussians,
             self.seconds,
             self.stages,
             self.lag
@@ -550,6 +553,7 @@ fn learn_frames(
                     train_psnr: r.train_psnr,
                     trained_psnr: None,
                     iterations,
+                    gaussians: decoded.len(),
                     seconds: stages.total(),
                     stages,
                     lag: 0.0,
@@ -611,6 +615,7 @@ fn learn_frames(
                     train_psnr: keyframe_psnr,
                     trained_psnr,
                     iterations,
+                    gaussians: decoded.len(),
                     seconds: stages.total(),
                     stages,
                     lag: 0.0,

@@ -437,6 +437,10 @@ fn the_cli_learns_a_video_scores_it_and_refuses_a_broken_one() {
         "{} Gaussians, faintest {faintest}",
         keyframe.len()
     );
+    assert_eq!(
+        report["per_frame"][0]["gaussians"].as_u64(),
+        Some(keyframe.len() as u64)
+    );
     let chart = dir.path().join("q.png");
     let scored = run(&["eval-capture", v, o, "--plot", chart.to_str().unwrap()]);
     assert!(scored.status.success(), "{scored:?}");

@@ -261,7 +261,7 @@ fn main() -> Result<()> {
     let mut track_bytes: Vec<usize> = Vec::new();
     let learned = learn(&video, &options, Vec::new(), |e| match e {
         LearnEvent::Frame(f, decoded) => {
-            eprintln!("(c) {f}, {} Gaussians", decoded.len());
+            eprintln!("(c) {f}");
             closed_loop.push(decoded.clone());
         }
         LearnEvent::Gop(gop) => {
