@@ -279,9 +279,9 @@ const DEAD: f32 = 0.005;
 /// and none whose quantised opacity comes out more visible than it was. 3DGS-MCMC's opacity
 /// regulariser spreads a trained scene over faint Gaussians (94 % of the fox's 150k below 0.05;
 /// all left out, the keyframe fell from 44.1 to 29.7 dB held-out). Measured on the H200 (150k,
-/// 10 frames, BENCHMARKS.md session 18): at 0.1 dB nothing was left out of the fox; at 0.5 dB
-/// (0.0125 kept 51k) the fox lost 0.12 dB held-out for 2.2× fewer bytes, and the robot (80k
-/// kept) gained 0.5 dB for 1.6× fewer.
+/// 10 frames, BENCHMARKS.md session 18): at 0.1 dB (before a scoring fix) nothing was left out
+/// of the fox; at 0.5 dB (0.0125 kept 51k) the fox lost 0.12 dB held-out for 2.2× fewer bytes,
+/// and the robot (80k kept) gained 0.5 dB for 1.6× fewer.
 fn pruned_keyframe(
     trained: GaussianFrame,
     (opacity, loss): (f32, f64),
