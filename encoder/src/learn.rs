@@ -32,7 +32,7 @@ use crate::residual::{
     moved_fraction,
 };
 use crate::stages::Stages;
-use crate::train::{Loaded, TrainError, TrainOptions, ViewScore, filled, load_views, train};
+use crate::train::{DEAD, Loaded, TrainError, TrainOptions, ViewScore, filled, load_views, train};
 
 /// Why learning a stream failed.
 #[derive(Debug, thiserror::Error)]
@@ -216,7 +216,7 @@ pub fn train_keyframe(
         let live = trained
             .opacity_logits
             .iter()
-            .filter(|&&o| splatcast_protocol::gaussian::sigmoid(o) > 0.005)
+            .filter(|&&o| splatcast_protocol::gaussian::sigmoid(o) > DEAD)
             .count();
         if live * 100 >= trained.len() && !no_better_than_background(&scores, options.background) {
             return Ok(trained);
@@ -270,11 +270,9 @@ fn next_keyframe(
     Ok((trained, spent + keyframe.iterations, Some(psnr)))
 }
 
-/// Opacity below which a trained Gaussian is dead anyway: the trainer relocates it.
-const DEAD: f32 = 0.005;
-
 /// The keyframe without its Gaussians fainter than `opacity`, the threshold halved until the
-/// training views (`score`, PSNR) lose at most `loss` dB; unpruned when even [`DEAD`]
+/// training views (`score`, PSNR; `scored`: the keyframe's own, where known) lose at most
+/// `loss` dB; unpruned when even [`DEAD`]
 /// costs more. Here, where relocation happens, the GOP's Gaussians are decided: fewer pixels,
 /// and none whose quantised opacity comes out more visible than it was. 3DGS-MCMC's opacity
 /// regulariser spreads a trained scene over faint Gaussians (94 % of the fox's 150k below 0.05;
@@ -283,12 +281,12 @@ const DEAD: f32 = 0.005;
 /// of the fox; at 0.5 dB (0.0125 kept 51k) the fox lost 0.12 dB held-out for 2.2× fewer bytes,
 /// and the robot (80k kept) gained 0.5 dB for 1.6× fewer.
 fn pruned_keyframe(
-    trained: GaussianFrame,
+    (trained, scored): (GaussianFrame, Option<f64>),
     (opacity, loss): (f32, f64),
     mut score: impl FnMut(&GaussianFrame) -> Result<f64, TrainError>,
 ) -> Result<GaussianFrame, TrainError> {
     let mut threshold = opacity;
-    let mut full = None;
+    let mut full = scored;
     while threshold >= DEAD {
         let Some(pruned) = faint_left_out(&trained, threshold) else {
             return Ok(trained);
@@ -589,7 +587,7 @@ fn learn_frames(
                     (residuals, &photos, distance as f64),
                 )?;
                 let prune = (options.encode.prune_below(), options.prune_loss);
-                let trained = pruned_keyframe(trained, prune, |f| {
+                let trained = pruned_keyframe((trained, trained_psnr), prune, |f| {
                     residuals.score(f, &photos, options.keyframe.background)
                 })?;
                 stages.lap("keyframe");
@@ -699,7 +697,8 @@ mod tests {
             }
         };
         let kept = |needed| {
-            let pruned = pruned_keyframe(frame.clone(), (0.05, 0.1), picture(needed)).unwrap();
+            let pruned =
+                pruned_keyframe((frame.clone(), None), (0.05, 0.1), picture(needed)).unwrap();
             pruned
                 .opacity_logits
                 .iter()
@@ -715,6 +714,14 @@ mod tests {
         assert!(close(kept(0.02), &[0.9, 0.03]));
         // Even the 0.001 one matters: nothing goes.
         assert!(close(kept(0.0005), &opacities));
+        // A keyframe whose score is known is not scored again: one call, for the pruned one.
+        let mut calls = 0;
+        pruned_keyframe((frame.clone(), Some(30.0)), (0.05, 0.1), |f| {
+            calls += 1;
+            picture(0.5)(f)
+        })
+        .unwrap();
+        assert_eq!(calls, 1);
     }
 
     #[test]

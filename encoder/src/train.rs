@@ -309,8 +309,11 @@ pub(crate) fn filled(frame: &GaussianFrame, budget: usize) -> GaussianFrame {
     out
 }
 
-/// Opacity of the copies [`filled`] adds: far below the relocation threshold (0.005).
+/// Opacity of the copies [`filled`] adds: far below [`DEAD`].
 const FADED: f32 = 1e-4;
+
+/// Opacity below which a Gaussian counts as dead: relocation moves it onto a live one.
+pub(crate) const DEAD: f32 = 0.005;
 
 /// MCMC-style relocation: Gaussians below `threshold` opacity move onto live ones drawn by
 /// opacity; a source drawn k times shares its opacity o with its k copies as 1 − (1 − o)^(1/(k+1)),
@@ -486,7 +489,7 @@ pub(crate) fn optimise(
             events(Event::Checkpoint(step, &current));
         }
         if relocation {
-            let moves = plan_relocation(&adam.opacities(gpu)?, rng, 0.005);
+            let moves = plan_relocation(&adam.opacities(gpu)?, rng, DEAD);
             adam.relocate(gpu, &moves);
         }
     }
