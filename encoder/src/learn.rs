@@ -55,6 +55,9 @@ pub enum LearnError {
     /// The GOP coder stopped before the stream was finished.
     #[error("the GOP coder stopped early")]
     CoderStopped,
+    /// The frame reader stopped before the last frame.
+    #[error("the frame reader stopped early")]
+    ReaderStopped,
 }
 
 /// Online, frames are scored on this many training views (scoring all of them costs more than a
@@ -85,7 +88,8 @@ pub struct LearnOptions {
     pub refresh: Refresh,
     /// Residual frames.
     pub residual: ResidualOptions,
-    /// Frame rate, GOP length, quality, fragments.
+    /// Frame rate, GOP length, quality, fragments. The default preset is
+    /// [`LEARNT_QUALITY`].
     pub encode: EncodeOptions,
     /// A residual frame this many dB (training views) below its keyframe starts a new GOP.
     pub quality_drop: f64,
@@ -102,6 +106,14 @@ pub struct LearnOptions {
     pub live_budget: Option<f64>,
 }
 
+/// The preset learnt streams take unless told otherwise. Their keyframes are pruned (see
+/// [`LearnOptions::prune_loss`]), which left room under 0.25 MB/frame at a 150k budget, and at
+/// Medium AV1 cost 2.0–2.7 dB held-out on the residual frames. Measured on the H200 (fox Run
+/// and robot, 960×540, 10 frames, BENCHMARKS.md session 19): High gave +1.3 and +0.8 dB over
+/// Medium (35.22 against 33.88 dB at 0.128 against 0.102 MB/frame; 37.96 against 37.13 at
+/// 0.202 against 0.182).
+pub const LEARNT_QUALITY: crate::Quality = crate::Quality::High;
+
 impl Default for LearnOptions {
     fn default() -> Self {
         Self {
@@ -109,7 +121,10 @@ impl Default for LearnOptions {
             refresh_iterations: 1000,
             refresh: Refresh::Auto,
             residual: ResidualOptions::default(),
-            encode: EncodeOptions::default(),
+            encode: EncodeOptions {
+                quality: LEARNT_QUALITY,
+                ..EncodeOptions::default()
+            },
             quality_drop: 1.5,
             scene_change: 0.12,
             prune_loss: 0.5,
@@ -230,8 +245,8 @@ pub fn train_keyframe(
 /// Trains the keyframe of frame `t` as `policy` says, from `previous` (the decoded previous frame,
 /// if any), resumed refreshes taking `refresh_steps` on `photos` in `residuals`' GPU context
 /// (`distance`: the typical camera distance); scores are training-view PSNR on `photos`.
-/// Returns it with the steps taken and, where it was needed (scratch and `auto`), its score.
-/// `anchor` holds the PSNR of the last keyframe trained from scratch: [`Refresh::Auto`]
+/// Returns it with the steps taken, whether it was resumed and, where it was needed (scratch
+/// and `auto`), its score. `anchor` holds the PSNR of the last keyframe trained from scratch: [`Refresh::Auto`]
 /// trains from scratch when a resumed refresh falls more than `quality_drop` below it.
 fn next_keyframe(
     dataset: &crate::datasets::Dataset,
@@ -241,7 +256,7 @@ fn next_keyframe(
     options: &LearnOptions,
     anchor: &mut Option<f64>,
     (residuals, photos, distance): (&mut ResidualTrainer, &Photos, f64),
-) -> Result<(GaussianFrame, u32, Option<f64>), TrainError> {
+) -> Result<TrainedKeyframe, TrainError> {
     let mut keyframe = options.keyframe.clone();
     keyframe.seed = keyframe.seed.wrapping_add(t as u64);
     let background = options.keyframe.background;
@@ -254,26 +269,61 @@ fn next_keyframe(
     };
     let spent = match (previous, policy) {
         (None, _) | (_, Refresh::Scratch) => 0,
-        (Some(p), Refresh::Resume) => return Ok((refresh(residuals, p)?, refresh_steps, None)),
+        (Some(p), Refresh::Resume) => {
+            return Ok(TrainedKeyframe {
+                frame: refresh(residuals, p)?,
+                iterations: refresh_steps,
+                psnr: None,
+                resumed_from: Some(p.len()),
+            });
+        }
         (Some(p), Refresh::Auto) => {
             let refreshed = refresh(residuals, p)?;
             let psnr = residuals.score(&refreshed, photos, background)?;
             match *anchor {
                 Some(a) if psnr < a - options.quality_drop => refresh_steps,
-                _ => return Ok((refreshed, refresh_steps, Some(psnr))),
+                _ => {
+                    return Ok(TrainedKeyframe {
+                        frame: refreshed,
+                        iterations: refresh_steps,
+                        psnr: Some(psnr),
+                        resumed_from: Some(p.len()),
+                    });
+                }
             }
         }
     };
     let trained = train_keyframe(dataset, &keyframe)?;
     let psnr = residuals.score(&trained, photos, background)?;
     *anchor = Some(psnr);
-    Ok((trained, spent + keyframe.iterations, Some(psnr)))
+    Ok(TrainedKeyframe {
+        frame: trained,
+        iterations: spent + keyframe.iterations,
+        psnr: Some(psnr),
+        resumed_from: None,
+    })
+}
+
+/// A keyframe as [`next_keyframe`] trained it.
+struct TrainedKeyframe {
+    frame: GaussianFrame,
+    /// Training steps spent on it (a refresh that fell short included).
+    iterations: u32,
+    /// Its training-view PSNR, where it was needed.
+    psnr: Option<f64>,
+    /// When it was resumed from the previous decoded frame: that frame's Gaussian count.
+    resumed_from: Option<usize>,
 }
 
 /// The keyframe without its Gaussians fainter than `opacity`, the threshold halved until the
 /// training views (`score`, PSNR; `scored`: the keyframe's own, where known) lose at most
-/// `loss` dB; unpruned when even [`DEAD`]
-/// costs more. Here, where relocation happens, the GOP's Gaussians are decided: fewer pixels,
+/// `loss` dB and at least `floor` Gaussians are kept; when no threshold down to [`DEAD`]
+/// passes, unpruned, or with `floor` set, without the Gaussians below [`DEAD`] only.
+/// A refresh resumed from the previous decoded frame sets `floor` to that frame's count: it was
+/// pruned once already, and its faded copies (see [`filled`]) come back only where relocation
+/// revived them. Without it, short online refreshes (one step: nothing revived) each lost
+/// another `loss` dB to pruning: 12,173 Gaussians became 4,305 in 11 frames on the H200 and
+/// the training views fell from 38.2 to 22.1 dB. Here, where relocation happens, the GOP's Gaussians are decided: fewer pixels,
 /// and none whose quantised opacity comes out more visible than it was. 3DGS-MCMC's opacity
 /// regulariser spreads a trained scene over faint Gaussians (94 % of the fox's 150k below 0.05;
 /// all left out, the keyframe fell from 44.1 to 29.7 dB held-out). Measured on the H200 (150k,
@@ -282,7 +332,7 @@ fn next_keyframe(
 /// and the robot (80k kept) gained 0.5 dB for 1.6× fewer.
 fn pruned_keyframe(
     (trained, scored): (GaussianFrame, Option<f64>),
-    (opacity, loss): (f32, f64),
+    (opacity, loss, floor): (f32, f64, usize),
     mut score: impl FnMut(&GaussianFrame) -> Result<f64, TrainError>,
 ) -> Result<GaussianFrame, TrainError> {
     let mut threshold = opacity;
@@ -291,16 +341,21 @@ fn pruned_keyframe(
         let Some(pruned) = faint_left_out(&trained, threshold) else {
             return Ok(trained);
         };
-        let full = match full {
-            Some(psnr) => psnr,
-            None => *full.insert(score(&trained)?),
-        };
-        if score(&pruned)? >= full - loss {
-            return Ok(pruned);
+        if pruned.len() >= floor {
+            let full = match full {
+                Some(psnr) => psnr,
+                None => *full.insert(score(&trained)?),
+            };
+            if score(&pruned)? >= full - loss {
+                return Ok(pruned);
+            }
         }
         threshold /= 2.0;
     }
-    Ok(trained)
+    Ok(match floor {
+        0 => trained,
+        _ => faint_left_out(&trained, DEAD).unwrap_or(trained),
+    })
 }
 
 /// Whether held-out renders explain their photos no better than the bare `background` does
@@ -369,6 +424,15 @@ pub fn learn<W: Write + Send>(
         let (to_coder, coder_in) = mpsc::sync_channel::<Option<PlannedGop>>(1);
         let (coded, coded_out) = mpsc::channel::<WrittenGop>();
         let coder = scope.spawn(move || code_gops(coder_in, coded, writer, out));
+        let (frames, reader_in) = mpsc::sync_channel(0);
+        let (clock, reader_clock) = mpsc::channel();
+        let live_fps = options.live_budget.map(|_| options.encode.fps);
+        let downscale = options.keyframe.downscale;
+        scope.spawn(move || read_frames(video, downscale, live_fps, reader_clock, frames));
+        let reader = FrameReader {
+            frames: reader_in,
+            clock,
+        };
         let send = |g: Option<PlannedGop>| -> Result<(), LearnError> {
             match to_coder.send(g) {
                 Ok(()) => Ok(()),
@@ -377,7 +441,7 @@ pub fn learn<W: Write + Send>(
             }
         };
         let learnt = learn_frames(
-            video,
+            (video, &reader),
             options,
             &layout,
             &mut residuals,
@@ -385,6 +449,8 @@ pub fn learn<W: Write + Send>(
             &mut events,
             &coded_out,
         );
+        // A reader still waiting for its next frame's time stops at the closed channels.
+        drop(reader);
         let finished = learnt.and_then(|reports| send(None).map(|()| reports));
         // Without its last message the coder stops at the closed channel, index unwritten.
         drop(to_coder);
@@ -439,9 +505,52 @@ fn code_gops<W: Write>(
     Ok(None)
 }
 
-/// Learns every frame of `video`, handing each finished GOP to `code`; returns the reports.
-fn learn_frames(
+/// Each frame's training photos, read on a thread of its own ([`read_frames`]).
+struct FrameReader {
+    frames: mpsc::Receiver<Result<Vec<Loaded>, DatasetError>>,
+    /// Online: the instant the rig's clock starts (the first keyframe is learnt).
+    clock: mpsc::Sender<Instant>,
+}
+
+/// Reads each frame's training photos of `video` and sends them on `frames`, a rendezvous: frame
+/// t + 1 decodes while frame t learns, and no further ahead (a frame's photos are hundreds of
+/// MB at 1 MP × 20 views). Online (`live_fps`), frame t ≥ 1 is read no earlier than it arrives,
+/// (t − 1) / fps after the instant `clock` gives.
+fn read_frames(
     video: &MultiViewVideo,
+    downscale: u32,
+    live_fps: Option<f64>,
+    clock: mpsc::Receiver<Instant>,
+    frames: mpsc::SyncSender<Result<Vec<Loaded>, DatasetError>>,
+) {
+    let mut origin = None;
+    for t in 0..video.frames {
+        if let Some(fps) = live_fps
+            && t > 0
+        {
+            let start = match origin {
+                Some(start) => start,
+                None => match clock.recv() {
+                    Ok(start) => *origin.insert(start),
+                    Err(_) => return,
+                },
+            };
+            let arrival = start + Duration::from_secs_f64((t - 1) as f64 / fps);
+            if let Some(wait) = arrival.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        let views = load_views(&video.frame(t), Split::Train, downscale);
+        if frames.send(views).is_err() {
+            return;
+        }
+    }
+}
+
+/// Learns every frame of `video`, its photos from `reader`, handing each finished GOP to
+/// `code`; returns the reports.
+fn learn_frames(
+    (video, reader): (&MultiViewVideo, &FrameReader),
     options: &LearnOptions,
     layout: &StreamLayout,
     residuals: &mut ResidualTrainer,
@@ -467,14 +576,17 @@ fn learn_frames(
         let arrival = options
             .live_budget
             .map(|_| Duration::from_secs_f64(t as f64 / options.encode.fps));
-        if let Some(at) = arrival
-            && let Some(wait) = at.checked_sub(started.elapsed())
-        {
-            std::thread::sleep(wait);
-        }
+        // Offline, photos the reader has not finished are time spent on this frame; online,
+        // waiting for a frame to arrive is not.
         let mut stages = Stages::start();
+        let views = reader
+            .frames
+            .recv()
+            .map_err(|_| LearnError::ReaderStopped)??;
+        if arrival.is_some() {
+            stages = Stages::start();
+        }
         let dataset = video.frame(t);
-        let views = load_views(&dataset, Split::Train, options.keyframe.downscale)?;
         let cameras: Vec<_> = views.iter().map(|(c, _)| *c).collect();
         let distance = focus(&cameras).1 as f32;
 
@@ -577,7 +689,7 @@ fn learn_frames(
                     ),
                     _ => (options.refresh, options.refresh_iterations),
                 };
-                let (trained, iterations, trained_psnr) = next_keyframe(
+                let keyframe = next_keyframe(
                     &dataset,
                     previous.as_ref().map(|(f, _)| f),
                     t,
@@ -586,8 +698,13 @@ fn learn_frames(
                     &mut anchor,
                     (residuals, &photos, distance as f64),
                 )?;
-                let prune = (options.encode.prune_below(), options.prune_loss);
-                let trained = pruned_keyframe((trained, trained_psnr), prune, |f| {
+                let (iterations, trained_psnr) = (keyframe.iterations, keyframe.psnr);
+                let prune = (
+                    options.encode.prune_below(),
+                    options.prune_loss,
+                    keyframe.resumed_from.unwrap_or(0),
+                );
+                let trained = pruned_keyframe((keyframe.frame, trained_psnr), prune, |f| {
                     residuals.score(f, &photos, options.keyframe.background)
                 })?;
                 stages.lap("keyframe");
@@ -625,7 +742,10 @@ fn learn_frames(
         let mut report = report;
         if let Some(at) = arrival {
             if t == 0 {
-                started = Instant::now() - Duration::from_secs_f64(1.0 / options.encode.fps);
+                let now = Instant::now();
+                started = now - Duration::from_secs_f64(1.0 / options.encode.fps);
+                // A reader that stopped has sent its error, which the next frame reports.
+                let _ = reader.clock.send(now);
             } else {
                 report.lag = started.elapsed().saturating_sub(at).as_secs_f64();
             }
@@ -698,7 +818,7 @@ mod tests {
         };
         let kept = |needed| {
             let pruned =
-                pruned_keyframe((frame.clone(), None), (0.05, 0.1), picture(needed)).unwrap();
+                pruned_keyframe((frame.clone(), None), (0.05, 0.1, 0), picture(needed)).unwrap();
             pruned
                 .opacity_logits
                 .iter()
@@ -716,12 +836,21 @@ mod tests {
         assert!(close(kept(0.0005), &opacities));
         // A keyframe whose score is known is not scored again: one call, for the pruned one.
         let mut calls = 0;
-        pruned_keyframe((frame.clone(), Some(30.0)), (0.05, 0.1), |f| {
+        pruned_keyframe((frame.clone(), Some(30.0)), (0.05, 0.1, 0), |f| {
             calls += 1;
             picture(0.5)(f)
         })
         .unwrap();
         assert_eq!(calls, 1);
+        // A refresh resumed from three Gaussians keeps three where the picture allows it…
+        let refreshed = |floor| {
+            pruned_keyframe((frame.clone(), None), (0.05, 0.1, floor), picture(0.5))
+                .unwrap()
+                .len()
+        };
+        assert_eq!(refreshed(3), 3);
+        // …and where even the lowest threshold leaves fewer, loses only the dead one.
+        assert_eq!(refreshed(4), 3);
     }
 
     #[test]

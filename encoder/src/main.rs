@@ -49,9 +49,10 @@ struct Coding {
     /// Longest GOP in frames.
     #[arg(long, default_value_t = 30)]
     gop: usize,
-    /// Size/fidelity preset.
-    #[arg(long, value_enum, default_value_t = Quality::Medium)]
-    quality: Quality,
+    /// Size/fidelity preset [default: medium for Gaussian files; high for multi-view videos,
+    /// whose learnt keyframes are pruned to fewer Gaussians].
+    #[arg(long, value_enum)]
+    quality: Option<Quality>,
     /// rav1e speed preset, 0 (slowest, smallest) to 10 (fastest); default: the quality
     /// preset's (9 for low and medium). BENCHMARKS.md lists what each costs.
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=10))]
@@ -75,7 +76,7 @@ impl Coding {
         splatcast_encoder::EncodeOptions {
             fps: self.fps,
             gop: self.gop,
-            quality: self.quality,
+            quality: self.quality.unwrap_or(Quality::Medium),
             fragmentation,
             speed: self.speed,
             prune_below: self.prune_below,
@@ -437,6 +438,9 @@ fn learn_options(
         },
         encode: splatcast_encoder::EncodeOptions {
             bitrate: bitrate.map(commands::parse_bitrate).transpose()?,
+            quality: coding
+                .quality
+                .unwrap_or(splatcast_encoder::learn::LEARNT_QUALITY),
             ..coding.encode_options(fragmentation)
         },
         quality_drop: a.quality_drop,

@@ -43,6 +43,15 @@ pub struct ResidualOptions {
     /// footprint still overlaps where it went). A quarter of the pixels, but on the H200 at
     /// 150k Gaussians not cheaper steps (BENCHMARKS.md, session 14).
     pub coarse: f32,
+    /// Position learning rate against the keyframe trainer's starting one, at a frame's first
+    /// step (it decays 10× over the frame's steps). Motion between frames is larger than a
+    /// trained keyframe's late corrections: on the fox's Run (H200, 150k budget, 300 steps) 3×
+    /// gave +0.85 dB held-out (frame 1: 41.0 against 38.5 dB on the training views), 10× lost
+    /// 0.4 dB and 40 % more bytes (BENCHMARKS.md, session 19).
+    pub position_rate: f32,
+    /// Opacity and colour learning rates against the keyframe trainer's. Below 1, a residual
+    /// frame must follow motion by moving Gaussians rather than repainting the training views.
+    pub appearance_rate: f32,
     /// Background the renders composite over.
     pub background: Vec3,
     /// Seed for the view order.
@@ -59,6 +68,8 @@ impl Default for ResidualOptions {
             open_all: false,
             prediction: Prediction::default(),
             coarse: 0.5,
+            position_rate: 3.0,
+            appearance_rate: 1.0,
             background: Vec3::ZERO,
             seed: 1,
         }
@@ -107,12 +118,12 @@ pub struct ResidualFrame {
 
 /// A frame's training photos, resident on the GPU: uploaded once when the frame arrives, used
 /// while it is the new frame and again while it is the previous one. The coarse set holds the
-/// same views at half size.
+/// same views at half size, made the first time a frame trains on them (online, a residual
+/// frame's one step never does).
 pub struct Photos {
     views: Vec<Loaded>,
     buffers: Vec<wgpu::Buffer>,
-    coarse: Vec<Loaded>,
-    coarse_buffers: Vec<wgpu::Buffer>,
+    coarse: std::cell::OnceCell<(Vec<Loaded>, Vec<wgpu::Buffer>)>,
 }
 
 impl Photos {
@@ -164,20 +175,33 @@ impl ResidualTrainer {
         self.score_views = views;
     }
 
-    /// Uploads a frame's photos, and their half-size copies, once for every use that follows.
+    /// Uploads a frame's photos once for every use that follows.
     pub fn upload(&self, views: Vec<Loaded>) -> Result<Photos, TrainError> {
-        let coarse: Vec<Loaded> = views.iter().map(|(c, rgb)| halved(c, rgb)).collect();
-        let resident = |set: &[Loaded]| {
-            set.iter()
-                .map(|(_, rgb)| Ok(self.pass.loss.photo(&self.gpu, rgb)?))
-                .collect::<Result<Vec<_>, TrainError>>()
-        };
         Ok(Photos {
-            buffers: resident(&views)?,
-            coarse_buffers: resident(&coarse)?,
+            buffers: self.resident(&views)?,
             views,
-            coarse,
+            coarse: std::cell::OnceCell::new(),
         })
+    }
+
+    /// `set`'s photos in GPU buffers.
+    fn resident(&self, set: &[Loaded]) -> Result<Vec<wgpu::Buffer>, TrainError> {
+        set.iter()
+            .map(|(_, rgb)| Ok(self.pass.loss.photo(&self.gpu, rgb)?))
+            .collect()
+    }
+
+    /// `photos` at half size, made and uploaded on first use.
+    fn half_size<'p>(
+        &self,
+        photos: &'p Photos,
+    ) -> Result<&'p (Vec<Loaded>, Vec<wgpu::Buffer>), TrainError> {
+        if let Some(coarse) = photos.coarse.get() {
+            return Ok(coarse);
+        }
+        let views: Vec<Loaded> = photos.views.iter().map(|(c, rgb)| halved(c, rgb)).collect();
+        let buffers = self.resident(&views)?;
+        Ok(photos.coarse.get_or_init(|| (views, buffers)))
     }
 
     /// Learns the frame seen by `new` as a residual on `reference` (see [`Reference`]); `steps`
@@ -264,20 +288,29 @@ impl ResidualTrainer {
         let active_rest = 3 * gaussians.sh_rest;
         let mut rng = Rng::new(options.seed);
         let coarse_steps = (options.coarse.clamp(0.0, 1.0) * options.iterations as f32) as u32;
+        let coarse = match coarse_steps {
+            0 => None,
+            _ => Some(self.half_size(new)?),
+        };
         for step in 1..=options.iterations {
             // The keyframe's starting position rate (motion between frames can be large),
             // decaying 10x over the frame's steps.
             let t = step as f32 / options.iterations as f32;
+            let appearance = options.appearance_rate;
             let rates = LearningRates {
-                position: base.position * distance * 0.1f32.powf(t),
+                position: base.position * distance * options.position_rate * 0.1f32.powf(t),
+                opacity: base.opacity * appearance,
+                dc: base.dc * appearance,
+                rest: base.rest * appearance,
                 ..base
             };
             let k = rng.below(views.len());
-            let (pass, set, photos) = if step <= coarse_steps {
-                (&mut self.coarse, &new.coarse, &new.coarse_buffers)
-            } else {
-                (&mut self.pass, &new.views, &new.buffers)
-            };
+            let (pass, set, photos) =
+                if let Some((set, photos)) = coarse.filter(|_| step <= coarse_steps) {
+                    (&mut self.coarse, set, photos)
+                } else {
+                    (&mut self.pass, &new.views, &new.buffers)
+                };
             pass.prepare(gpu, &gaussians, &grads, &set[k].0, options.background)?;
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             pass.encode(&mut encoder, &photos[k]);

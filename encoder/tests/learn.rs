@@ -8,7 +8,7 @@ use std::path::Path;
 
 use glam::{DVec3, Quat, Vec3};
 use splatcast_encoder::datasets::Split;
-use splatcast_encoder::learn::{LearnOptions, Refresh, learn};
+use splatcast_encoder::learn::{LearnEvent, LearnOptions, Refresh, learn};
 use splatcast_encoder::multiview::MultiViewVideo;
 use splatcast_encoder::quality::ViewScorer;
 use splatcast_encoder::residual::ResidualOptions;
@@ -285,6 +285,36 @@ fn online_refreshes_fit_the_frame_period() {
             (1..100_000).contains(&steps[t]),
             "frame {t}: {} steps in a 0.1 s period",
             steps[t]
+        );
+    }
+}
+
+#[test]
+fn online_frames_are_read_ahead_but_learnt_only_once_they_arrive() {
+    // At 2 fps a tiny residual frame takes far less than its 0.5 s period: frame t must still
+    // not be done before it arrives, (t − 1) periods after the first keyframe.
+    let dir = tempfile::tempdir().unwrap();
+    write_video(dir.path());
+    let video = MultiViewVideo::open(dir.path()).unwrap();
+    let mut options = LearnOptions {
+        quality_drop: 100.0,
+        live_budget: Some(0.5),
+        ..small(40, 100, 2, 30)
+    };
+    options.encode.fps = 2.0;
+    let mut done = Vec::new();
+    let learned = learn(&video, &options, Vec::new(), |e| {
+        if let LearnEvent::Frame(..) = e {
+            done.push(std::time::Instant::now());
+        }
+    })
+    .unwrap();
+    assert_eq!(done.len(), learned.frames.len());
+    for (t, at) in done.iter().enumerate().skip(1) {
+        let since = at.duration_since(done[0]).as_secs_f64();
+        assert!(
+            since >= (t - 1) as f64 * 0.5,
+            "frame {t} done {since:.3} s in"
         );
     }
 }

@@ -7,8 +7,9 @@
 //! `learn-bench <video> [--frames N] [--every K] [--max-gaussians N] [--iterations K]
 //!  [--residual-iterations R] [--refresh-iterations R] [--resolution D] [--sh-degree S] [--gop G]
 //!  [--quality Q] [--refresh auto|resume|scratch] [--prediction velocity|still]
-//!  [--coarse F] [--quantizers P,R,S,C,SH] [--prune-below O] [--prune-loss DB] [--out DIR]` prints a markdown table and writes `learn.md`, `learn.csv` and
-//! `learn.png` (held-out PSNR over the frames) into `--out`. For the first GOP it also splits
+//!  [--coarse F] [--position-rate X] [--appearance-rate X] [--rate W] [--quantizers P,R,S,C,SH]
+//!  [--prune-below O] [--prune-loss DB] [--out DIR]` prints a markdown table and writes
+//! `learn.md`, `learn.csv` and `learn.png` (held-out PSNR over the frames) into `--out`. For the first GOP it also splits
 //! AV1's error by attribute and says how much of the closed loop's frame-to-frame change the
 //! stream carries.
 
@@ -58,7 +59,7 @@ struct Args {
     sh_degree: u8,
     #[arg(long, default_value_t = 30)]
     gop: usize,
-    #[arg(long, value_enum, default_value_t = Quality::Medium)]
+    #[arg(long, value_enum, default_value_t = splatcast_encoder::learn::LEARNT_QUALITY)]
     quality: Quality,
     /// How keyframes after the first are trained.
     #[arg(long, value_enum, default_value_t = Refresh::Auto)]
@@ -89,6 +90,15 @@ struct Args {
     /// Residual frames train every Gaussian (the sub-step revert decides who moved).
     #[arg(long)]
     open_all_gates: bool,
+    /// Residual frames' position learning rate against the keyframe trainer's.
+    #[arg(long, default_value_t = ResidualOptions::default().position_rate)]
+    position_rate: f32,
+    /// Residual frames' opacity and colour learning rates against the keyframe trainer's.
+    #[arg(long, default_value_t = ResidualOptions::default().appearance_rate)]
+    appearance_rate: f32,
+    /// Weight of the residuals' L1 rate term.
+    #[arg(long, default_value_t = ResidualOptions::default().rate)]
+    rate: f32,
     #[arg(long, default_value = ".")]
     out: PathBuf,
 }
@@ -244,6 +254,9 @@ fn main() -> Result<()> {
             open_all: args.open_all_gates,
             prediction: args.prediction,
             coarse: args.coarse,
+            position_rate: args.position_rate,
+            appearance_rate: args.appearance_rate,
+            rate: args.rate,
             ..ResidualOptions::default()
         },
         encode: encode.clone(),
