@@ -91,7 +91,8 @@ pub struct LearnOptions {
     /// Frame rate, GOP length, quality, fragments. The default preset is
     /// [`LEARNT_QUALITY`].
     pub encode: EncodeOptions,
-    /// A residual frame this many dB (training views) below its keyframe starts a new GOP.
+    /// A residual frame this many dB (training views) below its keyframe starts a new GOP
+    /// (offline only).
     pub quality_drop: f64,
     /// A mean absolute photo change (0–1) above this starts a new GOP.
     pub scene_change: f64,
@@ -633,7 +634,12 @@ fn learn_frames(
             )?;
             stages.absorb(&r.stages);
             let step = r.stages.get("steps") / residual.iterations.max(1) as f64;
-            if r.train_psnr < keyframe_psnr - options.quality_drop {
+            // Online, a refresh gets the same period as a residual frame: too few steps to
+            // relocate (from step 500) or to recover what the residual frames lost, for a
+            // keyframe's bytes and planning. On the H200 (fox Run, 480×270, one step a frame)
+            // the refreshes it started went on falling: 30.8, 28.4 dB on the training views.
+            if options.live_budget.is_none() && r.train_psnr < keyframe_psnr - options.quality_drop
+            {
                 start = Some(GopStart::Quality);
             } else {
                 let decoded = g.push(&r.frame)?;

@@ -119,6 +119,10 @@ enum Command {
         /// stream, to compare with the file encoder's.
         #[arg(long, conflicts_with_all = ["bitrate", "fragment"])]
         as_live: bool,
+        /// Multi-view videos: learn online, taking each frame when its time comes at the frame
+        /// rate and capping each residual frame's steps to keep up.
+        #[arg(long)]
+        live: bool,
         #[command(flatten)]
         learning: LearnArgs,
     },
@@ -240,10 +244,12 @@ enum Command {
         #[command(flatten)]
         tuning: Tuning,
     },
-    /// Publish a stream to a MoQ relay: replay a Splatcast MP4 at its frame rate, or encode a
-    /// sequence of Gaussian frames live and send each GOP as soon as it is coded.
+    /// Publish a stream to a MoQ relay: replay a Splatcast MP4 at its frame rate, encode a
+    /// sequence of Gaussian frames live and send each frame as soon as it is coded, or learn a
+    /// multi-view video online and send each GOP as soon as it is coded.
     Publish {
-        /// A Splatcast MP4, or Gaussian frames (file, directory or glob).
+        /// A Splatcast MP4, Gaussian frames (file, directory or glob), or a multi-view video
+        /// folder.
         input: PathBuf,
         /// moq://host:port/rooms/ROOM/NAME (raw QUIC) or https://… (WebTransport); the token
         /// goes in as ?jwt=TOKEN (from `splatcast token`).
@@ -262,6 +268,9 @@ enum Command {
         /// How Gaussian frames are coded (live encoding).
         #[command(flatten)]
         coding: Coding,
+        /// How a multi-view video is learnt (always online).
+        #[command(flatten)]
+        learning: LearnArgs,
     },
     /// Run a single-machine MoQ relay: rooms as path prefixes (rooms/ROOM/NAME), tokens checked,
     /// the latest GOP of every track cached for late joiners.
@@ -322,14 +331,11 @@ struct LearnArgs {
     /// Background colour R,G,B in [0, 1] of the photos.
     #[arg(long, default_value = "0,0,0")]
     background: String,
-    /// Online: take each frame when its time comes at the frame rate and cap each residual
-    /// frame's steps to keep up.
-    #[arg(long)]
-    live: bool,
     /// Weight of the residuals' L1 rate term.
     #[arg(long, default_value_t = 0.01)]
     rate: f32,
-    /// New GOP when a residual frame is this many dB below its keyframe (training views).
+    /// New GOP when a residual frame is this many dB below its keyframe (training views;
+    /// offline only: online, a refresh gets no more steps than the residual frame had).
     #[arg(long, default_value_t = 1.5)]
     quality_drop: f64,
     /// Training-view dB a keyframe may lose when its faint Gaussians (below --prune-below)
@@ -404,12 +410,12 @@ impl ViewArgs {
     }
 }
 
-/// The learnt encoder's options from the command line.
+/// The learnt encoder's options from the command line (`live`: online).
 fn learn_options(
     coding: &Coding,
     bitrate: Option<&str>,
     fragmentation: Fragmentation,
-    a: &LearnArgs,
+    (a, live): (&LearnArgs, bool),
 ) -> anyhow::Result<splatcast_encoder::learn::LearnOptions> {
     anyhow::ensure!(coding.gop >= 1, "--gop must be at least 1");
     let background = pictures::parse_background(&a.background)?;
@@ -445,7 +451,7 @@ fn learn_options(
         },
         quality_drop: a.quality_drop,
         prune_loss: a.prune_loss,
-        live_budget: a.live.then_some(1.0 / coding.fps),
+        live_budget: live.then_some(1.0 / coding.fps),
         ..defaults
     })
 }
@@ -460,11 +466,17 @@ fn main() -> ExitCode {
             bitrate,
             fragment,
             as_live,
+            live,
             learning,
         } => {
             if splatcast_encoder::multiview::MultiViewVideo::detect(&input) {
-                learn_options(&coding, bitrate.as_deref(), fragment.into(), &learning)
-                    .and_then(|options| capture::encode(&input, &output, options))
+                learn_options(
+                    &coding,
+                    bitrate.as_deref(),
+                    fragment.into(),
+                    (&learning, live),
+                )
+                .and_then(|options| capture::encode(&input, &output, options))
             } else {
                 let options = coding.encode_options(fragment.into());
                 if as_live {
@@ -496,15 +508,24 @@ fn main() -> ExitCode {
             looped,
             ladder,
             coding,
-        } => net::publish(net::PublishArgs {
-            input,
-            to,
-            trust,
-            looped,
-            ladder,
-            options: coding.encode_options(Fragmentation::Frame),
-            strict: coding.strict,
-        }),
+            learning,
+        } => {
+            let learn = splatcast_encoder::multiview::MultiViewVideo::detect(&input)
+                .then(|| learn_options(&coding, None, Fragmentation::Frame, (&learning, true)))
+                .transpose();
+            learn.and_then(|learn| {
+                net::publish(net::PublishArgs {
+                    input,
+                    to,
+                    trust,
+                    looped,
+                    ladder,
+                    options: coding.encode_options(Fragmentation::Frame),
+                    strict: coding.strict,
+                    learn,
+                })
+            })
+        }
         Command::Relay(args) => net::relay(args),
         Command::Auth(args) => net::auth(args),
         Command::Serve(args) => net::serve(args),

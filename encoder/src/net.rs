@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::ValueEnum;
+use splatcast_encoder::learn::{LearnEvent, LearnOptions, learn};
 use splatcast_encoder::live::{LiveEncoder, LiveOutput};
+use splatcast_encoder::multiview::MultiViewVideo;
 use splatcast_encoder::{EncodeOptions, Quality, SequenceEncoder, stream_layout};
 use splatcast_net::auth::{AuthRules, AuthServer};
 use splatcast_net::token::{Claims, Key};
@@ -227,6 +229,8 @@ pub struct PublishArgs {
     pub ladder: Vec<Quality>,
     pub options: EncodeOptions,
     pub strict: bool,
+    /// Set when the input is a multi-view video: how it is learnt (online).
+    pub learn: Option<LearnOptions>,
 }
 
 pub fn publish(args: PublishArgs) -> Result<()> {
@@ -273,7 +277,13 @@ pub fn publish(args: PublishArgs) -> Result<()> {
         .with_context(|| format!("{address}"))?;
         let broadcast = origin.create_broadcast("")?;
         let work = async {
-            if is_file && args.ladder.is_empty() {
+            if let Some(options) = args.learn {
+                ensure!(
+                    args.ladder.is_empty() && !args.looped,
+                    "a multi-view video is learnt live, once, at one quality: no --ladder or --loop"
+                );
+                learn_live(&args.input, broadcast, options).await?;
+            } else if is_file && args.ladder.is_empty() {
                 replay(&args.input, broadcast, args.looped).await?;
             } else {
                 ensure!(
@@ -410,18 +420,106 @@ async fn encode_frame_by_frame(
     if let Some(w) = writer {
         w.finish()?;
     }
+    println!("{}", sent_summary(groups, waits.len(), bytes, &mut waits));
+    Ok(())
+}
+
+/// The closing line of a live publisher: GOPs, frames and bytes sent, and the median and worst
+/// of `waits`, each frame's milliseconds from being taken to being sent.
+fn sent_summary(groups: u64, frames: usize, bytes: usize, waits: &mut [f64]) -> String {
     waits.sort_by(f64::total_cmp);
     let at = |q: f64| {
         waits
             .get(((waits.len() as f64 - 1.0) * q).round() as usize)
             .copied()
+            .unwrap_or(0.0)
     };
-    println!(
-        "sent {groups} GOPs, {} frames, {bytes} bytes; taken → sent: median {:.0} ms, max {:.0} ms",
-        waits.len(),
-        at(0.5).unwrap_or(0.0),
-        at(1.0).unwrap_or(0.0)
-    );
+    format!(
+        "sent {groups} GOPs, {frames} frames, {bytes} bytes; taken → sent: median {:.0} ms, max {:.0} ms",
+        at(0.5),
+        at(1.0)
+    )
+}
+
+/// Learns a multi-view video online ([`learn`] with its frame clock: frame t taken (t − 1) /
+/// fps after the first keyframe is learnt) and sends each GOP's chunks within a frame of its
+/// coding (the learner hands GOPs over between frames).
+/// Prints how long frames took from being taken to being sent: a GOP leaves once its last
+/// frame is learnt and coded, so its first frame waits longest.
+async fn learn_live(
+    input: &Path,
+    broadcast: moq_net::broadcast::Producer,
+    mut options: LearnOptions,
+) -> Result<()> {
+    let video = MultiViewVideo::open(input)?;
+    if let Some(fps) = video.fps {
+        options.encode.fps = fps;
+    }
+    options.live_budget = Some(1.0 / options.encode.fps);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WrittenGop>();
+    // When each frame was taken: when it left the learner, less how late it left.
+    let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::<std::time::Instant>::new()));
+    let learning = {
+        let taken = taken.clone();
+        let input = input.to_owned();
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            learn(&video, &options, std::io::sink(), |event| match event {
+                LearnEvent::Frame(report, _) => {
+                    let left = std::time::Instant::now();
+                    let at = left - Duration::from_secs_f64(report.lag);
+                    taken.lock().expect("not poisoned").push(at);
+                }
+                LearnEvent::Gop(gop) => {
+                    let _ = tx.send(gop.clone());
+                }
+            })
+            .with_context(|| format!("{}", input.display()))?;
+            Ok(())
+        })
+    };
+    let mut writer: Option<BroadcastWriter> = None;
+    let (mut groups, mut frames, mut bytes) = (0u64, 0usize, 0usize);
+    let mut waits: Vec<f64> = Vec::new();
+    while let Some(gop) = rx.recv().await {
+        if let Some(init) = &gop.init
+            && writer.is_none()
+        {
+            writer = Some(BroadcastWriter::new(broadcast.clone(), parse_init(init)?)?);
+        }
+        let w = writer
+            .as_mut()
+            .context("the learner sent a GOP before the stream header")?;
+        for chunk in &gop.chunks {
+            w.write(gop.index, chunk)?;
+            bytes += chunk.bytes.len();
+        }
+        w.finish_group()?;
+        let sent = std::time::Instant::now();
+        let taken = taken.lock().expect("not poisoned");
+        let span = gop.first_frame as usize..gop.first_frame as usize + gop.frames;
+        let gop_waits: Vec<f64> = taken
+            .get(span.clone())
+            .unwrap_or_default()
+            .iter()
+            .map(|&t| sent.saturating_duration_since(t).as_secs_f64() * 1e3)
+            .collect();
+        println!(
+            "sent GOP {} (frames {}..{}), {} bytes; its first frame taken {:.0} ms before",
+            gop.index,
+            span.start,
+            span.end,
+            gop.chunks.iter().map(|c| c.bytes.len()).sum::<usize>(),
+            gop_waits.first().copied().unwrap_or(0.0)
+        );
+        waits.extend(gop_waits);
+        groups += 1;
+        frames += gop.frames;
+    }
+    learning.await??;
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    println!("{}", sent_summary(groups, frames, bytes, &mut waits));
     Ok(())
 }
 

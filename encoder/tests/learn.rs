@@ -6,116 +6,21 @@
 
 use std::path::Path;
 
-use glam::{DVec3, Quat, Vec3};
+use glam::Vec3;
 use splatcast_encoder::datasets::Split;
 use splatcast_encoder::learn::{LearnEvent, LearnOptions, Refresh, learn};
 use splatcast_encoder::multiview::MultiViewVideo;
 use splatcast_encoder::quality::ViewScorer;
 use splatcast_encoder::residual::ResidualOptions;
 use splatcast_encoder::train::{TrainOptions, load_views};
-use splatcast_protocol::GaussianFrame;
 use splatcast_protocol::av1::Rav1dDecoder;
-use splatcast_protocol::gaussian::{SH_C0, logit};
 use splatcast_protocol::gop::GopStart;
 use splatcast_protocol::stream::StreamReader;
-use splatcast_shaders::{Camera, Gpu, Renderer, render_frame};
+use splatcast_shaders::Camera;
 
-const SIZE: u32 = 40;
-const FRAMES: usize = 5;
-const CAMERAS: usize = 10;
+mod common;
 
-/// 120 Gaussians; the first 30 (a block on one side) slide along x over the frames.
-fn truth(t: usize) -> GaussianFrame {
-    let mut rng = splatcast_shaders::synthetic::Rng::new(99u64);
-    let mut next = move || rng.unit();
-    let mut f = GaussianFrame::with_capacity(120, 0);
-    for i in 0..120 {
-        let mut p = (Vec3::new(next(), next(), next()) * 2.0 - Vec3::ONE) * 0.5;
-        if i < 30 {
-            p = p * 0.4 + Vec3::new(-0.3 + 0.06 * t as f32, 0.0, 0.0);
-        }
-        f.positions.push(p);
-        f.rotations
-            .push(Quat::from_xyzw(next(), next(), next(), next() + 0.5).normalize());
-        f.log_scales.push(Vec3::splat((0.08 + 0.05 * next()).ln()));
-        f.opacity_logits.push(logit(0.6 + 0.35 * next()));
-        let colour = if i < 30 {
-            Vec3::new(0.9, 0.2, 0.1)
-        } else {
-            Vec3::new(next(), next(), next())
-        };
-        f.sh_dc.push((colour - Vec3::splat(0.5)) / SH_C0);
-    }
-    f
-}
-
-fn ring(i: usize) -> Camera {
-    let a = i as f64 * std::f64::consts::TAU / CAMERAS as f64;
-    let eye = DVec3::new(2.2 * a.sin(), -0.6, -2.2 * a.cos());
-    Camera::look_at(eye, DVec3::ZERO, DVec3::NEG_Y, 45.0, SIZE, SIZE)
-}
-
-fn write_png(path: &Path, rgb: &[u8]) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let file = std::fs::File::create(path).unwrap();
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), SIZE, SIZE);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.write_header().unwrap().write_image_data(rgb).unwrap();
-}
-
-/// `poses_bounds.npy` for `cameras` (LLFF columns: down, right, back, centre, h w f).
-fn poses_bounds(cameras: &[Camera]) -> Vec<u8> {
-    let mut values = Vec::new();
-    for c in cameras {
-        let c2w = c.world_to_camera.inverse();
-        let (x, y, z) = (
-            c2w.x_axis.truncate(),
-            c2w.y_axis.truncate(),
-            c2w.z_axis.truncate(),
-        );
-        let columns = [
-            y,
-            x,
-            -z,
-            c.position(),
-            DVec3::new(c.height as f64, c.width as f64, c.fx),
-        ];
-        for row in 0..3 {
-            values.extend(columns.iter().map(|col| col[row]));
-        }
-        values.extend([0.5, 9.0]);
-    }
-    splatcast_protocol::llff::write_npy(cameras.len(), 17, &values)
-}
-
-/// Renders the video: cameras 1 and 6 in `heldout/`, the rest in the root, N3DV layout.
-fn write_video(root: &Path) {
-    let gpu = Gpu::with_backends(wgpu::Backends::GL).unwrap();
-    let renderer = Renderer::new(&gpu);
-    let held = |i: usize| i == 1 || i == 6;
-    for t in 0..FRAMES {
-        let frame = truth(t);
-        for i in 0..CAMERAS {
-            let image = render_frame(&gpu, &renderer, &frame, &ring(i), DVec3::ZERO).unwrap();
-            let dir = if held(i) {
-                root.join("heldout")
-            } else {
-                root.to_owned()
-            };
-            write_png(&dir.join(format!("cam{i:02}/{t:04}.png")), &image.to_rgb8());
-        }
-    }
-    let (train, test): (Vec<usize>, Vec<usize>) = (0..CAMERAS).partition(|&i| !held(i));
-    let cams = |list: &[usize]| list.iter().map(|&i| ring(i)).collect::<Vec<_>>();
-    std::fs::write(root.join("poses_bounds.npy"), poses_bounds(&cams(&train))).unwrap();
-    std::fs::write(
-        root.join("heldout/poses_bounds.npy"),
-        poses_bounds(&cams(&test)),
-    )
-    .unwrap();
-    std::fs::write(root.join("capture.json"), r#"{"fps": 10}"#).unwrap();
-}
+use common::{FRAMES, SIZE, poses_bounds, ring, write_png, write_video};
 
 /// Options for a small, fast learning of the test video (SH 0, 10 fps): keyframe steps and
 /// budget, residual steps, GOP length.
@@ -290,14 +195,16 @@ fn online_refreshes_fit_the_frame_period() {
 }
 
 #[test]
-fn online_frames_are_read_ahead_but_learnt_only_once_they_arrive() {
+fn online_frames_are_read_ahead_learnt_once_they_arrive_never_refreshed_for_quality() {
     // At 2 fps a tiny residual frame takes far less than its 0.5 s period: frame t must still
     // not be done before it arrives, (t − 1) periods after the first keyframe.
     let dir = tempfile::tempdir().unwrap();
     write_video(dir.path());
     let video = MultiViewVideo::open(dir.path()).unwrap();
+    // Every residual frame falls 100 dB short; online that starts no GOP (a refresh would get
+    // no more steps than the residual frame had).
     let mut options = LearnOptions {
-        quality_drop: 100.0,
+        quality_drop: -100.0,
         live_budget: Some(0.5),
         ..small(40, 100, 2, 30)
     };
@@ -317,6 +224,7 @@ fn online_frames_are_read_ahead_but_learnt_only_once_they_arrive() {
             "frame {t} done {since:.3} s in"
         );
     }
+    assert!(learned.frames[1..].iter().all(|f| f.keyframe.is_none()));
 }
 
 #[test]

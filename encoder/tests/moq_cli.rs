@@ -1,6 +1,7 @@
 //! `splatcast relay`, `token` and `publish` as a user runs them, over real QUIC on loopback: a
 //! file published in a loop arrives GOP for GOP, bit for bit, at a subscriber of the relay; a
-//! publisher without a token is refused with one line.
+//! publisher without a token is refused with one line; a multi-view video is learnt and
+//! published live.
 
 use std::io::{BufRead, BufReader, Cursor};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use splatcast_net::{
 };
 use splatcast_protocol::av1::{PlaneDecoder, Rav1dDecoder};
 use splatcast_protocol::stream::StreamReader;
+
+mod common;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_splatcast"))
@@ -376,4 +379,68 @@ fn frames_encoded_live_leave_one_by_one_not_a_gop_at_a_time() {
         let off = (centre(decoded) - centre(&input)).length() / (hi - lo).length();
         assert!(off < 1e-3, "frame {k}: centre off by {off} of the extent");
     }
+}
+
+/// `publish <multi-view video>`: the capture is learnt online and each GOP reaches a viewer of
+/// the room as soon as it is coded; the publisher says how long frames took from being taken
+/// to being sent.
+#[test]
+fn a_captured_performance_is_learnt_and_published_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("video");
+    common::write_video(&video);
+    let key = signing_key(dir.path());
+    let (_relay, port, fingerprint) = relay(&key);
+    let jwt = token(&key, &["--room", "demo", "--publish", "alice"]);
+    install_crypto();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let print = fingerprint.clone();
+    let viewer = rt.spawn(async move {
+        let (_session, broadcast) = alice(port, &print, Duration::from_secs(120)).await;
+        let mut sub = subscribe(broadcast, None).await.unwrap();
+        let mut gops = Vec::new();
+        while gops.len() < 2 {
+            let Ok(Some(gop)) = tokio::time::timeout(Duration::from_secs(60), sub.next()).await
+            else {
+                break;
+            };
+            gops.push(gop.unwrap());
+        }
+        (sub.tracks.clone(), gops)
+    });
+    let to = format!("moq://127.0.0.1:{port}/rooms/demo/alice?jwt={jwt}");
+    let publisher = succeeds(
+        bin()
+            .arg("publish")
+            .arg(&video)
+            .args(["--to", &to, "--fingerprint", &fingerprint])
+            .args(["--iterations", "40", "--max-gaussians", "100"])
+            .args([
+                "--residual-iterations",
+                "5",
+                "--sh-degree",
+                "0",
+                "--gop",
+                "3",
+            ]),
+    );
+    let stdout = String::from_utf8_lossy(&publisher.stdout);
+    assert!(
+        stdout.contains(&format!("sent 2 GOPs, {} frames", common::FRAMES)),
+        "{stdout}"
+    );
+    assert!(stdout.contains("taken → sent: median"), "{stdout}");
+    let (tracks, gops) = rt.block_on(viewer).unwrap();
+    assert_eq!(gops.len(), 2, "both GOPs arrive");
+    let mut decoder = Rav1dDecoder::new(1);
+    let mut frames = 0;
+    for (k, gop) in gops.iter().enumerate() {
+        assert_eq!(gop.group, k as u64);
+        let (first, side, planes) = tracks.decode(&gop.fragment, &mut decoder).unwrap();
+        assert_eq!(first, 3 * k as u64);
+        let decoded = splatcast_protocol::gop::unpack(&side, &planes).unwrap();
+        assert!(decoded.iter().all(|f| !f.is_empty() && f.len() <= 100));
+        frames += decoded.len();
+    }
+    assert_eq!(frames, common::FRAMES);
 }
