@@ -66,7 +66,7 @@ pub fn encode(input: &Path, output: &Path, mut options: LearnOptions) -> Result<
             pb.suspend(|| println!("{f}"));
             pb.inc(1);
         }
-        LearnEvent::Gop(_) => {}
+        LearnEvent::Gop(_) | LearnEvent::Chunks { .. } => {}
     })
     .with_context(|| format!("{}", input.display()))?;
     pb.finish_and_clear();

@@ -9,18 +9,23 @@
 //! ([`crate::residual`]). A new GOP starts every `gop` frames, on a scene change (the photos
 //! change too much), or when a residual frame falls too far below its keyframe's quality.
 //!
-//! Offline it takes the frames as fast as it can; online it takes each frame when its time
-//! comes at the capture's frame rate and caps each residual frame's optimisation to a time
-//! budget, reporting how late each frame leaves.
+//! Offline it takes the frames as fast as it can and codes each GOP whole once it closes; online
+//! it takes each frame when its time comes at the capture's frame rate, caps each residual
+//! frame's optimisation to a time budget, codes each frame the moment it is learnt (per-frame
+//! chunks, as `publish` sends them) and reports how late each frame leaves.
 
 use std::io::Write;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use splatcast_protocol::GaussianFrame;
+use splatcast_protocol::av1::Picture;
 use splatcast_protocol::gaussian::robust_bounds;
+use splatcast_protocol::gop::GopSide;
 use splatcast_protocol::gop::{GopStart, UnpackError};
-use splatcast_protocol::stream::{StreamLayout, StreamWriter, WriteError, WrittenGop};
+use splatcast_protocol::stream::{
+    Chunk, LiveChunks, LiveGop, StreamLayout, StreamWriter, WriteError, WrittenGop,
+};
 
 use crate::datasets::{DatasetError, Split};
 use crate::encode::{EncodeOptions, faint_left_out, stream_layout, track_settings};
@@ -201,8 +206,49 @@ pub enum LearnEvent<'a> {
     /// A frame was learnt; with it, the frame as the encoder's closed loop decoded it (the
     /// GOP's quantisation, before AV1's own error).
     Frame(&'a FrameReport, &'a GaussianFrame),
-    /// A GOP was coded and written.
+    /// A GOP was coded and written (offline).
     Gop(&'a WrittenGop),
+    /// Online: frames coded on every track and written, their chunks (one per frame and
+    /// track) in stream order, in GOP (MoQ group) `group`; the init segment before the first.
+    Chunks {
+        /// The GOP they belong to, from 0.
+        group: u64,
+        /// The stream header, with the stream's first chunks only.
+        init: Option<&'a [u8]>,
+        /// The chunks.
+        chunks: &'a [Chunk],
+    },
+}
+
+/// What the learner hands the GOP coder.
+enum ToCoder {
+    /// A finished GOP, coded whole (offline).
+    Gop(Box<PlannedGop>),
+    /// Online: one frame's pictures, coded at once (rav1e's low-latency mode); with side data,
+    /// the key frame of a new GOP (the open one ends).
+    Frame {
+        side: Option<GopSide>,
+        pictures: Vec<Picture>,
+    },
+}
+
+/// What the GOP coder hands back.
+enum Coded {
+    Gop(WrittenGop),
+    Frames { group: u64, chunks: LiveChunks },
+}
+
+impl Coded {
+    fn event(&self) -> LearnEvent<'_> {
+        match self {
+            Coded::Gop(written) => LearnEvent::Gop(written),
+            Coded::Frames { group, chunks } => LearnEvent::Chunks {
+                group: *group,
+                init: chunks.init.as_deref(),
+                chunks: &chunks.chunks,
+            },
+        }
+    }
 }
 
 /// A finished stream.
@@ -422,8 +468,8 @@ pub fn learn<W: Write + Send>(
     std::thread::scope(|scope| {
         // Finished GOPs are coded on a thread of their own while the next GOP is learnt (at
         // most one waits: a GOP's pictures are hundreds of MB at 150k Gaussians).
-        let (to_coder, coder_in) = mpsc::sync_channel::<Option<PlannedGop>>(1);
-        let (coded, coded_out) = mpsc::channel::<WrittenGop>();
+        let (to_coder, coder_in) = mpsc::sync_channel::<Option<ToCoder>>(1);
+        let (coded, coded_out) = mpsc::channel::<Coded>();
         let coder = scope.spawn(move || code_gops(coder_in, coded, writer, out));
         let (frames, reader_in) = mpsc::sync_channel(0);
         let (clock, reader_clock) = mpsc::channel();
@@ -434,7 +480,7 @@ pub fn learn<W: Write + Send>(
             frames: reader_in,
             clock,
         };
-        let send = |g: Option<PlannedGop>| -> Result<(), LearnError> {
+        let send = |g: Option<ToCoder>| -> Result<(), LearnError> {
             match to_coder.send(g) {
                 Ok(()) => Ok(()),
                 // The coder stopped on an error: it says which when joined.
@@ -458,8 +504,8 @@ pub fn learn<W: Write + Send>(
         let coder_result = coder
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p));
-        for written in coded_out.try_iter() {
-            events(LearnEvent::Gop(&written));
+        for coded in coded_out.try_iter() {
+            events(coded.event());
         }
         let (reports, (out, bytes)) = match (finished, coder_result) {
             (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
@@ -474,34 +520,63 @@ pub fn learn<W: Write + Send>(
     })
 }
 
-/// The GOP coder's loop: codes each GOP it is sent, writes it to `out` and hands it back; a
-/// `None` ends the stream with its fragment index. Without that `None` (learning failed) the
-/// index is never written, so the output does not pass for complete.
+/// The GOP coder's loop: codes each GOP (or, online, each frame) it is sent, writes it to `out`
+/// and hands it back; a `None` ends the stream with its fragment index. Without that `None`
+/// (learning failed) the index is never written, so the output does not pass for complete.
 fn code_gops<W: Write>(
-    gops: mpsc::Receiver<Option<PlannedGop>>,
-    coded: mpsc::Sender<WrittenGop>,
+    work: mpsc::Receiver<Option<ToCoder>>,
+    coded: mpsc::Sender<Coded>,
     mut writer: StreamWriter,
     mut out: W,
 ) -> Result<Option<(W, u64)>, LearnError> {
     let mut bytes = 0u64;
-    for gop in gops {
-        let Some(gop) = gop else {
-            let mfra = writer.finish()?;
-            out.write_all(&mfra)?;
-            out.flush()?;
-            return Ok(Some((out, bytes + mfra.len() as u64)));
+    // Online: the GOP being coded frame by frame, and its group number.
+    let mut live: Option<(LiveGop, u64)> = None;
+    let mut groups = 0u64;
+    let mut emit = |out: &mut W, done: Coded| -> Result<(), LearnError> {
+        let (init, chunks) = match &done {
+            Coded::Gop(w) => (&w.init, &w.chunks),
+            Coded::Frames { chunks, .. } => (&chunks.init, &chunks.chunks),
         };
-        let written = gop.finish(&mut writer)?;
-        for part in written
-            .init
-            .iter()
-            .chain(written.chunks.iter().map(|c| &c.bytes))
-        {
+        for part in init.iter().chain(chunks.iter().map(|c| &c.bytes)) {
             out.write_all(part)?;
             bytes += part.len() as u64;
         }
         out.flush()?;
-        let _ = coded.send(written);
+        let _ = coded.send(done);
+        Ok(())
+    };
+    for message in work {
+        match message {
+            Some(ToCoder::Gop(gop)) => {
+                let written = gop.finish(&mut writer)?;
+                emit(&mut out, Coded::Gop(written))?;
+            }
+            Some(ToCoder::Frame { side, pictures }) => {
+                if let Some(side) = side {
+                    if let Some((gop, group)) = live.take() {
+                        let chunks = writer.finish_live(gop)?;
+                        emit(&mut out, Coded::Frames { group, chunks })?;
+                    }
+                    live = Some((writer.start_live(&side, &pictures)?, groups));
+                    groups += 1;
+                }
+                let (gop, group) = live.as_mut().ok_or(LearnError::CoderStopped)?;
+                let chunks = writer.push_live(gop, &pictures)?;
+                let group = *group;
+                emit(&mut out, Coded::Frames { group, chunks })?;
+            }
+            None => {
+                if let Some((gop, group)) = live.take() {
+                    let chunks = writer.finish_live(gop)?;
+                    emit(&mut out, Coded::Frames { group, chunks })?;
+                }
+                let mfra = writer.finish()?;
+                out.write_all(&mfra)?;
+                out.flush()?;
+                return Ok(Some((out, bytes + mfra.len() as u64)));
+            }
+        }
     }
     Ok(None)
 }
@@ -555,9 +630,9 @@ fn learn_frames(
     options: &LearnOptions,
     layout: &StreamLayout,
     residuals: &mut ResidualTrainer,
-    code: &impl Fn(Option<PlannedGop>) -> Result<(), LearnError>,
+    code: &impl Fn(Option<ToCoder>) -> Result<(), LearnError>,
     mut events: impl FnMut(LearnEvent),
-    coded: &mpsc::Receiver<WrittenGop>,
+    coded: &mpsc::Receiver<Coded>,
 ) -> Result<Vec<FrameReport>, LearnError> {
     // Online, the rig's clock starts once the first keyframe exists (a live encoder is warmed up
     // before the show): frame 1 arrives then, frame t at (t − 1) / fps later.
@@ -573,6 +648,8 @@ fn learn_frames(
     let mut velocity: Option<Vec<glam::Vec3>> = None;
     // Online: seconds per residual step, and a residual frame's seconds outside its steps.
     let mut pace: Option<(f64, f64)> = None;
+    // Online, each frame is coded as soon as it is learnt, not once its GOP is complete.
+    let live = options.live_budget.is_some();
     for t in 0..video.frames {
         let arrival = options
             .live_budget
@@ -643,6 +720,13 @@ fn learn_frames(
                 start = Some(GopStart::Quality);
             } else {
                 let decoded = g.push(&r.frame)?;
+                if live {
+                    let pictures = g.take_latest();
+                    code(Some(ToCoder::Frame {
+                        side: None,
+                        pictures,
+                    }))?;
+                }
                 let moved = moved_fraction(reference, &decoded);
                 velocity = Some(
                     decoded
@@ -679,8 +763,9 @@ fn learn_frames(
             }
             (reason, _) => {
                 let reason = reason.unwrap_or(GopStart::Length);
-                if let Some(g) = gop.take() {
-                    code(Some(g))?;
+                // Online, the coder ends the open GOP when the next one's key frame comes.
+                if let Some(g) = gop.take().filter(|_| !live) {
+                    code(Some(ToCoder::Gop(Box::new(g))))?;
                 }
                 stages.lap("code");
                 // Online, a refresh is resumed and gets what a frame period leaves once the
@@ -724,6 +809,12 @@ fn learn_frames(
                     options.motion * radius,
                     reason,
                 )?;
+                let mut planned = planned;
+                if live {
+                    let side = Some(planned.live_side(options.encode.gop));
+                    let pictures = planned.take_latest();
+                    code(Some(ToCoder::Frame { side, pictures }))?;
+                }
                 stages.lap("plan");
                 keyframe_psnr = residuals.score(&decoded, &photos, options.keyframe.background)?;
                 stages.lap("score");
@@ -759,13 +850,13 @@ fn learn_frames(
         if let Some((decoded, _)) = &previous {
             events(LearnEvent::Frame(&report, decoded));
         }
-        for written in coded.try_iter() {
-            events(LearnEvent::Gop(&written));
+        for done in coded.try_iter() {
+            events(done.event());
         }
         reports.push(report);
     }
-    if let Some(g) = gop.take() {
-        code(Some(g))?;
+    if let Some(g) = gop.take().filter(|_| !live) {
+        code(Some(ToCoder::Gop(Box::new(g))))?;
     }
     Ok(reports)
 }

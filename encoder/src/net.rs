@@ -389,6 +389,23 @@ async fn encode_frame_by_frame(
         let _ = tx.send(encoder.finish()?);
         Ok(())
     });
+    let summary = send_live(&mut rx, &broadcast, |k| {
+        Some(start + Duration::from_secs_f64(k as f64 / fps))
+    })
+    .await;
+    encoding.await??;
+    println!("{}", summary?);
+    Ok(())
+}
+
+/// Sends live output as it comes, until its sender closes: the stream header first, each chunk
+/// the moment it arrives, one MoQ group per GOP. Returns the closing line, with each frame's
+/// wait from being taken (`taken`, by frame index) to its first track's chunk being sent.
+async fn send_live(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<LiveOutput>,
+    broadcast: &moq_net::broadcast::Producer,
+    taken: impl Fn(u64) -> Option<std::time::Instant>,
+) -> Result<String> {
     let mut writer: Option<BroadcastWriter> = None;
     let (mut group, mut groups) = (0u64, 0u64);
     let mut waits: Vec<f64> = Vec::new();
@@ -410,18 +427,17 @@ async fn encode_frame_by_frame(
             groups = groups.max(g + 1);
             bytes += chunk.bytes.len();
             w.write(*g, chunk)?;
-            if chunk.track == Some(1) {
-                let taken = Duration::from_secs_f64(chunk.frame as f64 / fps);
-                waits.push((start.elapsed().saturating_sub(taken)).as_secs_f64() * 1e3);
+            if chunk.track == Some(1)
+                && let Some(at) = taken(chunk.frame)
+            {
+                waits.push(at.elapsed().as_secs_f64() * 1e3);
             }
         }
     }
-    encoding.await??;
     if let Some(w) = writer {
         w.finish()?;
     }
-    println!("{}", sent_summary(groups, waits.len(), bytes, &mut waits));
-    Ok(())
+    Ok(sent_summary(groups, waits.len(), bytes, &mut waits))
 }
 
 /// The closing line of a live publisher: GOPs, frames and bytes sent, and the median and worst
@@ -442,10 +458,9 @@ fn sent_summary(groups: u64, frames: usize, bytes: usize, waits: &mut [f64]) -> 
 }
 
 /// Learns a multi-view video online ([`learn`] with its frame clock: frame t taken (t − 1) /
-/// fps after the first keyframe is learnt) and sends each GOP's chunks within a frame of its
-/// coding (the learner hands GOPs over between frames).
-/// Prints how long frames took from being taken to being sent: a GOP leaves once its last
-/// frame is learnt and coded, so its first frame waits longest.
+/// fps after the first keyframe is learnt) and sends each frame's chunks as soon as it is
+/// learnt and coded (rav1e's low-latency mode; the learner hands chunks over between frames).
+/// Prints how long frames took from being taken to being sent.
 async fn learn_live(
     input: &Path,
     broadcast: moq_net::broadcast::Producer,
@@ -456,7 +471,7 @@ async fn learn_live(
         options.encode.fps = fps;
     }
     options.live_budget = Some(1.0 / options.encode.fps);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<WrittenGop>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<LiveOutput>();
     // When each frame was taken: when it left the learner, less how late it left.
     let taken = std::sync::Arc::new(std::sync::Mutex::new(Vec::<std::time::Instant>::new()));
     let learning = {
@@ -469,57 +484,30 @@ async fn learn_live(
                     let at = left - Duration::from_secs_f64(report.lag);
                     taken.lock().expect("not poisoned").push(at);
                 }
-                LearnEvent::Gop(gop) => {
-                    let _ = tx.send(gop.clone());
+                LearnEvent::Chunks {
+                    group,
+                    init,
+                    chunks,
+                } => {
+                    let _ = tx.send(LiveOutput {
+                        init: init.map(<[u8]>::to_vec),
+                        chunks: chunks.iter().map(|c| (group, c.clone())).collect(),
+                        index: None,
+                    });
                 }
+                // Online, frames are coded one by one: no whole GOPs.
+                LearnEvent::Gop(_) => {}
             })
             .with_context(|| format!("{}", input.display()))?;
             Ok(())
         })
     };
-    let mut writer: Option<BroadcastWriter> = None;
-    let (mut groups, mut frames, mut bytes) = (0u64, 0usize, 0usize);
-    let mut waits: Vec<f64> = Vec::new();
-    while let Some(gop) = rx.recv().await {
-        if let Some(init) = &gop.init
-            && writer.is_none()
-        {
-            writer = Some(BroadcastWriter::new(broadcast.clone(), parse_init(init)?)?);
-        }
-        let w = writer
-            .as_mut()
-            .context("the learner sent a GOP before the stream header")?;
-        for chunk in &gop.chunks {
-            w.write(gop.index, chunk)?;
-            bytes += chunk.bytes.len();
-        }
-        w.finish_group()?;
-        let sent = std::time::Instant::now();
-        let taken = taken.lock().expect("not poisoned");
-        let span = gop.first_frame as usize..gop.first_frame as usize + gop.frames;
-        let gop_waits: Vec<f64> = taken
-            .get(span.clone())
-            .unwrap_or_default()
-            .iter()
-            .map(|&t| sent.saturating_duration_since(t).as_secs_f64() * 1e3)
-            .collect();
-        println!(
-            "sent GOP {} (frames {}..{}), {} bytes; its first frame taken {:.0} ms before",
-            gop.index,
-            span.start,
-            span.end,
-            gop.chunks.iter().map(|c| c.bytes.len()).sum::<usize>(),
-            gop_waits.first().copied().unwrap_or(0.0)
-        );
-        waits.extend(gop_waits);
-        groups += 1;
-        frames += gop.frames;
-    }
+    let summary = send_live(&mut rx, &broadcast, |k| {
+        taken.lock().expect("not poisoned").get(k as usize).copied()
+    })
+    .await;
     learning.await??;
-    if let Some(w) = writer {
-        w.finish()?;
-    }
-    println!("{}", sent_summary(groups, frames, bytes, &mut waits));
+    println!("{}", summary?);
     Ok(())
 }
 

@@ -6,8 +6,9 @@
 //! learnt).
 
 use splatcast_protocol::GaussianFrame;
+use splatcast_protocol::av1::Picture;
 use splatcast_protocol::gop::{
-    Attribute, GopPlan, GopStart, KeyframeCoding, PlaneSet, UnpackError,
+    Attribute, GopPlan, GopSide, GopStart, KeyframeCoding, PlaneSet, UnpackError,
 };
 use splatcast_protocol::stream::{StreamLayout, StreamWriter, WriteError, WrittenGop};
 use splatcast_shaders::GpuGaussians;
@@ -17,7 +18,10 @@ use crate::learn::LearnError;
 /// The frames of one GOP so far, as planes.
 pub struct PlannedGop {
     plan: GopPlan,
+    /// The frames' pictures: all of them, or online only the last (see
+    /// [`PlannedGop::take_latest`]).
     planes: Vec<PlaneSet>,
+    frames: usize,
     start: GopStart,
     /// The last frame as decoded, in GPU record layout (keyframe order).
     last: Vec<f32>,
@@ -59,6 +63,7 @@ impl PlannedGop {
         let mut gop = Self {
             plan,
             planes,
+            frames: 0,
             start,
             last: Vec::new(),
         };
@@ -91,6 +96,7 @@ impl PlannedGop {
         for (set, picture) in self.planes.iter_mut().zip(&pictures) {
             set.pictures.push(picture.clone());
         }
+        self.frames += 1;
         let decoded = self.plan.decode(pictures)?;
         self.last = GpuGaussians::pack(&decoded);
         Ok(decoded)
@@ -98,7 +104,28 @@ impl PlannedGop {
 
     /// Frames so far.
     pub fn len(&self) -> usize {
-        self.planes.first().map_or(0, |p| p.pictures.len())
+        self.frames
+    }
+
+    /// Online: the last frame's pictures, one per track, to be coded at once; the pictures
+    /// before it are let go (only the last is needed, to repeat what did not change). A GOP
+    /// taken from this way is coded live ([`PlannedGop::live_side`]), not by
+    /// [`PlannedGop::finish`].
+    pub fn take_latest(&mut self) -> Vec<Picture> {
+        self.planes
+            .iter_mut()
+            .filter_map(|set| {
+                let older = set.pictures.len().saturating_sub(1);
+                set.pictures.drain(..older);
+                set.pictures.last().cloned()
+            })
+            .collect()
+    }
+
+    /// Online: the side data of this GOP coded live, declared to hold up to `most` frames (a
+    /// live reader learns that it ended sooner from the next GOP's key frame).
+    pub fn live_side(&self, most: usize) -> GopSide {
+        self.plan.side(most, self.start, vec![0; most])
     }
 
     /// True before the keyframe (never, once opened).

@@ -192,6 +192,19 @@ fn online_refreshes_fit_the_frame_period() {
             steps[t]
         );
     }
+    // Online, frames are coded one by one into live GOPs; the file holds every frame, the
+    // refresh starting the second GOP.
+    let mut reader = StreamReader::open(std::io::Cursor::new(learned.output)).unwrap();
+    let counts: Vec<usize> = (0..reader.gop_count())
+        .map(|g| {
+            reader
+                .read_gop(g, &mut Rav1dDecoder::new(0))
+                .unwrap()
+                .frames
+                .len()
+        })
+        .collect();
+    assert_eq!(counts, [3, FRAMES - 3]);
 }
 
 #[test]
