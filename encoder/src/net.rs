@@ -483,6 +483,9 @@ async fn learn_live(
                     let left = std::time::Instant::now();
                     let at = left - Duration::from_secs_f64(report.lag);
                     taken.lock().expect("not poisoned").push(at);
+                    // The frame's line, as `encode` prints it (the first comes once the first
+                    // keyframe is learnt: the broadcast's first frame leaves then).
+                    eprintln!("{report}");
                 }
                 LearnEvent::Chunks {
                     group,
