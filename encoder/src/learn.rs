@@ -293,8 +293,9 @@ pub fn train_keyframe(
 /// if any), resumed refreshes taking `refresh_steps` on `photos` in `residuals`' GPU context
 /// (`distance`: the typical camera distance); scores are training-view PSNR on `photos`.
 /// Returns it with the steps taken, whether it was resumed and, where it was needed (scratch
-/// and `auto`), its score. `anchor` holds the PSNR of the last keyframe trained from scratch: [`Refresh::Auto`]
-/// trains from scratch when a resumed refresh falls more than `quality_drop` below it.
+/// and `auto`), its score. `anchor` holds the PSNR of the last keyframe trained from scratch:
+/// [`Refresh::Auto`] trains from scratch when a resumed refresh falls more than `quality_drop`
+/// below it.
 fn next_keyframe(
     dataset: &crate::datasets::Dataset,
     previous: Option<&GaussianFrame>,
@@ -369,9 +370,9 @@ struct TrainedKeyframe {
 /// A refresh resumed from the previous decoded frame sets `floor` to that frame's count: it was
 /// pruned once already, and its faded copies (see [`filled`]) come back only where relocation
 /// revived them. Without it, short online refreshes (one step: nothing revived) each lost
-/// another `loss` dB to pruning: 12,173 Gaussians became 4,305 in 11 frames on the H200 and
-/// the training views fell from 38.2 to 22.1 dB. Here, where relocation happens, the GOP's Gaussians are decided: fewer pixels,
-/// and none whose quantised opacity comes out more visible than it was. 3DGS-MCMC's opacity
+/// another `loss` dB to pruning: 12,173 Gaussians became 4,305 in 11 frames on the H200.
+/// Here, where relocation happens, the GOP's Gaussians are decided: fewer pixels, and none
+/// whose quantised opacity comes out more visible than it was. 3DGS-MCMC's opacity
 /// regulariser spreads a trained scene over faint Gaussians (94 % of the fox's 150k below 0.05;
 /// all left out, the keyframe fell from 44.1 to 29.7 dB held-out). Measured on the H200 (150k,
 /// 10 frames, BENCHMARKS.md session 18): at 0.1 dB (before a scoring fix) nothing was left out
@@ -561,6 +562,7 @@ fn code_gops<W: Write>(
                     live = Some((writer.start_live(&side, &pictures)?, groups));
                     groups += 1;
                 }
+                // The learner opens every live GOP with its key frame's side data.
                 let (gop, group) = live.as_mut().ok_or(LearnError::CoderStopped)?;
                 let chunks = writer.push_live(gop, &pictures)?;
                 let group = *group;

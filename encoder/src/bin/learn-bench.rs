@@ -9,9 +9,9 @@
 //!  [--quality Q] [--refresh auto|resume|scratch] [--prediction velocity|still]
 //!  [--coarse F] [--position-rate X] [--appearance-rate X] [--rate W] [--quantizers P,R,S,C,SH]
 //!  [--prune-below O] [--prune-loss DB] [--out DIR]` prints a markdown table and writes
-//! `learn.md`, `learn.csv` and `learn.png` (held-out PSNR over the frames) into `--out`. For the first GOP it also splits
-//! AV1's error by attribute and says how much of the closed loop's frame-to-frame change the
-//! stream carries.
+//! `learn.md`, `learn.csv` and `learn.png` (held-out PSNR over the frames) into `--out`. For
+//! the first GOP it also splits AV1's error by attribute and says how much of the closed loop's
+//! frame-to-frame change the stream carries.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
